@@ -1,0 +1,43 @@
+# Run `make help` for the list of targets.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help.
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the platform with its dev tools (pinned).
+
+run: $(STAMP) ## Start the embedded platform with demo data (Ctrl-C stops it).
+	$(BIN)/fk up --demo
+
+test: $(STAMP) ## Run the whole test suite on the real embedded engines.
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff lint + format check, mypy strict.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: lint test ## What CI runs.
+
+bench: $(STAMP) ## Benchmarks, each beside its baseline (see BENCHMARKS.md).
+	$(BIN)/python -m bench
+
+token: $(STAMP) ## Print a development JWT (ORG=demo).
+	@$(BIN)/fk token --org $(or $(ORG),demo)
+
+clean: ## Remove the virtual environment and local data.
+	rm -rf $(VENV) data
+
+.PHONY: help install run test lint check bench token clean

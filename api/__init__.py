@@ -1,0 +1,1 @@
+"""The HTTP API: thin routes that read from the store and publish commands to Kafka."""

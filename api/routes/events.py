@@ -1,0 +1,71 @@
+"""`POST /events`: validate engagement events and publish them to `engagement-events`."""
+
+import asyncio
+import time
+from typing import Annotated
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Body, status
+from pydantic import Field
+
+from api.deps import PrincipalDep, ServicesDep
+from api.errors import InvalidInput, ServiceUnavailable
+from schemas.api import EventsAccepted, Problem
+from schemas.events import EngagementEvent
+
+router = APIRouter(tags=["events"])
+
+EventOrEvents = EngagementEvent | Annotated[list[EngagementEvent], Field(min_length=1)]
+
+
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventsAccepted,
+    summary="Publish one engagement event or an array of them.",
+    responses={
+        413: {"model": Problem, "description": "Body larger than 1 MiB."},
+        422: {"model": Problem, "description": "An event is invalid; none was published."},
+        503: {"model": Problem, "description": "The broker did not acknowledge the events."},
+    },
+)
+async def post_events(
+    services: ServicesDep,
+    _principal: PrincipalDep,
+    body: Annotated[EventOrEvents, Body()],
+) -> EventsAccepted:
+    """All or nothing: if any event is invalid (including a timestamp more than five minutes in the
+    future), the answer is 422 naming each one and nothing is published. Accepted events are
+    acknowledged by the broker before the 202."""
+    settings = services.settings
+    events = body if isinstance(body, list) else [body]
+    if len(events) > settings.max_events_per_request:
+        raise InvalidInput(f"At most {settings.max_events_per_request} events per request.")
+    horizon_ms = int(time.time() * 1000) + settings.max_future_skew_seconds * 1000
+    future = [
+        {
+            "location": f"body.{i}.timestamp" if isinstance(body, list) else "body.timestamp",
+            "message": f"more than {settings.max_future_skew_seconds}s in the future",
+            "type": "future_timestamp",
+        }
+        for i, e in enumerate(events)
+        if e.timestamp_ms > horizon_ms
+    ]
+    if future:
+        raise InvalidInput("An event's timestamp is in the future.", errors=future)
+    try:
+        sends = [
+            await services.producer.send(
+                settings.engagement_topic,
+                value=e.model_dump_json(by_alias=True, exclude_none=True).encode(),
+                key=e.influencer_id.encode(),
+            )
+            for e in events
+        ]
+        await asyncio.wait_for(asyncio.gather(*sends), timeout=10)
+    except (KafkaError, TimeoutError) as exc:
+        raise ServiceUnavailable(
+            f"The broker did not accept the events ({type(exc).__name__}).",
+            headers={"Retry-After": "1"},
+        ) from None
+    return EventsAccepted(accepted=len(events), event_ids=[e.event_id for e in events])

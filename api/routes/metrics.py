@@ -1,0 +1,55 @@
+"""Windowed engagement metrics of a campaign or a creator, served from a short-lived cache."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+
+from api.deps import PrincipalDep, ServicesDep
+from api.errors import NotFound
+from api.queries import entity_metrics
+from schemas.api import EntityMetrics, Problem
+
+router = APIRouter(tags=["metrics"])
+
+EntityId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No events and no record for this id."}
+}
+
+
+async def _metrics(
+    services: ServicesDep, kind: Literal["campaign", "influencer"], entity_id: str
+) -> EntityMetrics:
+    async def load() -> EntityMetrics | None:
+        return await entity_metrics(services.store, kind, entity_id, datetime.now(UTC))
+
+    result = await services.metrics_cache.get((kind, entity_id), load)
+    if result is None:
+        raise NotFound(f"No {kind} {entity_id!r} has events.")
+    return result
+
+
+@router.get(
+    "/campaigns/{campaign_id}/metrics",
+    response_model=EntityMetrics,
+    summary="Engagement of a campaign: last hour, last 24 hours and all time, by event time.",
+    responses=_RESPONSES,
+)
+async def campaign_metrics(
+    campaign_id: EntityId, services: ServicesDep, _principal: PrincipalDep
+) -> EntityMetrics:
+    return await _metrics(services, "campaign", campaign_id)
+
+
+@router.get(
+    "/influencers/{influencer_id}/metrics",
+    response_model=EntityMetrics,
+    summary="Engagement of a creator: last hour, last 24 hours and all time, by event time.",
+    responses=_RESPONSES,
+)
+async def influencer_metrics(
+    influencer_id: EntityId, services: ServicesDep, _principal: PrincipalDep
+) -> EntityMetrics:
+    return await _metrics(services, "influencer", influencer_id)

@@ -1,0 +1,222 @@
+"""`fk`: the platform's command line (up, worker, api, replay, token)."""
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from core.settings import Settings, get_settings
+
+
+def _settings() -> Settings:
+    from core.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from core.auth import issue_token
+
+    settings = get_settings()
+    ttl = args.ttl_hours * 3600 if args.ttl_hours else settings.dev_token_ttl_hours * 3600
+    print(
+        issue_token(
+            settings.jwt_secret,
+            org=args.org,
+            subject=args.subject,
+            ttl_seconds=ttl,
+            issuer=settings.jwt_issuer,
+        )
+    )
+    return 0
+
+
+async def _replay_demo(settings: Settings) -> None:
+    from streams.demo import demo_events
+    from streams.replay import paced, produce
+
+    await produce(
+        settings.bootstrap, settings.engagement_topic, paced(demo_events(), rate=None, speedup=None)
+    )
+
+
+async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None:
+    import uvicorn
+    from faust.contrib.asgi import faust_app_running
+
+    from api.main import create_app
+    from core.clickhouse import Store
+    from core.kafka import ensure_topics
+    from streams.app import create_faust_app
+    from streams.topics import platform_topics
+
+    await ensure_topics(settings.bootstrap, platform_topics(settings))
+    store = await asyncio.to_thread(
+        Store.open,
+        settings.store_url,
+        settings.clickhouse_database,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+    )
+    try:
+        lifespans = []
+        if worker:
+            faust_app = create_faust_app(settings, store)
+            lifespans.append(lambda: faust_app_running(faust_app))
+        if demo:
+
+            @asynccontextmanager
+            async def demo_replay() -> AsyncIterator[None]:
+                task = asyncio.create_task(_replay_demo(settings))
+                yield
+                task.cancel()
+
+            lifespans.append(demo_replay)
+        api = create_app(settings, store=store, lifespans=lifespans)
+        config = uvicorn.Config(
+            api,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        store.close()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from core.auth import issue_token
+    from core.kafka import EmbeddedBroker
+
+    settings = _settings()
+    broker = EmbeddedBroker(settings.kafka_embedded_port) if settings.embedded_broker else None
+    if broker is not None:
+        broker.start()
+    token = issue_token(
+        settings.jwt_secret,
+        org=args.org,
+        ttl_seconds=settings.dev_token_ttl_hours * 3600,
+        issuer=settings.jwt_issuer,
+    )
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    print(f"API      {base}  (docs: {base}/docs)", file=sys.stderr)
+    print(f"Kafka    {settings.bootstrap}{' (embedded)' if broker else ''}", file=sys.stderr)
+    print(f"Store    {settings.store_url}", file=sys.stderr)
+    print(f"Token    {token}", file=sys.stderr)
+    print(
+        f"Try      curl -H 'Authorization: Bearer $TOKEN' {base}/campaigns/cmp_diwali_24/metrics",
+        file=sys.stderr,
+    )
+    try:
+        asyncio.run(_serve(settings, demo=args.demo))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+    from prometheus_client import start_http_server
+
+    from core.clickhouse import Store
+    from streams.app import create_faust_app
+
+    settings = _settings()
+    store = Store.open(
+        settings.store_url,
+        settings.clickhouse_database,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+    )
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=settings.api_host)
+    app = create_faust_app(settings, store)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    settings = _settings()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, demo=False, worker=False))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from streams.replay import paced, produce, read_file
+
+    settings = _settings()
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"fk replay: no such file: {path}", file=sys.stderr)
+        return 2
+    topic = args.topic or settings.engagement_topic
+    with tqdm(unit="ev", desc=f"replay → {topic}", file=sys.stderr) as bar:
+        sent = asyncio.run(
+            produce(
+                settings.bootstrap,
+                topic,
+                paced(read_file(path), rate=args.rate, speedup=args.speedup),
+                on_progress=bar.update,
+            )
+        )
+    print(f"sent {sent} messages to {topic}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the embedded platform: broker, worker, API, store")
+    up.add_argument("--demo", action="store_true", help="replay the bundled demo dataset")
+    up.add_argument("--org", default="demo", help="organisation of the printed dev token")
+    up.set_defaults(func=cmd_up)
+
+    worker = sub.add_parser("worker", help="run a stream worker against FK_KAFKA_BOOTSTRAP")
+    worker.add_argument("--metrics-port", type=int, default=9100, help="Prometheus port (0 = none)")
+    worker.set_defaults(func=cmd_worker)
+
+    api = sub.add_parser("api", help="run the HTTP API only")
+    api.set_defaults(func=cmd_api)
+
+    replay = sub.add_parser("replay", help="produce a JSONL or performance-CSV file into Kafka")
+    replay.add_argument("file")
+    replay.add_argument("--rate", type=float, default=None, help="events per second at most")
+    replay.add_argument(
+        "--speedup", type=float, default=None, help="pace by recorded event time, N times faster"
+    )
+    replay.add_argument("--topic", default=None, help="default: engagement-events")
+    replay.set_defaults(func=cmd_replay)
+
+    token = sub.add_parser("token", help="print a development JWT")
+    token.add_argument("--org", default="demo")
+    token.add_argument("--subject", default="dev")
+    token.add_argument("--ttl-hours", type=int, default=None)
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

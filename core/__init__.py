@@ -1,0 +1,1 @@
+"""Shared plumbing for streams/ and api/: settings, logging, metrics, store, auth, broker."""

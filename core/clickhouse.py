@@ -1,0 +1,199 @@
+"""The ClickHouse store: one client (chDB in-process or a server over HTTP), migrations, and
+async wrappers that run the synchronous driver off the event loop.
+
+Driver errors become `StoreUnavailable` (the API answers 503) or `StoreQueryError` (a bug of ours,
+500); raw ClickHouse text never reaches a client.
+"""
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import clickhouse_connect
+import structlog
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "deploy" / "clickhouse" / "migrations"
+_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or refused to work (retryable)."""
+
+
+class StoreQueryError(StoreError):
+    """A query of ours was rejected by the store (not retryable)."""
+
+
+def _connect(url: str, database: str, user: str, password: str) -> Client:
+    if url.startswith("chdb://"):
+        return clickhouse_connect.get_client(dsn=url, database=database)
+    return clickhouse_connect.get_client(
+        dsn=url,
+        database=database,
+        username=user,
+        password=password,
+        connect_timeout=5,
+        send_receive_timeout=30,
+    )
+
+
+def _split_statements(sql: str) -> list[str]:
+    """Split a migration file on `;` at the end of a line (our DDL has none inside strings)."""
+    parts = re.split(r";\s*$", sql, flags=re.MULTILINE)
+    return [p.strip() for p in parts if p.strip() and not _only_comments(p)]
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
+
+
+class Store:
+    """A connected store bound to one database. Create with `Store.open(...)`."""
+
+    def __init__(self, client: Client, database: str, *, workers: int = 4) -> None:
+        self.client = client
+        self.database = database
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        database: str,
+        *,
+        user: str = "default",
+        password: str = "",
+        migrate: bool = True,
+    ) -> "Store":
+        """Connect, create the database if needed and apply pending migrations (blocking)."""
+        if not _DATABASE_NAME.match(database):
+            raise ValueError(f"invalid database name {database!r}")
+        if url.startswith("chdb://"):
+            Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+        try:
+            bootstrap = _connect(url, "default", user, password)
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            client = _connect(url, database, user, password)
+        except ClickHouseError as exc:
+            raise StoreUnavailable(f"cannot open store: {type(exc).__name__}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot reach store: {exc.strerror or exc}") from exc
+        store = cls(client, database)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
+        """Apply every numbered `NNNN_*.sql` file not applied yet, in order; return their names."""
+        self.client.command(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+        applied = {
+            row[0]
+            for row in self.client.query("SELECT version FROM schema_migrations FINAL").result_rows
+        }
+        done: list[str] = []
+        for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+            version = int(path.name[:4])
+            if version in applied:
+                continue
+            for statement in _split_statements(path.read_text()):
+                self.client.command(statement)
+            self.client.insert(
+                "schema_migrations", [[version, path.name]], column_names=["version", "name"]
+            )
+            done.append(path.name)
+            log.info("store.migrated", migration=path.name, database=self.database)
+        return done
+
+    # -- blocking calls (run in the store's threads by the async wrappers) -------------------
+
+    def query_rows_sync(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        try:
+            result = self.client.query(sql, parameters=parameters)
+            return [tuple(row) for row in result.result_rows]
+        except ClickHouseError as exc:
+            raise self._translate(exc) from exc
+
+    def query_columns_sync(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[Sequence[Any]]:
+        try:
+            columns: list[Sequence[Any]] = list(
+                self.client.query(sql, parameters=parameters).result_columns
+            )
+            return columns
+        except ClickHouseError as exc:
+            raise self._translate(exc) from exc
+
+    def insert_sync(
+        self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
+    ) -> None:
+        try:
+            self.client.insert(table, columns, column_names=list(names), column_oriented=True)
+        except ClickHouseError as exc:
+            raise self._translate(exc) from exc
+
+    def command_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        try:
+            return self.client.command(sql, parameters=parameters)
+        except ClickHouseError as exc:
+            raise self._translate(exc) from exc
+
+    # -- async wrappers ---------------------------------------------------------------------
+
+    async def query_rows(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        return await self._run(self.query_rows_sync, sql, parameters)
+
+    async def query_columns(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[Sequence[Any]]:
+        return await self._run(self.query_columns_sync, sql, parameters)
+
+    async def insert(
+        self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
+    ) -> None:
+        await self._run(self.insert_sync, table, columns, names)
+
+    async def ping(self) -> None:
+        await self._run(self.command_sync, "SELECT 1")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except OSError as exc:
+            raise StoreUnavailable(f"store unreachable: {exc.strerror or exc}") from exc
+
+    @staticmethod
+    def _translate(exc: ClickHouseError) -> StoreError:
+        text = str(exc)
+        if "UNKNOWN_TABLE" in text or "SYNTAX_ERROR" in text or "UNKNOWN_IDENTIFIER" in text:
+            return StoreQueryError(type(exc).__name__)
+        return StoreUnavailable(type(exc).__name__)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        # Closing a dead connection is not worth failing a shutdown.
+        with contextlib.suppress(ClickHouseError):
+            self.client.close()

@@ -1,0 +1,111 @@
+"""Every setting of the platform, read from `FK_*` environment variables or `.env`.
+
+Nobody else reads `os.environ`: code takes a `Settings` (tests build their own) or calls
+`get_settings()`.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["dev", "test", "prod"] = Field(
+        default="dev", description="prod refuses placeholder secrets."
+    )
+    data_dir: Path = Field(default=Path("data"), description="Embedded-mode state (chDB).")
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    # Kafka
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port list; unset in embedded mode = start the broker."
+    )
+    kafka_embedded_port: int = 19092
+    kafka_session_timeout_ms: int = Field(
+        default=6000, description="Also bounds how long a group join takes on the embedded broker."
+    )
+    kafka_heartbeat_interval_ms: int = 1500
+    topic_prefix: str = Field(default="", description="Prepended to every topic name.")
+    engagement_partitions: int = 4
+    consumer_group: str = "fk-engagement"
+    faust_app_id: str = "fk"
+
+    # ClickHouse
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="chdb:///abs/path or http(s)://host:8123; default chDB in data_dir.",
+    )
+    clickhouse_database: str = "fk"
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
+
+    # Pipeline
+    sink_max_batch: int = 20_000
+    sink_poll_timeout_ms: int = 100
+    max_future_skew_seconds: int = 300
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    metrics_cache_ttl_seconds: float = Field(
+        default=0.5, description="How long a metrics answer may be served from memory."
+    )
+    max_events_per_request: int = 1000
+
+    # Auth
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_issuer: str = "fk"
+    dev_token_ttl_hours: int = 24 * 30
+
+    # Webhooks and LLM (used by the orchestrator and the brief generator)
+    webhook_allowed_hosts: str = ""
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "Settings":
+        if self.env == "prod" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError("FK_JWT_SECRET must be set to a real secret when FK_ENV=prod")
+        return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker address clients use (the embedded broker's when none is configured)."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_embedded_port}"
+
+    @property
+    def store_url(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def engagement_topic(self) -> str:
+        return self.topic("engagement-events")
+
+    @property
+    def engagement_dlq_topic(self) -> str:
+        return self.topic("engagement-events-dlq")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,92 @@
+"""The engagement event contract (topic `engagement-events`) and its dead-letter reasons."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
+
+from schemas.base import WireModel
+
+MAX_EVENT_BYTES = 64 * 1024
+"""A valid event is a few hundred bytes; anything above this is refused unread."""
+
+# Epoch milliseconds accepted as a timestamp: 2000-01-01 .. 2100-01-01.
+_MIN_EPOCH_MS = 946_684_800_000
+_MAX_EPOCH_MS = 4_102_444_800_000
+
+
+class Platform(StrEnum):
+    instagram = "instagram"
+    tiktok = "tiktok"
+    youtube = "youtube"
+    x = "x"
+    facebook = "facebook"
+
+
+class DeadLetterReason(StrEnum):
+    """Why a message went to the dead-letter topic (a bounded set: it labels a metric)."""
+
+    too_large = "too_large"
+    invalid_json = "invalid_json"
+    invalid_event = "invalid_event"
+    future_timestamp = "future_timestamp"
+
+
+def parse_event_time(value: Any) -> datetime:
+    """Accept epoch milliseconds or an RFC 3339 string with an offset; return aware UTC.
+
+    Naive strings, floats, booleans and out-of-range epochs are refused: a producer that omits
+    the offset would otherwise be silently shifted by the consumer's time zone.
+    """
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be epoch milliseconds or an RFC 3339 string")
+    if isinstance(value, int):
+        if not _MIN_EPOCH_MS <= value < _MAX_EPOCH_MS:
+            raise ValueError("epoch-millisecond timestamp out of range (years 2000-2099)")
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("timestamp is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise ValueError("RFC 3339 timestamp needs an offset (Z or +hh:mm)")
+        return parsed.astimezone(UTC)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    raise ValueError("timestamp must be epoch milliseconds or an RFC 3339 string")
+
+
+EventTime = Annotated[datetime, BeforeValidator(parse_event_time)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Count = Annotated[int, Field(ge=0, le=2**53, strict=True)]
+Hashtag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class EngagementEvent(WireModel):
+    """One creator engagement observation; `eventId` is the idempotency key.
+
+    Counts are increments (default 0); `followers` is a gauge at that time. Unknown extra fields
+    are ignored so producers can add fields before consumers know them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: Identifier
+    timestamp: EventTime
+    influencer_id: Identifier
+    platform: Platform
+    campaign_id: Identifier | None = None
+    post_id: Identifier | None = None
+    views: Count = 0
+    likes: Count = 0
+    comments: Count = 0
+    shares: Count = 0
+    saves: Count = 0
+    followers: Count | None = None
+    hashtags: Annotated[list[Hashtag], Field(max_length=50)] = Field(default_factory=list)
+
+    @property
+    def timestamp_ms(self) -> int:
+        return int(self.timestamp.timestamp() * 1000)

@@ -1,0 +1,1 @@
+"""Faust agents and services, one module per stream."""

@@ -1,0 +1,65 @@
+"""The engagement sink: writes first-seen events to `engagement_events`, once per eventId.
+
+Exactly-once effect on top of at-least-once delivery: the sink remembers every eventId it has
+stored (reloaded from the store whenever partitions are assigned, so ids written before a crash
+or by another worker are known), drops ids it has seen, and only then inserts. Offsets are
+committed after the insert, so a crash replays at most the uncommitted batch, whose ids are then
+found in the store and dropped.
+"""
+
+import asyncio
+import time
+
+import structlog
+
+from core import metrics
+from core.clickhouse import Store, StoreUnavailable
+from streams.transforms import EVENT_COLUMNS, EventBatch
+
+log = structlog.get_logger(__name__)
+
+
+class EngagementSink:
+    def __init__(self, store: Store, *, max_backoff: float = 5.0) -> None:
+        self.store = store
+        self.seen: set[str] = set()
+        self.max_backoff = max_backoff
+
+    async def load_seen(self) -> int:
+        """Replace the known ids with every id in the store (a full column scan, ~0.1 s per
+        million ids on chDB; the set costs ~90 bytes per id)."""
+        started = time.perf_counter()
+        columns = await self.store.query_columns("SELECT event_id FROM engagement_events")
+        self.seen = set(columns[0]) if columns else set()
+        log.info(
+            "sink.seen_loaded", ids=len(self.seen), seconds=round(time.perf_counter() - started, 3)
+        )
+        return len(self.seen)
+
+    def is_new(self, event_id: str) -> bool:
+        return event_id not in self.seen
+
+    async def write(self, batch: EventBatch, *, stopping: asyncio.Event | None = None) -> None:
+        """Insert the batch, retrying with back-off while the store is unavailable.
+
+        Raises `StoreUnavailable` only when `stopping` is set mid-retry: the caller must then not
+        commit offsets, so the batch is read again after the restart.
+        """
+        if not batch:
+            return
+        delay = 0.2
+        while True:
+            started = time.perf_counter()
+            try:
+                await self.store.insert("engagement_events", batch.columns, EVENT_COLUMNS)
+                break
+            except StoreUnavailable as exc:
+                metrics.SINK_FAILURES.inc()
+                log.warning("sink.insert_failed", error=str(exc), rows=len(batch), retry_in=delay)
+                if stopping is not None and stopping.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+        metrics.SINK_INSERT_SECONDS.observe(time.perf_counter() - started)
+        metrics.SINK_BATCH_ROWS.observe(len(batch))
+        self.seen |= batch.ids

@@ -1,0 +1,132 @@
+"""Fixtures on the real embedded engines: one Tansu broker and one chDB path per session (chDB
+allows one path per process), and per test its own topics, consumer group and database."""
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from api.main import create_app
+from core.auth import issue_token
+from core.clickhouse import Store
+from core.kafka import EmbeddedBroker, ensure_topics
+from core.settings import Settings
+from streams.agents.engagement import EngagementConsumer
+from streams.topics import platform_topics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    b = EmbeddedBroker(free_port())
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, chdb_url: str, tmp_path: Path) -> Settings:
+    tag = uuid.uuid4().hex[:10]
+    return make_settings(
+        env="test",
+        data_dir=tmp_path,
+        kafka_bootstrap=broker.bootstrap,
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=500,
+        topic_prefix=f"t{tag}-",
+        consumer_group=f"g{tag}",
+        faust_app_id=f"fk{tag}",
+        clickhouse_url=chdb_url,
+        clickhouse_database=f"t_{tag}",
+        metrics_cache_ttl_seconds=0.0,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    st = Store.open(settings.store_url, settings.clickhouse_database)
+    yield st
+    st.command_sync(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`")
+    st.close()
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> None:
+    await ensure_topics(settings.bootstrap, platform_topics(settings))
+
+
+@pytest.fixture
+async def pipeline(
+    settings: Settings, store: Store, topics: None
+) -> AsyncIterator[EngagementConsumer]:
+    consumer = EngagementConsumer(settings, store)
+    await consumer.start()
+    yield consumer
+    await consumer.stop()
+
+
+@pytest.fixture
+def token(settings: Settings) -> str:
+    return issue_token(settings.jwt_secret, org="acme")
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, store: Store, topics: None, token: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, store=store)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://api",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as c:
+            yield c
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=8 * 1024 * 1024
+    )
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def wait_until(
+    condition: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
+) -> Any:
+    """Poll `condition` (sync or async) until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")

@@ -1,0 +1,65 @@
+"""Test data: engagement events and an independent reference aggregation."""
+
+import itertools
+import time
+from collections import defaultdict
+from typing import Any
+
+import orjson
+
+_ids = itertools.count()
+
+
+def make_event(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "eventId": f"ev-{next(_ids)}-{time.monotonic_ns()}",
+        "timestamp": int(time.time() * 1000) - 60_000,
+        "influencerId": "inf_a",
+        "platform": "instagram",
+        "campaignId": "cmp_a",
+        "views": 100,
+        "likes": 10,
+        "comments": 2,
+        "shares": 1,
+        "saves": 3,
+    }
+    event.update(overrides)
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    return orjson.dumps(event)
+
+
+_COUNTS = ("views", "likes", "comments", "shares", "saves")
+
+
+def reference_metrics(
+    events: list[dict[str, Any]], *, key: str, entity: str, now_ms: int
+) -> dict[str, dict[str, Any]]:
+    """What the API must answer, computed independently: first occurrence of each eventId wins."""
+    seen: set[str] = set()
+    windows: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys((*_COUNTS, "events"), 0))
+    for e in events:
+        if e["eventId"] in seen:
+            continue
+        seen.add(e["eventId"])
+        if e.get(key) != entity:
+            continue
+        age = now_ms - e["timestamp"]
+        names = (
+            ["total"]
+            + (["window24h"] if age <= 24 * 3_600_000 else [])
+            + (["window1h"] if age <= 3_600_000 else [])
+        )
+        for name in names:
+            for c in _COUNTS:
+                windows[name][c] += e.get(c, 0)
+            windows[name]["events"] += 1
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("window1h", "window24h", "total"):
+        w = dict(windows[name])
+        w["engagements"] = w["likes"] + w["comments"] + w["shares"]
+        w["engagementRate"] = round(w["engagements"] / w["views"] * 100, 4) if w["views"] else 0.0
+        out[name] = w
+    return out

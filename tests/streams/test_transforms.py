@@ -1,0 +1,119 @@
+"""The decoder: every valid shape accepted, every invalid one rejected with a bounded reason."""
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.events import DeadLetterReason, EngagementEvent, Platform
+from streams.transforms import EVENT_COLUMNS, EventBatch, Rejection, decode_event
+from tests.factories import encode, make_event
+
+NOW_MS = int(time.time() * 1000)
+
+
+def decode(raw: bytes) -> EngagementEvent | Rejection:
+    return decode_event(raw, now_ms=NOW_MS, max_future_ms=300_000)
+
+
+def test_accepts_rfc3339_with_offset_and_normalises_to_utc() -> None:
+    event = decode(encode(make_event(timestamp="2026-11-27T15:48:10+05:30")))
+    assert isinstance(event, EngagementEvent)
+    assert event.timestamp == datetime(2026, 11, 27, 10, 18, 10, tzinfo=UTC)
+
+
+def test_accepts_epoch_milliseconds() -> None:
+    event = decode(encode(make_event(timestamp=1795774560000)))
+    assert isinstance(event, EngagementEvent)
+    assert event.timestamp_ms == 1795774560000
+
+
+def test_defaults_counts_to_zero_and_ignores_unknown_fields() -> None:
+    raw = encode(
+        {
+            "eventId": "e1",
+            "timestamp": NOW_MS,
+            "influencerId": "i",
+            "platform": "x",
+            "newField": {"nested": True},
+        }
+    )
+    event = decode(raw)
+    assert isinstance(event, EngagementEvent)
+    assert (event.views, event.likes, event.saves, event.campaign_id) == (0, 0, 0, None)
+    assert event.platform is Platform.x
+
+
+def test_accepts_the_shared_examples() -> None:
+    lines = [
+        b'{"eventId":"4f1c2b0e-0001","timestamp":"2026-11-27T10:15:00Z","influencerId":"inf_aarav",'
+        b'"platform":"instagram","campaignId":"cmp_diwali_24","postId":"ig_1002","views":120,'
+        b'"likes":9,"comments":1,"shares":0,"followers":152400,"hashtags":["#diwali","#foodie"]}',
+        b'{"eventId":"4f1c2b0e-0003","timestamp":"2026-11-27T15:48:10+05:30","influencerId":'
+        b'"inf_meera","platform":"youtube","postId":"yt_80","views":2300,"likes":140,'
+        b'"comments":22,"shares":4}',
+    ]
+    for line in lines:
+        assert isinstance(
+            decode_event(line, now_ms=1795774560000 + 10**9, max_future_ms=0), EngagementEvent
+        )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "mentions"),
+    [
+        (b"not json", DeadLetterReason.invalid_json, "JSON"),
+        (b"", DeadLetterReason.invalid_json, "JSON"),
+        (b"[1, 2]", DeadLetterReason.invalid_event, "object"),
+        (encode(make_event(views=-1)), DeadLetterReason.invalid_event, "views"),
+        (encode(make_event(likes="5")), DeadLetterReason.invalid_event, "likes"),
+        (encode(make_event(shares=1.5)), DeadLetterReason.invalid_event, "shares"),
+        (encode(make_event(comments=True)), DeadLetterReason.invalid_event, "comments"),
+        (encode(make_event(platform="myspace")), DeadLetterReason.invalid_event, "platform"),
+        (encode(make_event(influencerId=None)), DeadLetterReason.invalid_event, "influencerId"),
+        (encode(make_event(eventId="")), DeadLetterReason.invalid_event, "eventId"),
+        (
+            encode(make_event(timestamp="2026-11-27T10:15:00")),
+            DeadLetterReason.invalid_event,
+            "offset",
+        ),
+        (encode(make_event(timestamp="yesterday")), DeadLetterReason.invalid_event, "timestamp"),
+        (encode(make_event(timestamp=12)), DeadLetterReason.invalid_event, "range"),
+        (
+            encode(make_event(timestamp=NOW_MS + 301_000)),
+            DeadLetterReason.future_timestamp,
+            "future",
+        ),
+        (encode(make_event(hashtags="#one")), DeadLetterReason.invalid_event, "hashtags"),
+        (b'{"eventId": "' + b"x" * 1_000_000 + b'"}', DeadLetterReason.too_large, "bytes"),
+    ],
+)
+def test_rejects_with_reason(raw: bytes, reason: DeadLetterReason, mentions: str) -> None:
+    result = decode(raw)
+    assert isinstance(result, Rejection)
+    assert result.reason is reason
+    assert mentions.lower() in result.error.lower()
+
+
+def test_rejects_missing_value() -> None:
+    result = decode_event(None, now_ms=NOW_MS, max_future_ms=0)
+    assert isinstance(result, Rejection)
+    assert result.reason is DeadLetterReason.invalid_json
+
+
+def test_timestamp_just_inside_the_future_skew_is_accepted() -> None:
+    assert isinstance(decode(encode(make_event(timestamp=NOW_MS + 299_000))), EngagementEvent)
+
+
+def test_batch_lays_out_columns_in_store_order() -> None:
+    batch = EventBatch()
+    event = decode(encode(make_event(eventId="e1", campaignId=None, followers=7, hashtags=["#a"])))
+    assert isinstance(event, EngagementEvent)
+    batch.add(event, source="stream", partition=2, offset=41)
+    row = dict(zip(EVENT_COLUMNS, (col[0] for col in batch.columns), strict=True))
+    assert row["event_id"] == "e1"
+    assert row["campaign_id"] == ""
+    assert row["followers"] == 7
+    assert row["hashtags"] == ["#a"]
+    assert (row["kafka_partition"], row["kafka_offset"]) == (2, 41)
+    assert len(batch) == 1
