@@ -16,6 +16,7 @@ import mode
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from core import metrics
 from core.clickhouse import Store
@@ -24,6 +25,8 @@ from streams.sinks import EngagementSink
 from streams.transforms import EventBatch, Rejection, decode_event
 
 log = structlog.get_logger(__name__)
+
+_YIELD_EVERY = 1000
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest message the consumer fetches and the dead-letter producer forwards unchanged."""
@@ -108,7 +111,9 @@ class EngagementConsumer(mode.Service):
         is_new = self.sink.is_new
         for tp, records in batch.items():
             received += len(records)
-            for record in records:
+            for n, record in enumerate(records, 1):
+                if n % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let the API and heartbeats run between chunks
                 result = decode_event(record.value, now_ms=now_ms, max_future_ms=max_future_ms)
                 if isinstance(result, Rejection):
                     rejected.append((record, result))
@@ -122,7 +127,14 @@ class EngagementConsumer(mode.Service):
 
         await self._dead_letter(rejected)
         await self.sink.write(events, stopping=self._stopping)
-        await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        try:
+            await self.consumer.commit(
+                {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            )
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced while we worked: the batch is stored, its offsets are not, so
+            # whoever owns the partitions now reads it again and the sink drops it as seen.
+            log.warning("engagement.commit_failed", error=type(exc).__name__, events=len(events))
 
         done = time.time()
         metrics.PIPELINE_EVENTS_STORED.inc(len(events))
