@@ -28,6 +28,9 @@ PIPELINE_FRESHNESS_SECONDS = Histogram(
     "From the message's broker timestamp to its events being queryable in the store.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+ASSIGNED_PARTITIONS = Gauge(
+    "fk_pipeline_assigned_partitions", "Partitions of engagement-events this worker owns."
+)
 CONSUMER_LAG = Gauge(
     "fk_pipeline_consumer_lag_messages",
     "High-water mark minus position, per partition of engagement-events.",

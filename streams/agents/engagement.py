@@ -41,6 +41,7 @@ class _ReloadOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         await self.sink.load_seen()
+        metrics.ASSIGNED_PARTITIONS.set(len(list(assigned)))
 
 
 class EngagementConsumer(mode.Service):
