@@ -52,9 +52,10 @@ async def test_replay_jsonl_and_csv_lands_events(
     ]
     jsonl.write_bytes(b"\n".join([*lines, b"not json"]) + b"\n")
     csv = tmp_path / "performance.csv"
+    posted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     csv.write_text(
         "\ufeffcampaign_id,influencer_id,platform,post_id,posted_at,views,likes,comments,shares\r\n"
-        f"cmp_replay,inf_x,tiktok,tt_1,{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())},100,9,1,0\r\n"
+        f"cmp_replay,inf_x,tiktok,tt_1,{posted},100,9,1,0\r\n"
     )
     out = fk("replay", str(jsonl), "--rate", "500", env=_replay_env(settings), cwd=tmp_path)
     assert "sent 51 messages" in out
