@@ -1,7 +1,9 @@
-"""A small in-memory read-through cache with a TTL and single-flight loading.
+"""A small in-memory read-through cache: TTL, single-flight loading, stale-while-revalidate.
 
-It sits in front of the store for hot reads: under load one request per key and TTL reaches the
-store, concurrent misses for the same key share one load, and answers are at most `ttl` old.
+It sits in front of the store for hot reads. A fresh entry is served from memory; an entry past
+its TTL (but younger than `max_stale`) is still served at once while one background load
+refreshes it, so under load no request waits for the store after the first; concurrent misses
+for the same key share one load. Answers are at most `ttl` + one load old.
 """
 
 import asyncio
@@ -9,47 +11,58 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+import structlog
+
 from core import metrics
 
 V = TypeVar("V")
 
+log = structlog.get_logger(__name__)
+
 
 class TtlCache(Generic[V]):
-    def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
+    def __init__(self, ttl: float, *, max_stale: float = 30.0, max_entries: int = 50_000) -> None:
         self.ttl = ttl
+        self.max_stale = max_stale
         self.max_entries = max_entries
-        self._entries: dict[object, tuple[float, V]] = {}
-        self._loading: dict[object, asyncio.Future[V]] = {}
+        self._entries: dict[object, tuple[float, V]] = {}  # key -> (loaded_at, value)
+        self._loading: dict[object, asyncio.Task[V]] = {}
 
     async def get(self, key: object, load: Callable[[], Awaitable[V]]) -> V:
         now = time.monotonic()
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
-            metrics.API_CACHE.labels("hit").inc()
-            return hit[1]
-        pending = self._loading.get(key)
-        if pending is not None:
-            metrics.API_CACHE.labels("shared").inc()
-            return await asyncio.shield(pending)
+        entry = self._entries.get(key)
+        if entry is not None:
+            age = now - entry[0]
+            if age < self.ttl:
+                metrics.API_CACHE.labels("hit").inc()
+                return entry[1]
+            if age < self.max_stale:
+                metrics.API_CACHE.labels("stale").inc()
+                self._refresh(key, load)
+                return entry[1]
         metrics.API_CACHE.labels("miss").inc()
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
+        return await asyncio.shield(self._refresh(key, load))
+
+    def _refresh(self, key: object, load: Callable[[], Awaitable[V]]) -> "asyncio.Task[V]":
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.create_task(self._load(key, load))
+            self._loading[key] = task
+        return task
+
+    async def _load(self, key: object, load: Callable[[], Awaitable[V]]) -> V:
         try:
+            loaded_at = time.monotonic()
             value = await load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
-            raise
+            if len(self._entries) >= self.max_entries:
+                self._evict(time.monotonic())
+            self._entries[key] = (loaded_at, value)
+            return value
         finally:
             self._loading.pop(key, None)
-        if len(self._entries) >= self.max_entries:
-            self._evict(now)
-        self._entries[key] = (time.monotonic() + self.ttl, value)
-        future.set_result(value)
-        return value
 
     def _evict(self, now: float) -> None:
-        expired = [k for k, (exp, _) in self._entries.items() if exp <= now]
+        expired = [k for k, (at, _) in self._entries.items() if now - at >= self.max_stale]
         for k in expired:
             del self._entries[k]
         if len(self._entries) >= self.max_entries:

@@ -13,7 +13,6 @@ from api.errors import Unauthorized
 from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
 from core.settings import Settings
-from schemas.api import EntityMetrics
 
 
 @dataclass
@@ -21,11 +20,11 @@ class Services:
     settings: Settings
     store: Store
     producer: AIOKafkaProducer
-    metrics_cache: TtlCache[EntityMetrics | None]
+    metrics_cache: TtlCache[bytes | None]
     tokens: dict[str, Principal] = field(default_factory=dict)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -36,7 +35,7 @@ _bearer = HTTPBearer(auto_error=False, description="A JWT signed with FK_JWT_SEC
 _MAX_CACHED_TOKENS = 10_000
 
 
-def require_principal(
+async def require_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:

@@ -58,7 +58,10 @@ def create_app(
             settings=settings,
             store=st,
             producer=producer,
-            metrics_cache=TtlCache(settings.metrics_cache_ttl_seconds),
+            metrics_cache=TtlCache(
+                settings.metrics_cache_ttl_seconds,
+                max_stale=settings.metrics_cache_max_stale_seconds,
+            ),
         )
         try:
             async with AsyncExitStack() as stack:

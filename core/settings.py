@@ -58,7 +58,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     metrics_cache_ttl_seconds: float = Field(
-        default=0.5, description="How long a metrics answer may be served from memory."
+        default=0.25, description="How long a metrics answer is served from memory as fresh."
+    )
+    metrics_cache_max_stale_seconds: float = Field(
+        default=1.0,
+        description="Past the TTL and up to this age an answer is still served while it reloads.",
     )
     max_events_per_request: int = 1000
 

@@ -1,0 +1,74 @@
+"""The read cache: hits, single-flight misses, stale-while-revalidate, errors not cached."""
+
+import asyncio
+
+import pytest
+
+from api.cache import TtlCache
+
+
+class Loader:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        await self.gate.wait()
+        return self.calls
+
+
+async def test_fresh_entries_are_served_without_loading() -> None:
+    cache: TtlCache[int] = TtlCache(ttl=60)
+    load = Loader()
+    assert await cache.get("k", load) == 1
+    assert await cache.get("k", load) == 1
+    assert load.calls == 1
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache: TtlCache[int] = TtlCache(ttl=60)
+    load = Loader()
+    load.gate.clear()
+    waiters = [asyncio.create_task(cache.get("k", load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    load.gate.set()
+    assert await asyncio.gather(*waiters) == [1] * 20
+    assert load.calls == 1
+
+
+async def test_stale_entry_is_served_at_once_and_refreshed_in_the_background() -> None:
+    cache: TtlCache[int] = TtlCache(ttl=0.0, max_stale=60)
+    load = Loader()
+    assert await cache.get("k", load) == 1
+    load.gate.clear()  # the refresh will hang until released
+    assert await asyncio.wait_for(cache.get("k", load), timeout=1) == 1
+    load.gate.set()
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert load.calls == 2
+    assert await cache.get("k", load) == 2
+
+
+async def test_entries_older_than_max_stale_are_loaded_again() -> None:
+    cache: TtlCache[int] = TtlCache(ttl=0.0, max_stale=0.0)
+    load = Loader()
+    assert await cache.get("k", load) == 1
+    assert await cache.get("k", load) == 2
+
+
+async def test_a_failed_load_is_not_cached() -> None:
+    cache: TtlCache[int] = TtlCache(ttl=60)
+    calls = 0
+
+    async def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("store down")
+        return 7
+
+    with pytest.raises(RuntimeError):
+        await cache.get("k", flaky)
+    assert await cache.get("k", flaky) == 7
