@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -12,6 +13,7 @@ from api.cache import TtlCache
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
+from api.queries import warm_up
 from api.routes import events, health, metrics
 from core.clickhouse import Store
 from core.settings import Settings, get_settings
@@ -54,6 +56,7 @@ def create_app(
             request_timeout_ms=10_000,
         )
         await producer.start()
+        await warm_up(st, datetime.now(UTC))
         app.state.services = Services(
             settings=settings,
             store=st,

@@ -44,6 +44,13 @@ def _window(values: tuple[int, ...]) -> MetricsWindow:
     )
 
 
+async def warm_up(store: Store, now: datetime) -> None:
+    """Run each read once at start-up so the first client request does not pay for loading the
+    store's indexes and marks."""
+    for kind in ("campaign", "influencer"):
+        await entity_metrics(store, kind, "", now)
+
+
 async def entity_metrics(
     store: Store, kind: Literal["campaign", "influencer"], entity_id: str, now: datetime
 ) -> EntityMetrics | None:
