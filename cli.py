@@ -2,9 +2,8 @@
 
 import argparse
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -115,13 +114,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        asyncio.run(_serve(settings, demo=args.demo))
-    except KeyboardInterrupt:
-        pass
+        return _run_or_explain(_serve(settings, demo=args.demo))
     finally:
         if broker is not None:
             broker.stop()
-    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -151,8 +147,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, demo=False, worker=False))
+    return _run_or_explain(_serve(settings, demo=False, worker=False))
+
+
+def _run_or_explain(main: Coroutine[None, None, None]) -> int:
+    """Run the platform until Ctrl-C; a dependency that cannot be reached at start-up is one clear
+    line and exit status 1, not a traceback."""
+    from aiokafka.errors import KafkaError
+
+    from core.clickhouse import StoreError
+
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except (StoreError, KafkaError, TimeoutError, OSError) as exc:
+        print(f"fk: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,20 +2,27 @@
 full stop/start of the embedded platform (whose broker forgets its topics)."""
 
 import asyncio
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from core.auth import issue_token
 from core.kafka import EmbeddedBroker
+from core.settings import DEV_JWT_SECRET
 from tests.conftest import free_port, wait_until
 from tests.factories import encode, make_event, reference_metrics
-from tests.processes import PlatformProcess
+from tests.processes import REPO, PlatformProcess
 
 pytestmark = pytest.mark.slow
 
@@ -200,3 +207,100 @@ async def test_full_stop_and_start_of_the_embedded_platform_keeps_totals(tmp_pat
         )
         final = platform.metrics("campaigns", "cmp_restart")
         assert final["total"]["views"] == 2001  # type: ignore[index]
+
+
+async def test_worker_and_api_run_as_separate_processes_from_settings_alone(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Distributed mode: `fk worker` and `fk api` configured only through FK_* variables."""
+    env = {
+        **os.environ,
+        **shared_env(broker),
+        "PYTHONPATH": str(REPO),
+        "FK_CLICKHOUSE_URL": f"chdb://{tmp_path / 'store'}",
+        "FK_KAFKA_SESSION_TIMEOUT_MS": "2000",
+    }
+    metrics_port = free_port()
+    now_ms = int(time.time() * 1000)
+    events = stream(2_000, now_ms, seed=3)
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker", "--metrics-port", str(metrics_port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def stored() -> float:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+            except httpx.TransportError:
+                return -1.0
+            for line in text.splitlines():
+                if line.startswith("fk_pipeline_events_stored_total "):
+                    return float(line.split()[1])
+            return -1.0
+
+        await wait_until(lambda: stored() >= 0, timeout=60, interval=0.2)
+        await produce(broker.bootstrap, f"{env['FK_TOPIC_PREFIX']}engagement-events", events)
+        distinct = len({e["eventId"] for e in events})
+        await wait_until(lambda: stored() == distinct, timeout=60, interval=0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert worker.returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]
+
+    port = free_port()
+    api_env = {**env, "FK_API_PORT": str(port)}
+    with (tmp_path / "api.log").open("wb") as log:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "cli", "api"],
+            cwd=tmp_path,
+            env=api_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        token = issue_token(DEV_JWT_SECRET, org="acme")
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
+        )
+
+        def ready() -> bool:
+            try:
+                return client.get("/readyz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_until(ready, timeout=60, interval=0.2)
+        want = expected(events, now_ms)
+        for campaign in CAMPAIGNS:
+            assert client.get(f"/campaigns/{campaign}/metrics").json() == want[campaign]
+        client.close()
+    finally:
+        api.send_signal(signal.SIGINT)
+        api.wait(30)
+
+
+def test_api_refuses_to_start_without_its_store(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FK_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "FK_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}",
+        "FK_API_PORT": str(free_port()),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "api"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "fk: cannot start: cannot" in result.stderr
+    assert "Traceback" not in result.stderr

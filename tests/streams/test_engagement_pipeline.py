@@ -180,3 +180,25 @@ async def test_events_older_than_a_day_count_in_total_only(
     assert body["total"]["views"] == 7
     assert body["window24h"]["events"] == 0
     assert body["window1h"]["events"] == 0
+
+
+async def test_events_from_librdkafka_producers_land(
+    settings: Settings, pipeline: EngagementConsumer, client: httpx.AsyncClient
+) -> None:
+    """confluent-kafka (librdkafka 2.x) is a supported producer against the embedded broker."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": False})
+    for i in range(20):
+        producer.produce(
+            settings.engagement_topic,
+            encode(make_event(eventId=f"rd-{i}", campaignId="cmp_rdkafka", views=3)),
+            key=b"inf_a",
+        )
+    assert producer.flush(10) == 0
+
+    async def counted() -> bool:
+        r = await client.get("/campaigns/cmp_rdkafka/metrics")
+        return r.status_code == 200 and r.json()["total"]["views"] == 60
+
+    await wait_until(counted)
