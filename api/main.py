@@ -4,13 +4,15 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from api.cache import TtlCache
-from api.deps import Services
+from api.deps import BEARER_SCHEME, Services
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
@@ -23,6 +25,29 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 Lifespan = Callable[[], AbstractAsyncContextManager[object]]
+
+
+_PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer scheme in the OpenAPI document for every authenticated operation."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = BEARER_SCHEME
+            for path, operations in schema.get("paths", {}).items():
+                if path in _PUBLIC_PATHS:
+                    continue
+                for operation in operations.values():
+                    operation["security"] = [{"bearerAuth": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -84,6 +109,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    _document_bearer_auth(app)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(metrics.router)
