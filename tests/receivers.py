@@ -17,6 +17,7 @@ class Received:
     webhook_id: str
     headers: dict[str, str]
     body: dict[str, Any]
+    path: str = ""
 
 
 @dataclass
@@ -61,7 +62,12 @@ class Receiver:
                 self.bad.append(headers.get("webhook-id", "?"))
                 return web.Response(status=400)
         self.received.append(
-            Received(headers.get("webhook-id", ""), headers, orjson.loads(raw) if raw else {})
+            Received(
+                headers.get("webhook-id", ""),
+                headers,
+                orjson.loads(raw) if raw else {},
+                request.path,
+            )
         )
         return web.Response(status=204)
 
