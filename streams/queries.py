@@ -89,12 +89,13 @@ async def insert_attempts(store: Store, rows: Sequence[Sequence[Any]]) -> None:
         await store.insert("webhook_attempts", _columns(rows), ATTEMPT_COLUMNS)
 
 
-async def known_delivery_ids(store: Store, ids: Collection[str]) -> set[str]:
+async def known_webhook_ids(store: Store, ids: Collection[str]) -> set[str]:
+    """Which of these events (webhook-ids) already have deliveries."""
     if not ids:
         return set()
     columns = await store.query_columns(
-        "SELECT DISTINCT delivery_id FROM webhook_deliveries"
-        " WHERE delivery_id IN {ids:Array(String)}",
+        "SELECT DISTINCT webhook_id FROM webhook_deliveries"
+        " WHERE webhook_id IN {ids:Array(String)}",
         {"ids": list(ids)},
     )
     return set(columns[0]) if columns else set()

@@ -3,7 +3,8 @@ pending webhook delivery per matching endpoint, handed to the dispatcher; plus t
 moves campaigns on at their start and end dates.
 
 Offsets are committed after the projection and the pending deliveries are stored, so a crash
-re-reads at most the uncommitted events; their deliveries already stored are not created again.
+re-reads at most the uncommitted events; events that already have deliveries in the store (only
+events published before this worker got the partition are looked up) are not fanned out again.
 """
 
 import asyncio
@@ -34,11 +35,13 @@ log = structlog.get_logger(__name__)
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
+        self.assigned_at_ms = 0
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         """Nothing to flush: each batch is stored before its offsets are committed."""
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.assigned_at_ms = int(time.time() * 1000)
         await self.dispatcher.assign({tp.partition for tp in assigned})
 
 
@@ -49,6 +52,7 @@ class CampaignConsumer(mode.Service):
         self.settings = settings
         self.store = store
         self.dispatcher = dispatcher
+        self.assignment = _Assignment(dispatcher)
         self.consumer: AIOKafkaConsumer | None = None
         super().__init__(**kwargs)
 
@@ -62,8 +66,10 @@ class CampaignConsumer(mode.Service):
             session_timeout_ms=s.kafka_session_timeout_ms,
             heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
             max_poll_records=1000,
+            # Campaign events are few and latency matters: do not let the broker hold fetches.
+            fetch_max_wait_ms=20,
         )
-        self.consumer.subscribe([s.campaign_topic], listener=_Assignment(self.dispatcher))
+        self.consumer.subscribe([s.campaign_topic], listener=self.assignment)
         await self.consumer.start()
         log.info("campaigns.started", topic=s.campaign_topic)
 
@@ -93,23 +99,35 @@ class CampaignConsumer(mode.Service):
     ) -> list[Delivery]:
         assert self.consumer is not None
         events: list[tuple[int, CampaignEvent]] = []
+        maybe_seen: set[str] = set()
+        assigned_at_ms = self.assignment.assigned_at_ms
         for tp, records in batch.items():
             metrics.CAMPAIGN_EVENTS_CONSUMED.inc(len(records))
             for record in records:
                 try:
-                    events.append((tp.partition, CAMPAIGN_EVENT.validate_json(record.value or b"")))
+                    event = CAMPAIGN_EVENT.validate_json(record.value or b"")
                 except ValidationError as exc:
                     # Only the ledger writes this topic; a bad message is a bug to see, not retry.
                     log.error("campaigns.bad_event", offset=record.offset, error=str(exc)[:300])
-        await queries.insert_campaigns(self.store, [e.current for _, e in events])
-        await self.dispatcher.reload_endpoints()
+                    continue
+                events.append((tp.partition, event))
+                if record.timestamp <= assigned_at_ms:
+                    # Published before we owned the partition: a previous owner may have handled
+                    # it without committing. Newer events cannot have been seen by anyone.
+                    maybe_seen.add(event.event_id)
+        _, _, seen_events = await asyncio.gather(
+            queries.insert_campaigns(self.store, [e.current for _, e in events]),
+            self.dispatcher.reload_endpoints(),
+            delivery_queries.known_webhook_ids(self.store, maybe_seen),
+        )
         endpoints = self.dispatcher.matching_endpoints()
         now = time.time()
-        deliveries = [d for p, e in events for d in fan_out(e, endpoints, partition=p, now=now)]
-        known = await delivery_queries.known_delivery_ids(
-            self.store, [d.delivery_id for d in deliveries]
-        )
-        fresh = [d for d in deliveries if d.delivery_id not in known]
+        fresh = [
+            d
+            for p, e in events
+            if e.event_id not in seen_events
+            for d in fan_out(e, endpoints, partition=p, now=now)
+        ]
         await delivery_queries.insert_delivery_states(
             self.store, [(d, "pending", "", 0) for d in fresh]
         )
