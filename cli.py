@@ -46,11 +46,13 @@ async def _replay_demo(settings: Settings) -> None:
 
 async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None:
     import uvicorn
+    from aiokafka import AIOKafkaProducer
     from faust.contrib.asgi import faust_app_running
 
     from api.main import create_app
     from core.clickhouse import Store
     from core.kafka import ensure_topics
+    from core.ledger import CampaignLedger
     from streams.app import create_faust_app
     from streams.topics import platform_topics
 
@@ -62,10 +64,14 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
     )
+    # One ledger for the API and the worker's clock: their commands share its per-campaign locks.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
+    ledger = CampaignLedger(settings, store, producer)
     try:
+        await producer.start()
         lifespans = []
         if worker:
-            faust_app = create_faust_app(settings, store)
+            faust_app = create_faust_app(settings, store, ledger=ledger)
             lifespans.append(lambda: faust_app_running(faust_app))
         if demo:
 
@@ -76,7 +82,7 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
                 task.cancel()
 
             lifespans.append(demo_replay)
-        api = create_app(settings, store=store, lifespans=lifespans)
+        api = create_app(settings, store=store, ledger=ledger, lifespans=lifespans)
         config = uvicorn.Config(
             api,
             host=settings.api_host,
@@ -87,6 +93,7 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
         )
         await uvicorn.Server(config).serve()
     finally:
+        await producer.stop()
         store.close()
 
 

@@ -11,6 +11,7 @@ from api.cache import TtlCache
 from api.errors import Unauthorized
 from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
+from core.ledger import CampaignLedger
 from core.settings import Settings
 
 
@@ -20,6 +21,9 @@ class Services:
     store: Store
     producer: AIOKafkaProducer
     metrics_cache: TtlCache[bytes | None]
+    ledger: CampaignLedger
+    owners: TtlCache[str | None]
+    known_owners: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, Principal] = field(default_factory=dict)
 
 

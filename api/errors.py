@@ -45,6 +45,18 @@ class InvalidInput(ApiError):
     status, title = 422, "Unprocessable Content"
 
 
+class Conflict(ApiError):
+    status, title = 409, "Conflict"
+
+
+class PreconditionFailed(ApiError):
+    status, title = 412, "Precondition Failed"
+
+
+class PreconditionRequired(ApiError):
+    status, title = 428, "Precondition Required"
+
+
 class PayloadTooLarge(ApiError):
     status, title = 413, "Content Too Large"
 

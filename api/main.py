@@ -16,8 +16,9 @@ from api.deps import BEARER_SCHEME, Services
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
-from api.routes import events, health, metrics
+from api.routes import campaigns, events, health, logs, metrics, webhooks
 from core.clickhouse import Store
+from core.ledger import CampaignLedger
 from core.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -54,10 +55,12 @@ def create_app(
     settings: Settings | None = None,
     *,
     store: Store | None = None,
+    ledger: CampaignLedger | None = None,
     lifespans: Sequence[Lifespan] = (),
 ) -> FastAPI:
     """Build the API. `store` is shared when the caller already owns one (embedded mode, tests);
-    `lifespans` run inside the API's own (the embedded platform starts the Faust app there)."""
+    so is `ledger` (the embedded worker's clock commands through the same one); `lifespans` run
+    inside the API's own (the embedded platform starts the Faust app there)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -90,6 +93,11 @@ def create_app(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
+            ledger=ledger or CampaignLedger(settings, st, producer),
+            owners=TtlCache(
+                settings.metrics_cache_ttl_seconds,
+                max_stale=settings.metrics_cache_max_stale_seconds,
+            ),
         )
         try:
             async with AsyncExitStack() as stack:
@@ -113,6 +121,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(metrics.router)
+    app.include_router(campaigns.router)
+    app.include_router(webhooks.router)
+    app.include_router(logs.router)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestMetrics)
     return app

@@ -175,6 +175,9 @@ class Store:
     ) -> None:
         await self._run(self.insert_sync, table, columns, names)
 
+    async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        return await self._run(self.command_sync, sql, parameters)
+
     async def ping(self) -> None:
         await self._run(self.command_sync, "SELECT 1")
 

@@ -47,3 +47,33 @@ API_REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 API_CACHE = Counter("fk_api_cache_total", "Metrics cache lookups.", ["result"])
+
+CAMPAIGN_EVENTS = Counter(
+    "fk_campaign_events_total", "Campaign events accepted by the ledger.", ["type"]
+)
+CAMPAIGN_EVENTS_CONSUMED = Counter(
+    "fk_campaign_events_consumed_total", "Messages read from campaign-events by the worker."
+)
+CAMPAIGN_CLOCK_TRANSITIONS = Counter(
+    "fk_campaign_clock_transitions_total", "Transitions made by start and end dates.", ["status"]
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "fk_webhook_attempts_total", "Delivery attempts by result.", ["kind", "status"]
+)
+WEBHOOK_DEAD_LETTERS = Counter(
+    "fk_webhook_dead_letters_total", "Deliveries that failed for good (dead-lettered)."
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "fk_webhook_attempt_seconds",
+    "Latency of one delivery attempt.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "fk_webhook_delivery_seconds",
+    "From the campaign event to its successful delivery.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 300, 3600),
+)
+WEBHOOK_HELD = Gauge("fk_webhook_deliveries_held", "Deliveries queued or in flight on this worker.")
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "fk_webhook_endpoints_disabled_total", "Endpoints disabled because they answered 410 Gone."
+)

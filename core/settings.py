@@ -71,8 +71,46 @@ class Settings(BaseSettings):
     jwt_issuer: str = "fk"
     dev_token_ttl_hours: int = 24 * 30
 
-    # Webhooks and LLM (used by the orchestrator and the brief generator)
-    webhook_allowed_hosts: str = ""
+    # Campaign orchestrator
+    campaign_partitions: int = 4
+    scheduler_interval_seconds: float = Field(
+        default=1.0, description="How often due campaign transitions (start/end dates) are run."
+    )
+
+    # Webhooks (used by the orchestrator)
+    webhook_allowed_hosts: str = Field(
+        default="", description="Comma-separated hosts exempt from the private-address guard."
+    )
+    webhook_max_attempts: int = Field(default=3, ge=1, le=50)
+    webhook_backoff_base_seconds: float = Field(
+        default=1.0, description="Delay before the 2nd attempt; doubles per attempt, with jitter."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=6 * 3600.0, description="Cap on one retry delay (a multi-hour schedule is fine)."
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_response_bytes: int = 64 * 1024
+    webhook_endpoint_concurrency: int = Field(
+        default=8, ge=1, description="In-flight deliveries per endpoint (a slow one waits alone)."
+    )
+    webhook_sweep_seconds: float = Field(
+        default=2.0, description="How often stored pending deliveries are checked for."
+    )
+    webhook_secret_grace_seconds: int = Field(
+        default=24 * 3600, description="After a rotation the old secret also signs this long."
+    )
+    webhook_default_url: str | None = Field(
+        default=None, description="An endpoint that receives every organisation's events."
+    )
+    webhook_default_secret: str | None = Field(default=None, description="whsec_... for it.")
+    slack_webhook_url: str | None = Field(
+        default=None, description="Slack incoming-webhook URL for status updates."
+    )
+    telegram_bot_token: str | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+
+    # LLM (used by the brief generator)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
@@ -108,6 +146,24 @@ class Settings(BaseSettings):
     @property
     def engagement_dlq_topic(self) -> str:
         return self.topic("engagement-events-dlq")
+
+    @property
+    def campaign_topic(self) -> str:
+        return self.topic("campaign-events")
+
+    @property
+    def webhook_commands_topic(self) -> str:
+        return self.topic("webhook-commands")
+
+    @property
+    def webhook_dlq_topic(self) -> str:
+        return self.topic("webhook-deliveries-dlq")
+
+    @property
+    def webhook_allowed(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip()
+        )
 
 
 @lru_cache(maxsize=1)

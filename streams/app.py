@@ -1,15 +1,44 @@
-"""The Faust app: one per worker process, hosting the engagement consumer service."""
+"""The Faust app: one per worker process, hosting the engagement consumer and the campaign
+orchestrator (campaign projection, webhook dispatcher, date clock)."""
 
+from collections.abc import Iterable
 from typing import Any
 
 import faust
+import mode
 
 from core.clickhouse import Store
+from core.ledger import CampaignLedger
 from core.settings import Settings
+from streams.agents.campaigns import CampaignClock, CampaignConsumer
 from streams.agents.engagement import EngagementConsumer
+from streams.agents.webhooks import Dispatcher
 
 
-def create_faust_app(settings: Settings, store: Store) -> faust.App:
+class Orchestrator(mode.Service):
+    """The dispatcher starts first: the campaign consumer hands it deliveries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        ledger: CampaignLedger | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.dispatcher = Dispatcher(settings, store)
+        self.campaigns = CampaignConsumer(settings, store, self.dispatcher)
+        self.clock = CampaignClock(settings, store, self.dispatcher, ledger)
+        super().__init__(**kwargs)
+
+    def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
+        return [self.dispatcher, self.campaigns, self.clock]
+
+
+def create_faust_app(
+    settings: Settings, store: Store, *, ledger: CampaignLedger | None = None
+) -> faust.App:
+    """`ledger` is the API's when both run in one process, so clock-driven and API commands on a
+    campaign are serialised by the same locks."""
     app = faust.App(
         settings.faust_app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -25,6 +54,11 @@ def create_faust_app(settings: Settings, store: Store) -> faust.App:
     class Engagement(EngagementConsumer):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(settings, store, **kwargs)
+
+    @app.service
+    class Campaigns(Orchestrator):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(settings, store, ledger, **kwargs)
 
     return app
 

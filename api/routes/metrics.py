@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Response
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import NotFound
-from api.queries import entity_metrics
+from api.queries import campaign_owner, entity_metrics
 from schemas.api import EntityMetrics, Problem
 
 router = APIRouter(tags=["metrics"])
@@ -41,8 +41,13 @@ async def _metrics(
     responses=_RESPONSES,
 )
 async def campaign_metrics(
-    campaign_id: EntityId, services: ServicesDep, _principal: PrincipalDep
+    campaign_id: EntityId, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
+    """A campaign created by another organisation is 404; metrics of a campaign id nobody
+    created are readable by any organisation."""
+    owner = await campaign_owner(services, campaign_id)
+    if owner is not None and owner != principal.org:
+        raise NotFound(f"No campaign {campaign_id!r} has events.")
     return await _metrics(services, "campaign", campaign_id)
 
 

@@ -1,0 +1,178 @@
+"""`/webhooks`: an organisation's endpoints (the signing secret is shown once), secret rotation,
+and replay of dead-lettered deliveries (a command to the dispatcher)."""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Path, status
+
+from api.deps import PrincipalDep, ServicesDep
+from api.errors import InvalidInput, NotFound, ServiceUnavailable
+from api.queries import endpoint_by_id, org_endpoints, write_endpoint
+from core.netguard import AddressRefused, check_url
+from core.signing import new_secret
+from schemas.api import Problem
+from schemas.webhooks import (
+    Endpoint,
+    EndpointCreate,
+    EndpointList,
+    EndpointUpdate,
+    EndpointWithSecret,
+    ReplayAccepted,
+    ReplayRequest,
+    WebhookCommand,
+)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+EndpointPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+@router.post(
+    "/endpoints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EndpointWithSecret,
+    summary="Register an endpoint; the answer carries its whsec_ secret, shown only once.",
+    responses={422: {"model": Problem, "description": "Invalid or private URL."}},
+)
+async def create_endpoint(
+    body: EndpointCreate, services: ServicesDep, principal: PrincipalDep
+) -> EndpointWithSecret:
+    url = str(body.url)
+    try:
+        check_url(url, services.settings.webhook_allowed)
+    except AddressRefused as exc:
+        raise InvalidInput(f"Endpoint URL refused: {exc}.") from None
+    now = _now()
+    endpoint = Endpoint(
+        id=f"ep_{uuid.uuid4().hex[:16]}",
+        url=url,
+        event_types=sorted(set(body.event_types or [])),
+        enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+    secret = new_secret()
+    await write_endpoint(
+        services.store,
+        principal.org,
+        endpoint,
+        secret=secret,
+        previous_secret="",
+        previous_expires_at=_EPOCH,
+        version=time.time_ns(),
+    )
+    return EndpointWithSecret(**endpoint.model_dump(), secret=secret)
+
+
+@router.get("/endpoints", response_model=EndpointList, summary="The organisation's endpoints.")
+async def list_endpoints(services: ServicesDep, principal: PrincipalDep) -> EndpointList:
+    return EndpointList(items=await org_endpoints(services.store, principal.org))
+
+
+@router.patch(
+    "/endpoints/{endpoint_id}",
+    response_model=Endpoint,
+    summary="Enable or disable an endpoint, or change its event types.",
+    responses={404: {"model": Problem}},
+)
+async def update_endpoint(
+    endpoint_id: EndpointPath, body: EndpointUpdate, services: ServicesDep, principal: PrincipalDep
+) -> Endpoint:
+    found = await endpoint_by_id(services.store, principal.org, endpoint_id)
+    if found is None:
+        raise NotFound(f"No endpoint {endpoint_id!r}.")
+    endpoint, raw = found
+    changes: dict[str, object] = {"updated_at": _now()}
+    if body.enabled is not None:
+        changes["enabled"] = body.enabled
+        if body.enabled:
+            changes["disabled_reason"] = None
+    if body.event_types is not None:
+        changes["event_types"] = sorted(set(body.event_types))
+    endpoint = endpoint.model_copy(update=changes)
+    await write_endpoint(
+        services.store,
+        principal.org,
+        endpoint,
+        secret=raw["secret"],
+        previous_secret=raw["previous_secret"],
+        previous_expires_at=raw["previous_expires_at"],
+        version=time.time_ns(),
+    )
+    return endpoint
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/rotate-secret",
+    response_model=EndpointWithSecret,
+    summary="A new secret (shown once); the old one keeps signing during the grace period.",
+    responses={404: {"model": Problem}},
+)
+async def rotate_secret(
+    endpoint_id: EndpointPath, services: ServicesDep, principal: PrincipalDep
+) -> EndpointWithSecret:
+    """Until the grace period (FK_WEBHOOK_SECRET_GRACE_SECONDS) ends, every delivery carries a
+    signature with each secret, so receivers can switch at their own pace."""
+    found = await endpoint_by_id(services.store, principal.org, endpoint_id)
+    if found is None:
+        raise NotFound(f"No endpoint {endpoint_id!r}.")
+    endpoint, raw = found
+    now = _now()
+    endpoint = endpoint.model_copy(update={"updated_at": now})
+    secret = new_secret()
+    await write_endpoint(
+        services.store,
+        principal.org,
+        endpoint,
+        secret=secret,
+        previous_secret=raw["secret"],
+        previous_expires_at=now + timedelta(seconds=services.settings.webhook_secret_grace_seconds),
+        version=time.time_ns(),
+    )
+    return EndpointWithSecret(**endpoint.model_dump(), secret=secret)
+
+
+@router.post(
+    "/dlq/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ReplayAccepted,
+    summary="Send dead-lettered deliveries again (all, one endpoint's, one campaign's).",
+    responses={503: {"model": Problem, "description": "The broker did not take the command."}},
+)
+async def replay_dead_letters(
+    body: ReplayRequest, services: ServicesDep, principal: PrincipalDep
+) -> ReplayAccepted:
+    """Each replayed delivery keeps its webhook-id, so receivers that already processed it
+    recognise it; it gets a fresh attempt budget."""
+    command = WebhookCommand(
+        command_id=f"cmd_{uuid.uuid4().hex}",
+        org=principal.org,
+        endpoint_id=body.endpoint_id,
+        campaign_id=body.campaign_id,
+    )
+    try:
+        await asyncio.wait_for(
+            services.producer.send_and_wait(
+                services.settings.webhook_commands_topic,
+                command.model_dump_json(by_alias=True).encode(),
+                key=principal.org.encode(),
+            ),
+            10,
+        )
+    except (KafkaError, TimeoutError) as exc:
+        raise ServiceUnavailable(
+            f"The broker did not accept the command ({type(exc).__name__}).",
+            headers={"Retry-After": "1"},
+        ) from None
+    return ReplayAccepted(command_id=command.command_id)

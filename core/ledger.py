@@ -1,0 +1,171 @@
+"""The campaign command ledger: validates a command against the campaign's newest version,
+publishes the resulting event to `campaign-events`, then records the version in the store.
+
+Commands on one campaign are serialised by an in-process lock, and the store is the version
+authority, so within one command-writing process exactly one of many concurrent changes carrying
+the same version wins. Several processes issuing commands for the same campaign at the same
+moment are not serialised (see docs/orchestrator.md, "Concurrency").
+"""
+
+import asyncio
+import hashlib
+import uuid
+import zlib
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from core import lifecycle, queries
+from core.clickhouse import Store
+from core.settings import Settings
+from schemas.campaigns import (
+    Campaign,
+    CampaignCreate,
+    CampaignEvent,
+    CampaignPatch,
+    CampaignStatus,
+)
+
+log = structlog.get_logger(__name__)
+
+_STRIPES = 1024
+
+
+class CampaignNotFound(Exception):
+    pass
+
+
+class CampaignExists(Exception):
+    pass
+
+
+class VersionMismatch(Exception):
+    def __init__(self, current: int) -> None:
+        self.current = current
+        super().__init__(f"current version is {current}")
+
+
+class IdempotencyKeyReused(Exception):
+    """The same Idempotency-Key came with a different body."""
+
+
+class CommandNotPublished(Exception):
+    """The broker did not acknowledge the event: nothing changed."""
+
+
+def body_hash(body: CampaignCreate) -> str:
+    return hashlib.sha256(body.model_dump_json(exclude_none=True).encode()).hexdigest()
+
+
+class CampaignLedger:
+    def __init__(
+        self, settings: Settings, store: Store, producer: AIOKafkaProducer, *, timeout: float = 10
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.producer = producer
+        self.timeout = timeout
+        self._locks = [asyncio.Lock() for _ in range(_STRIPES)]
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks[zlib.crc32(name.encode()) % _STRIPES]
+
+    async def get(self, org: str, campaign_id: str) -> Campaign:
+        """The campaign as its owner sees it; another organisation's is `CampaignNotFound`."""
+        found = await queries.campaign_by_id(self.store, campaign_id)
+        if found is None or found.org != org:
+            raise CampaignNotFound(campaign_id)
+        return found
+
+    async def create(
+        self, org: str, body: CampaignCreate, *, idempotency_key: str | None = None
+    ) -> tuple[Campaign, bool]:
+        """Create a draft campaign; returns it and whether this was a replay of an earlier
+        request with the same Idempotency-Key and body."""
+        if idempotency_key is None:
+            return await self._create(org, body.id or _new_id(), body), False
+        digest = body_hash(body)
+        async with self._lock(f"idem\x00{org}\x00{idempotency_key}"):
+            recorded = await queries.idempotency_key(self.store, org, idempotency_key)
+            if recorded is not None:
+                if recorded[0] != digest:
+                    raise IdempotencyKeyReused(idempotency_key)
+                existing = await queries.campaign_by_id(self.store, recorded[1])
+                if existing is not None and existing.org == org:
+                    return existing, True
+                campaign_id = recorded[1]  # the earlier attempt failed before publishing
+            else:
+                campaign_id = body.id or _new_id()
+                await queries.record_idempotency_key(
+                    self.store, org, idempotency_key, digest, campaign_id
+                )
+            return await self._create(org, campaign_id, body), False
+
+    async def _create(self, org: str, campaign_id: str, body: CampaignCreate) -> Campaign:
+        async with self._lock(campaign_id):
+            if await queries.campaign_by_id(self.store, campaign_id) is not None:
+                raise CampaignExists(campaign_id)
+            event = lifecycle.create(org, campaign_id, body, _now())
+            await self._commit(event)
+            return event.current
+
+    async def update(
+        self, org: str, campaign_id: str, patch: CampaignPatch, *, expected_version: int
+    ) -> Campaign:
+        """Apply `patch` if the campaign is still at `expected_version` (else `VersionMismatch`).
+        A patch that changes nothing returns the campaign unchanged, without an event."""
+        async with self._lock(campaign_id):
+            current = await self.get(org, campaign_id)
+            if current.version != expected_version:
+                raise VersionMismatch(current.version)
+            event = lifecycle.change(current, patch, _now())
+            if event is None:
+                return current
+            await self._commit(event)
+            return event.current
+
+    async def advance(self, campaign: Campaign, status: CampaignStatus) -> Campaign | None:
+        """A clock-driven transition, applied only if `campaign` is still the newest version."""
+        try:
+            return await self.update(
+                campaign.org,
+                campaign.id,
+                CampaignPatch(status=status),
+                expected_version=campaign.version,
+            )
+        except (VersionMismatch, CampaignNotFound, lifecycle.InvalidTransition):
+            return None
+
+    async def _commit(self, event: CampaignEvent) -> None:
+        """Publish first (the topic is the source of truth), then record the version so the next
+        command sees it. If the process dies in between, the worker's projection records it."""
+        try:
+            await asyncio.wait_for(
+                self.producer.send_and_wait(
+                    self.settings.campaign_topic,
+                    value=event.model_dump_json(by_alias=True).encode(),
+                    key=event.campaign_id.encode(),
+                ),
+                self.timeout,
+            )
+        except (KafkaError, TimeoutError) as exc:
+            raise CommandNotPublished(type(exc).__name__) from exc
+        await queries.insert_campaigns(self.store, [event.current])
+        log.info(
+            "campaign.changed",
+            campaign_id=event.campaign_id,
+            type=event.type.value,
+            version=event.version,
+            status=event.current.status.value,
+        )
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _new_id() -> str:
+    return f"cmp_{uuid.uuid4().hex[:16]}"

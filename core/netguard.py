@@ -1,0 +1,113 @@
+"""Outbound HTTP to customer URLs without SSRF: an httpx transport that resolves the host once,
+refuses loopback, private, link-local, shared, reserved and metadata addresses (unless the host is
+allow-listed), and connects to exactly the address it checked, so DNS rebinding cannot slip a
+private address in between the check and the connection."""
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Collection
+from urllib.parse import urlsplit
+
+import httpx
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_METADATA = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("169.254.170.2"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
+
+
+class AddressRefused(Exception):
+    """The URL's host is, or resolves to, an address webhooks may not reach."""
+
+
+def is_public(ip: IpAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast and ip not in _METADATA
+
+
+async def resolve_public(host: str, port: int) -> str:
+    """One public address of `host` (refusing the host if any of its addresses is not public)."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if not is_public(literal):
+            raise AddressRefused(f"{host} is not a public address")
+        return str(literal)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise httpx.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise httpx.ConnectError(f"{host} has no address")
+    refused = [a for a in addresses if not is_public(a)]
+    if refused:
+        raise AddressRefused(f"{host} resolves to non-public {refused[0]}")
+    return str(addresses[0])
+
+
+def check_url(url: str, allowed_hosts: Collection[str]) -> None:
+    """Registration-time check of a literal address (names are checked again at connect time)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AddressRefused("only http(s) URLs with a host")
+    host = parts.hostname.lower()
+    if host in allowed_hosts:
+        return
+    if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
+        raise AddressRefused(f"{host} is not a public host")
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not is_public(literal):
+        raise AddressRefused(f"{host} is not a public address")
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Checks every request's host at connect time; allow-listed hosts pass unchecked."""
+
+    def __init__(self, allowed_hosts: Collection[str], **transport_options: object) -> None:
+        self.allowed = frozenset(h.lower() for h in allowed_hosts)
+        self.inner = httpx.AsyncHTTPTransport(**transport_options)  # type: ignore[arg-type]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.lower()
+        if host not in self.allowed:
+            port = request.url.port or (443 if request.url.scheme == "https" else 80)
+            address = await resolve_public(host, port)
+            # The Host header keeps the name; TLS verifies the certificate against it (SNI).
+            request.url = request.url.copy_with(host=address)
+            if request.url.scheme == "https":
+                request.extensions = {**request.extensions, "sni_hostname": host}
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def guarded_client(
+    allowed_hosts: Collection[str], *, timeout: float, max_connections: int = 200
+) -> httpx.AsyncClient:
+    """A client that never follows redirects, ignores proxy settings from the environment and
+    reaches only public addresses (or allow-listed hosts)."""
+    return httpx.AsyncClient(
+        transport=GuardedTransport(
+            allowed_hosts,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        ),
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(timeout),
+    )

@@ -1,0 +1,99 @@
+"""Store queries shared by the API and the workers (campaign rows, idempotency keys, webhook
+endpoints), parameterised and bounded."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from core.clickhouse import Store
+from schemas.campaigns import Campaign
+
+CAMPAIGN_COLUMNS = (
+    "id",
+    "org",
+    "name",
+    "brand",
+    "status",
+    "version",
+    "body",
+    "created_at",
+    "updated_at",
+    "start_date",
+    "end_date",
+)
+
+
+def campaign_columns(campaigns: Sequence[Campaign]) -> list[list[Any]]:
+    """Column-oriented rows of `campaigns` for one insert."""
+    rows = [
+        (
+            c.id,
+            c.org,
+            c.name,
+            c.brand or "",
+            c.status.value,
+            c.version,
+            c.model_dump_json(by_alias=True),
+            c.created_at,
+            c.updated_at,
+            c.start_date,
+            c.end_date,
+        )
+        for c in campaigns
+    ]
+    return [list(col) for col in zip(*rows, strict=True)] if rows else []
+
+
+async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
+    if campaigns:
+        await store.insert("campaigns", campaign_columns(campaigns), CAMPAIGN_COLUMNS)
+
+
+async def campaign_by_id(store: Store, campaign_id: str) -> Campaign | None:
+    """The newest version of a campaign, whoever owns it."""
+    rows = await store.query_rows(
+        "SELECT body FROM campaigns WHERE id = {id:String} ORDER BY version DESC LIMIT 1",
+        {"id": campaign_id},
+    )
+    return Campaign.model_validate_json(rows[0][0]) if rows else None
+
+
+async def campaign_owner(store: Store, campaign_id: str) -> str | None:
+    rows = await store.query_rows(
+        "SELECT org FROM campaigns WHERE id = {id:String} LIMIT 1", {"id": campaign_id}
+    )
+    return str(rows[0][0]) if rows else None
+
+
+async def due_campaigns(store: Store, now: datetime, limit: int = 1000) -> list[Campaign]:
+    """Campaigns whose start (scheduled) or end (live) date has passed, at their newest version."""
+    rows = await store.query_rows(
+        "SELECT body FROM ("
+        "  SELECT argMax(body, version) AS body, argMax(status, version) AS st,"
+        "         argMax(start_date, version) AS sd, argMax(end_date, version) AS ed"
+        "  FROM campaigns GROUP BY id"
+        ") WHERE (st = 'scheduled' AND sd <= {now:DateTime64(3, 'UTC')})"
+        "     OR (st = 'live' AND ed <= {now:DateTime64(3, 'UTC')}) LIMIT {limit:UInt32}",
+        {"now": now, "limit": limit},
+    )
+    return [Campaign.model_validate_json(r[0]) for r in rows]
+
+
+async def idempotency_key(store: Store, org: str, key: str) -> tuple[str, str] | None:
+    """(body hash, campaign id) recorded for this organisation's key, if any."""
+    rows = await store.query_rows(
+        "SELECT body_sha256, campaign_id FROM campaign_idempotency_keys "
+        "WHERE org = {org:String} AND key = {key:String} ORDER BY created_at LIMIT 1",
+        {"org": org, "key": key},
+    )
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+async def record_idempotency_key(
+    store: Store, org: str, key: str, body_sha256: str, campaign_id: str
+) -> None:
+    await store.insert(
+        "campaign_idempotency_keys",
+        [[org], [key], [body_sha256], [campaign_id]],
+        ("org", "key", "body_sha256", "campaign_id"),
+    )

@@ -1,0 +1,200 @@
+"""The campaign worker: `campaign-events` → the campaigns table (the durable projection) and one
+pending webhook delivery per matching endpoint, handed to the dispatcher; plus the clock that
+moves campaigns on at their start and end dates.
+
+Offsets are committed after the projection and the pending deliveries are stored, so a crash
+re-reads at most the uncommitted events; events that already have deliveries in the store (only
+events published before this worker got the partition are looked up) are not fanned out again.
+"""
+
+import asyncio
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import mode
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from pydantic import ValidationError
+
+from core import lifecycle, metrics, queries
+from core.clickhouse import Store, StoreError
+from core.ledger import CampaignLedger, CommandNotPublished
+from core.settings import Settings
+from schemas.campaigns import CAMPAIGN_EVENT, CampaignEvent
+from streams import queries as delivery_queries
+from streams.agents.webhooks import Dispatcher
+from streams.deliveries import Delivery, fan_out
+
+log = structlog.get_logger(__name__)
+
+
+class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.assigned_at_ms = 0
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Nothing to flush: each batch is stored before its offsets are committed."""
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.assigned_at_ms = int(time.time() * 1000)
+        await self.dispatcher.assign({tp.partition for tp in assigned})
+
+
+class CampaignConsumer(mode.Service):
+    def __init__(
+        self, settings: Settings, store: Store, dispatcher: Dispatcher, **kwargs: Any
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.dispatcher = dispatcher
+        self.assignment = _Assignment(dispatcher)
+        self.consumer: AIOKafkaConsumer | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            group_id=f"{s.consumer_group}-campaigns",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+            max_poll_records=1000,
+            # Campaign events are few and latency matters: do not let the broker hold fetches.
+            fetch_max_wait_ms=20,
+        )
+        self.consumer.subscribe([s.campaign_topic], listener=self.assignment)
+        await self.consumer.start()
+        log.info("campaigns.started", topic=s.campaign_topic)
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    @mode.Service.task
+    async def _consume(self) -> None:
+        assert self.consumer is not None
+        while not self.should_stop:
+            batch = await self.consumer.getmany(timeout_ms=100, max_records=1000)
+            if not batch:
+                continue
+            while True:
+                try:
+                    await self.process(batch)
+                    break
+                except StoreError as exc:
+                    log.warning("campaigns.store_failed", error=str(exc))
+                    if self.should_stop:
+                        return
+                    await asyncio.sleep(0.5)
+
+    async def process(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> list[Delivery]:
+        assert self.consumer is not None
+        events: list[tuple[int, CampaignEvent]] = []
+        maybe_seen: set[str] = set()
+        assigned_at_ms = self.assignment.assigned_at_ms
+        for tp, records in batch.items():
+            metrics.CAMPAIGN_EVENTS_CONSUMED.inc(len(records))
+            for record in records:
+                try:
+                    event = CAMPAIGN_EVENT.validate_json(record.value or b"")
+                except ValidationError as exc:
+                    # Only the ledger writes this topic; a bad message is a bug to see, not retry.
+                    log.error("campaigns.bad_event", offset=record.offset, error=str(exc)[:300])
+                    continue
+                events.append((tp.partition, event))
+                if record.timestamp <= assigned_at_ms:
+                    # Published before we owned the partition: a previous owner may have handled
+                    # it without committing. Newer events cannot have been seen by anyone.
+                    maybe_seen.add(event.event_id)
+        _, _, seen_events = await asyncio.gather(
+            queries.insert_campaigns(self.store, [e.current for _, e in events]),
+            self.dispatcher.reload_endpoints(),
+            delivery_queries.known_webhook_ids(self.store, maybe_seen),
+        )
+        endpoints = self.dispatcher.matching_endpoints()
+        now = time.time()
+        fresh = [
+            d
+            for p, e in events
+            if e.event_id not in seen_events
+            for d in fan_out(e, endpoints, partition=p, now=now)
+        ]
+        await delivery_queries.insert_delivery_states(
+            self.store, [(d, "pending", "", 0) for d in fresh]
+        )
+        try:
+            await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("campaigns.commit_failed", error=type(exc).__name__)
+        self.dispatcher.enqueue(fresh)
+        return fresh
+
+
+class CampaignClock(mode.Service):
+    """Runs due transitions (scheduled → live at startDate, live → completed at endDate) from the
+    campaigns table, so timers survive any restart. Only the worker owning partition 0 of
+    `campaign-events` runs it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        dispatcher: Dispatcher,
+        ledger: CampaignLedger | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.dispatcher = dispatcher
+        self.ledger = ledger
+        self._producer: AIOKafkaProducer | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        if self.ledger is None:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=2
+            )
+            await self._producer.start()
+            self.ledger = CampaignLedger(self.settings, self.store, self._producer)
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @mode.Service.task
+    async def _tick(self) -> None:
+        while not self.should_stop:
+            if 0 in self.dispatcher.partitions:
+                try:
+                    await self.run_due(datetime.now(UTC))
+                except StoreError as exc:
+                    log.warning("clock.failed", error=str(exc))
+            await asyncio.sleep(self.settings.scheduler_interval_seconds)
+
+    async def run_due(self, now: datetime) -> int:
+        assert self.ledger is not None
+        done = 0
+        for campaign in await queries.due_campaigns(self.store, now):
+            target = lifecycle.due_transition(campaign, now)
+            if target is None:
+                continue
+            try:
+                changed = await self.ledger.advance(campaign, target)
+            except (lifecycle.InvalidChange, CommandNotPublished) as exc:
+                log.warning("clock.not_advanced", campaign_id=campaign.id, error=str(exc))
+                changed = None
+            if changed is not None:
+                done += 1
+                metrics.CAMPAIGN_CLOCK_TRANSITIONS.labels(target.value).inc()
+                log.info("clock.transition", campaign_id=campaign.id, status=target.value)
+        return done

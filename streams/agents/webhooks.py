@@ -1,0 +1,436 @@
+"""The webhook dispatcher: holds this worker's pending deliveries in a due-time heap, sends them
+with per-endpoint concurrency (a slow or hung endpoint only occupies its own slots), retries with
+back-off, dead-letters final failures and records every attempt in the audit log.
+
+Durability: every delivery is in `webhook_deliveries` (state pending) before it is attempted, and
+each state change is written there in small batches; on start-up and every sweep the pending
+deliveries of the owned `campaign-events` partitions are loaded back. A crash between an attempt
+and its recorded state means that delivery is sent again, with the same webhook-id.
+"""
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+import uuid
+from collections import deque
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import mode
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from pydantic import ValidationError
+
+from core import metrics
+from core.clickhouse import Store, StoreError
+from core.netguard import AddressRefused, guarded_client
+from core.settings import Settings
+from schemas.webhooks import WebhookCommand
+from streams import queries
+from streams.deliveries import ANY_ORG, Delivery, EndpointConfig, EndpointKind, build_request
+from streams.retry import Outcome, Policy, Verdict, decide, parse_retry_after
+
+log = structlog.get_logger(__name__)
+
+_FLUSH_SECONDS = 0.05
+
+
+def configured_endpoints(settings: Settings) -> list[EndpointConfig]:
+    """Endpoints from settings: the default webhook and the Slack / Telegram notifiers."""
+    out = []
+    if settings.webhook_default_url and settings.webhook_default_secret:
+        out.append(
+            EndpointConfig(
+                id="default",
+                org=ANY_ORG,
+                url=settings.webhook_default_url,
+                secret=settings.webhook_default_secret,
+            )
+        )
+    if settings.slack_webhook_url:
+        out.append(
+            EndpointConfig(
+                id="notifier-slack",
+                org=ANY_ORG,
+                url=settings.slack_webhook_url,
+                kind=EndpointKind.slack,
+                display_url="slack incoming webhook",
+            )
+        )
+    if settings.telegram_bot_token and settings.telegram_chat_id:
+        base = settings.telegram_api_base.rstrip("/")
+        out.append(
+            EndpointConfig(
+                id="notifier-telegram",
+                org=ANY_ORG,
+                url=f"{base}/bot{settings.telegram_bot_token}/sendMessage",
+                kind=EndpointKind.telegram,
+                chat_id=settings.telegram_chat_id,
+                display_url=f"{base}/bot***/sendMessage",
+            )
+        )
+    return out
+
+
+class Dispatcher(mode.Service):
+    def __init__(self, settings: Settings, store: Store, **kwargs: Any) -> None:
+        self.settings = settings
+        self.store = store
+        self.policy = Policy(
+            max_attempts=settings.webhook_max_attempts,
+            base_seconds=settings.webhook_backoff_base_seconds,
+            max_seconds=settings.webhook_backoff_max_seconds,
+        )
+        self.configured = configured_endpoints(settings)
+        self.endpoints: dict[str, EndpointConfig] = {e.id: e for e in self.configured}
+        self.partitions: set[int] = set()
+        self.held: set[str] = set()
+        self._heap: list[tuple[float, int, Delivery]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._queues: dict[str, deque[Delivery]] = {}
+        self._workers: dict[str, int] = {}
+        self._senders: set[asyncio.Task[None]] = set()
+        self._states: list[queries.DeliveryRow] = []
+        self._attempts: list[tuple[Any, ...]] = []
+        self._release: list[str] = []
+        self._io = asyncio.Lock()  # a sweep never reads what a flush is about to change
+        self._last_seq = 0
+        self.client: httpx.AsyncClient | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.commands: AIOKafkaConsumer | None = None
+        super().__init__(**kwargs)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self.client = guarded_client(
+            s.webhook_allowed, timeout=s.webhook_timeout_seconds, max_connections=512
+        )
+        self.producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)
+        self.commands = AIOKafkaConsumer(
+            s.webhook_commands_topic,
+            bootstrap_servers=s.bootstrap,
+            group_id=f"{s.consumer_group}-webhook-commands",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+        )
+        await self.producer.start()
+        await self.commands.start()
+        await self.reload_endpoints()
+
+    async def on_stop(self) -> None:
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        try:
+            await self.flush()
+        except StoreError as exc:
+            log.warning("webhooks.final_flush_failed", error=str(exc))
+        if self.commands is not None:
+            await self.commands.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.client is not None:
+            await self.client.aclose()
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    async def reload_endpoints(self) -> None:
+        registered = await queries.registered_endpoints(self.store)
+        self.endpoints = {e.id: e for e in (*self.configured, *registered)}
+
+    def matching_endpoints(self) -> list[EndpointConfig]:
+        return list(self.endpoints.values())
+
+    async def assign(self, partitions: set[int]) -> None:
+        """The worker now owns these `campaign-events` partitions: load their pending work."""
+        self.partitions = set(partitions)
+        await self.sweep()
+
+    def enqueue(self, deliveries: list[Delivery]) -> int:
+        added = 0
+        for d in deliveries:
+            if d.delivery_id in self.held:
+                continue
+            self.held.add(d.delivery_id)
+            heapq.heappush(self._heap, (d.due_at, next(self._order), d))
+            added += 1
+        if added:
+            metrics.WEBHOOK_HELD.set(len(self.held))
+            self._wake.set()
+        return added
+
+    async def sweep(self) -> int:
+        """Load pending deliveries of the owned partitions that this worker does not hold (after a
+        restart, a rebalance, or a replay handled by another worker)."""
+        async with self._io:
+            found = await queries.pending_deliveries(self.store, self.partitions)
+            return self.enqueue(found)
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    @mode.Service.task
+    async def _schedule(self) -> None:
+        while not self.should_stop:
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, delivery = heapq.heappop(self._heap)
+                self._dispatch(delivery)
+            timeout = min(1.0, self._heap[0][0] - now) if self._heap else 1.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.001))
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        if delivery.partition not in self.partitions:
+            self.held.discard(delivery.delivery_id)  # its new owner loads it
+            return
+        queue = self._queues.setdefault(delivery.endpoint_id, deque())
+        queue.append(delivery)
+        running = self._workers.get(delivery.endpoint_id, 0)
+        if running < self.settings.webhook_endpoint_concurrency:
+            self._workers[delivery.endpoint_id] = running + 1
+            task = asyncio.create_task(self._drain(delivery.endpoint_id))
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
+
+    async def _drain(self, endpoint_id: str) -> None:
+        queue = self._queues[endpoint_id]
+        try:
+            while queue and not self.should_stop:
+                await self._attempt(queue.popleft())
+        finally:
+            self._workers[endpoint_id] -= 1
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        assert self.client is not None
+        endpoint = self.endpoints.get(delivery.endpoint_id)
+        attempt = delivery.attempt + 1
+        status: int | None = None
+        error = ""
+        started = time.perf_counter()
+        if endpoint is None or not endpoint.enabled:
+            outcome = Outcome(Verdict.dead)
+            error = "endpoint disabled or deleted"
+        else:
+            request = build_request(delivery, endpoint, datetime.now(UTC))
+            retry_after = None
+            refused = False
+            try:
+                async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                    async with self.client.stream(
+                        "POST", request.url, headers=request.headers, content=request.body
+                    ) as response:
+                        status = response.status_code
+                        retry_after = parse_retry_after(response.headers.get("retry-after"))
+                        await _drain_body(response, self.settings.webhook_max_response_bytes)
+            except AddressRefused as exc:
+                refused, error = True, f"refused: {exc}"
+            except TimeoutError:
+                error = "timeout"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            if refused:
+                outcome = Outcome(Verdict.dead)
+            else:
+                outcome = decide(attempt, status, self.policy, retry_after=retry_after)
+            if status is not None and not 200 <= status < 300 and not error:
+                error = f"HTTP {status}"
+        latency = time.perf_counter() - started
+        delivery.attempt = attempt
+        now = time.time()
+        attempt_status = {
+            Verdict.delivered: "delivered",
+            Verdict.retry: "retrying",
+            Verdict.dead: "dead",
+        }[outcome.verdict]
+        kind = endpoint.kind.value if endpoint is not None else "webhook"
+        metrics.WEBHOOK_ATTEMPTS.labels(kind, attempt_status).inc()
+        metrics.WEBHOOK_ATTEMPT_SECONDS.observe(latency)
+        self._attempts.append(
+            (
+                uuid.uuid4().hex,
+                delivery.org,
+                delivery.webhook_id,
+                delivery.delivery_id,
+                delivery.event_type,
+                delivery.campaign_id,
+                delivery.endpoint_id,
+                endpoint.public_url if endpoint is not None else "",
+                attempt,
+                attempt_status,
+                status,
+                error,
+                round(latency * 1000, 3),
+                datetime.fromtimestamp(now, UTC),
+            )
+        )
+        if outcome.verdict is Verdict.retry:
+            delivery.due_at = now + outcome.delay
+            self._states.append((delivery, "pending", error, self._seq()))
+            heapq.heappush(self._heap, (delivery.due_at, next(self._order), delivery))
+            self._wake.set()
+        else:
+            state = "delivered" if outcome.verdict is Verdict.delivered else "dead"
+            self._states.append((delivery, state, error, self._seq()))
+            self._release.append(delivery.delivery_id)
+            if state == "delivered" and delivery.created_at:
+                metrics.WEBHOOK_DELIVERY_SECONDS.observe(max(0.0, now - delivery.created_at))
+            else:
+                await self._dead_letter(delivery, error)
+        if outcome.disable_endpoint and endpoint is not None:
+            await self._disable(endpoint, f"HTTP {status} from the endpoint")
+        log.debug(
+            "webhooks.attempt",
+            delivery_id=delivery.delivery_id,
+            attempt=attempt,
+            status=attempt_status,
+            http_status=status,
+            error=error or None,
+        )
+
+    def _seq(self) -> int:
+        self._last_seq = max(self._last_seq + 1, time.time_ns())
+        return self._last_seq
+
+    async def _dead_letter(self, delivery: Delivery, error: str) -> None:
+        metrics.WEBHOOK_DEAD_LETTERS.inc()
+        log.info(
+            "webhooks.dead_letter",
+            delivery_id=delivery.delivery_id,
+            endpoint_id=delivery.endpoint_id,
+            error=error,
+        )
+        if self.producer is None:
+            return
+        record = {
+            "deliveryId": delivery.delivery_id,
+            "webhookId": delivery.webhook_id,
+            "org": delivery.org,
+            "endpointId": delivery.endpoint_id,
+            "campaignId": delivery.campaign_id,
+            "eventType": delivery.event_type,
+            "attempts": delivery.attempt,
+            "error": error,
+        }
+        try:
+            # Not awaited for acknowledgement: the store row (state dead) is the durable record.
+            await self.producer.send(
+                self.settings.webhook_dlq_topic,
+                orjson.dumps(record),
+                key=delivery.campaign_id.encode(),
+            )
+        except KafkaError as exc:
+            log.warning("webhooks.dlq_publish_failed", error=type(exc).__name__)
+
+    async def _disable(self, endpoint: EndpointConfig, reason: str) -> None:
+        if not endpoint.enabled:
+            return
+        self.endpoints[endpoint.id] = replace(endpoint, enabled=False)
+        metrics.WEBHOOK_ENDPOINTS_DISABLED.inc()
+        log.warning("webhooks.endpoint_disabled", endpoint_id=endpoint.id, reason=reason)
+        if endpoint.org != ANY_ORG:
+            await queries.disable_endpoint(self.store, endpoint.id, reason, self._seq())
+
+    # -- persistence -------------------------------------------------------------------------
+
+    @mode.Service.task
+    async def _flusher(self) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(_FLUSH_SECONDS)
+            try:
+                await self.flush()
+            except StoreError as exc:
+                log.warning("webhooks.flush_failed", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def flush(self) -> None:
+        """Write recorded states and attempts; release finished deliveries only afterwards."""
+        if not (self._states or self._attempts):
+            return
+        async with self._io:
+            states, self._states = self._states, []
+            attempts, self._attempts = self._attempts, []
+            release, self._release = self._release, []
+            try:
+                await queries.insert_delivery_states(self.store, states)
+                await queries.insert_attempts(self.store, attempts)
+            except StoreError:
+                self._states[:0] = states
+                self._attempts[:0] = attempts
+                self._release[:0] = release
+                raise
+            self.held.difference_update(release)
+            metrics.WEBHOOK_HELD.set(len(self.held))
+
+    @mode.Service.task
+    async def _sweeper(self) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(self.settings.webhook_sweep_seconds)
+            try:
+                await self.sweep()
+            except StoreError as exc:
+                log.warning("webhooks.sweep_failed", error=str(exc))
+
+    # -- commands ----------------------------------------------------------------------------
+
+    @mode.Service.task
+    async def _commands(self) -> None:
+        assert self.commands is not None
+        while not self.should_stop:
+            batch = await self.commands.getmany(timeout_ms=500)
+            if not batch:
+                continue
+            for records in batch.values():
+                for record in records:
+                    try:
+                        command = WebhookCommand.model_validate_json(record.value or b"")
+                    except ValidationError:
+                        log.warning("webhooks.bad_command", offset=record.offset)
+                        continue
+                    await self.replay(command)
+            try:
+                await self.commands.commit()
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning("webhooks.command_commit_failed", error=type(exc).__name__)
+
+    async def replay(self, command: WebhookCommand) -> int:
+        """Make the matching dead deliveries pending again (same webhook-id, a fresh attempt
+        budget); this worker sends those of its partitions, the owners' sweeps the rest."""
+        dead = await queries.dead_deliveries(
+            self.store,
+            command.org,
+            endpoint_id=command.endpoint_id,
+            campaign_id=command.campaign_id,
+        )
+        now = time.time()
+        for d in dead:
+            d.attempt = 0
+            d.due_at = now
+        async with self._io:
+            await queries.insert_delivery_states(
+                self.store, [(d, "pending", "replayed", self._seq()) for d in dead]
+            )
+            self.enqueue([d for d in dead if d.partition in self.partitions])
+        log.info("webhooks.replayed", command_id=command.command_id, deliveries=len(dead))
+        return len(dead)
+
+
+async def _drain_body(response: httpx.Response, limit: int) -> None:
+    """Read at most `limit` bytes of the answer (its content is not used; reading lets the
+    connection be reused)."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read >= limit:
+            break

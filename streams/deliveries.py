@@ -1,0 +1,155 @@
+"""Webhook deliveries as data (pure): which endpoints an event goes to, and the HTTP request of
+one attempt (a Standard Webhooks signed POST, or a Slack / Telegram status message)."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from core.signing import signature_header
+from schemas.campaigns import CampaignEvent, CampaignEventType
+
+ANY_ORG = "*"
+"""The org of endpoints that receive every organisation's events (the settings' default)."""
+
+
+class EndpointKind(StrEnum):
+    webhook = "webhook"
+    slack = "slack"
+    telegram = "telegram"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    id: str
+    org: str
+    url: str
+    event_types: frozenset[str] = frozenset()
+    secret: str = ""
+    previous_secret: str = ""
+    previous_expires_at: float = 0.0
+    enabled: bool = True
+    kind: EndpointKind = EndpointKind.webhook
+    chat_id: str = ""
+    display_url: str = ""
+
+    def accepts(self, event_type: str, org: str) -> bool:
+        if not self.enabled or (self.org != ANY_ORG and self.org != org):
+            return False
+        if self.kind is not EndpointKind.webhook:
+            return event_type == CampaignEventType.status_changed
+        return not self.event_types or event_type in self.event_types
+
+    def active_secrets(self, now: float) -> list[str]:
+        out = [self.secret]
+        if self.previous_secret and now < self.previous_expires_at:
+            out.append(self.previous_secret)
+        return out
+
+    @property
+    def public_url(self) -> str:
+        """The URL as logs may show it (never the Telegram bot token)."""
+        return self.display_url or self.url
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One event to one endpoint. `attempt` counts attempts made so far; `due_at` is epoch s."""
+
+    delivery_id: str
+    webhook_id: str
+    org: str
+    endpoint_id: str
+    campaign_id: str
+    event_type: str
+    partition: int
+    payload: str
+    attempt: int = 0
+    due_at: float = 0.0
+    created_at: float = field(default=0.0, compare=False)
+
+
+def webhook_payload(event: CampaignEvent) -> str:
+    """The body every webhook of `event` carries: `{type, timestamp, data}`."""
+    return orjson.dumps(
+        {
+            "type": event.type.value,
+            "timestamp": event.occurred_at.isoformat().replace("+00:00", "Z"),
+            "data": event.model_dump(mode="json", by_alias=True),
+        }
+    ).decode()
+
+
+def fan_out(
+    event: CampaignEvent,
+    endpoints: list[EndpointConfig],
+    *,
+    partition: int,
+    now: float,
+) -> list[Delivery]:
+    """A delivery per matching endpoint, all due now. Ids are deterministic, so re-reading the
+    event gives the same deliveries (and the same webhook-id)."""
+    payload = webhook_payload(event)
+    return [
+        Delivery(
+            delivery_id=f"{event.event_id}:{ep.id}",
+            webhook_id=event.event_id,
+            org=event.org,
+            endpoint_id=ep.id,
+            campaign_id=event.campaign_id,
+            event_type=event.type.value,
+            partition=partition,
+            payload=payload,
+            due_at=now,
+            created_at=event.occurred_at.timestamp(),
+        )
+        for ep in endpoints
+        if ep.accepts(event.type.value, event.org)
+    ]
+
+
+def status_text(payload: dict[str, Any]) -> str:
+    """A human-readable line for chat notifiers."""
+    data = payload.get("data", {})
+    current = data.get("current", {})
+    previous = data.get("previous") or {}
+    name = current.get("name", "?")
+    return (
+        f"Campaign \u201c{name}\u201d ({current.get('id', '?')}): "
+        f"{previous.get('status', '?')} \u2192 {current.get('status', '?')} "
+        f"(version {current.get('version', '?')})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def build_request(delivery: Delivery, endpoint: EndpointConfig, now: datetime) -> Request:
+    """The POST of one attempt; the signature is computed per attempt (fresh timestamp)."""
+    if endpoint.kind is EndpointKind.slack:
+        text = status_text(orjson.loads(delivery.payload))
+        return Request(endpoint.url, _JSON, orjson.dumps({"text": text}))
+    if endpoint.kind is EndpointKind.telegram:
+        text = status_text(orjson.loads(delivery.payload))
+        body = orjson.dumps({"chat_id": endpoint.chat_id, "text": text})
+        return Request(endpoint.url, _JSON, body)
+    body = delivery.payload.encode()
+    timestamp = int(now.timestamp())
+    headers = {
+        **_JSON,
+        "webhook-id": delivery.webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(
+            endpoint.active_secrets(now.timestamp()), delivery.webhook_id, timestamp, body
+        ),
+    }
+    return Request(endpoint.url, headers, body)
+
+
+_JSON = {"content-type": "application/json", "user-agent": "fk-webhooks/1"}

@@ -1,0 +1,204 @@
+"""Every store query of the webhook dispatcher, parameterised and bounded."""
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from core.clickhouse import Store
+from streams.deliveries import Delivery, EndpointConfig
+
+DELIVERY_COLUMNS = (
+    "delivery_id",
+    "webhook_id",
+    "org",
+    "endpoint_id",
+    "campaign_id",
+    "event_type",
+    "source_partition",
+    "payload",
+    "attempt",
+    "state",
+    "due_at",
+    "last_error",
+    "seq",
+    "updated_at",
+)
+
+ATTEMPT_COLUMNS = (
+    "id",
+    "org",
+    "webhook_id",
+    "delivery_id",
+    "event_type",
+    "campaign_id",
+    "endpoint_id",
+    "endpoint_url",
+    "attempt",
+    "status",
+    "http_status",
+    "error",
+    "latency_ms",
+    "timestamp",
+)
+
+DeliveryRow = tuple[Delivery, str, str, int]
+"""(delivery, state, last error, seq)."""
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
+async def insert_delivery_states(store: Store, rows: Sequence[DeliveryRow]) -> None:
+    if not rows:
+        return
+    now = datetime.now(UTC)
+    await store.insert(
+        "webhook_deliveries",
+        _columns(
+            [
+                (
+                    d.delivery_id,
+                    d.webhook_id,
+                    d.org,
+                    d.endpoint_id,
+                    d.campaign_id,
+                    d.event_type,
+                    d.partition,
+                    d.payload,
+                    d.attempt,
+                    state,
+                    _utc(d.due_at),
+                    error,
+                    seq,
+                    now,
+                )
+                for d, state, error, seq in rows
+            ]
+        ),
+        DELIVERY_COLUMNS,
+    )
+
+
+async def insert_attempts(store: Store, rows: Sequence[Sequence[Any]]) -> None:
+    if rows:
+        await store.insert("webhook_attempts", _columns(rows), ATTEMPT_COLUMNS)
+
+
+async def known_webhook_ids(store: Store, ids: Collection[str]) -> set[str]:
+    """Which of these events (webhook-ids) already have deliveries."""
+    if not ids:
+        return set()
+    columns = await store.query_columns(
+        "SELECT DISTINCT webhook_id FROM webhook_deliveries"
+        " WHERE webhook_id IN {ids:Array(String)}",
+        {"ids": list(ids)},
+    )
+    return set(columns[0]) if columns else set()
+
+
+_DELIVERY_SELECT = (
+    "SELECT delivery_id, webhook_id, org, endpoint_id, campaign_id, event_type, source_partition,"
+    " payload, attempt, toFloat64(due_at), toFloat64(updated_at)"
+    " FROM webhook_deliveries FINAL"
+)
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        delivery_id=row[0],
+        webhook_id=row[1],
+        org=row[2],
+        endpoint_id=row[3],
+        campaign_id=row[4],
+        event_type=row[5],
+        partition=int(row[6]),
+        payload=row[7],
+        attempt=int(row[8]),
+        due_at=float(row[9]),
+        created_at=float(row[10]),
+    )
+
+
+async def pending_deliveries(
+    store: Store, partitions: Collection[int], limit: int = 10_000
+) -> list[Delivery]:
+    """Deliveries still to attempt whose event came from one of `partitions`, soonest first."""
+    if not partitions:
+        return []
+    rows = await store.query_rows(
+        f"{_DELIVERY_SELECT} WHERE state = 'pending' AND source_partition IN {{p:Array(Int32)}}"
+        " ORDER BY due_at LIMIT {limit:UInt32}",
+        {"p": sorted(partitions), "limit": limit},
+    )
+    return [_delivery(r) for r in rows]
+
+
+async def dead_deliveries(
+    store: Store,
+    org: str,
+    *,
+    endpoint_id: str | None,
+    campaign_id: str | None,
+    limit: int = 10_000,
+) -> list[Delivery]:
+    rows = await store.query_rows(
+        f"{_DELIVERY_SELECT} WHERE state = 'dead' AND org = {{org:String}}"
+        " AND ({ep:String} = '' OR endpoint_id = {ep:String})"
+        " AND ({cmp:String} = '' OR campaign_id = {cmp:String})"
+        " ORDER BY due_at LIMIT {limit:UInt32}",
+        {"org": org, "ep": endpoint_id or "", "cmp": campaign_id or "", "limit": limit},
+    )
+    return [_delivery(r) for r in rows]
+
+
+ENDPOINT_COLUMNS = (
+    "id",
+    "org",
+    "url",
+    "event_types",
+    "secret",
+    "previous_secret",
+    "previous_expires_at",
+    "enabled",
+    "disabled_reason",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+async def registered_endpoints(store: Store, limit: int = 100_000) -> list[EndpointConfig]:
+    rows = await store.query_rows(
+        "SELECT id, org, url, event_types, secret, previous_secret,"
+        " toFloat64(previous_expires_at), enabled"
+        " FROM webhook_endpoints FINAL LIMIT {limit:UInt32}",
+        {"limit": limit},
+    )
+    return [
+        EndpointConfig(
+            id=r[0],
+            org=r[1],
+            url=r[2],
+            event_types=frozenset(r[3]),
+            secret=r[4],
+            previous_secret=r[5],
+            previous_expires_at=float(r[6]),
+            enabled=bool(r[7]),
+        )
+        for r in rows
+    ]
+
+
+async def disable_endpoint(store: Store, endpoint_id: str, reason: str, version: int) -> None:
+    """A new version of the endpoint's row with enabled = 0 (copied in the store)."""
+    await store.command(
+        "INSERT INTO webhook_endpoints SELECT id, org, url, event_types, secret, previous_secret,"
+        " previous_expires_at, 0, {reason:String}, {version:UInt64}, created_at, now64(3)"
+        " FROM webhook_endpoints FINAL WHERE id = {id:String}",
+        {"id": endpoint_id, "reason": reason, "version": version},
+    )

@@ -1,0 +1,98 @@
+"""The SSRF guard: refused addresses at registration and at connect time (DNS rebinding)."""
+
+import ipaddress
+
+import httpx
+import pytest
+
+from core import netguard
+from core.netguard import AddressRefused, GuardedTransport
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.100.100.200",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fd00:ec2::254",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
+def test_non_public_addresses(address: str) -> None:
+    assert not netguard.is_public(ipaddress.ip_address(address))
+
+
+def test_public_addresses() -> None:
+    assert netguard.is_public(ipaddress.ip_address("93.184.216.34"))
+    assert netguard.is_public(ipaddress.ip_address("2606:4700::1111"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x",
+        "http://[::1]/x",
+        "http://localhost:8080/",
+        "http://metadata.google.internal/",
+        "http://169.254.169.254/latest",
+        "ftp://example.com/",
+    ],
+)
+def test_registration_refuses_private_literals(url: str) -> None:
+    with pytest.raises(AddressRefused):
+        netguard.check_url(url, frozenset())
+
+
+def test_allow_list_exempts_a_host() -> None:
+    netguard.check_url("http://127.0.0.1:9000/hook", frozenset({"127.0.0.1"}))
+    netguard.check_url("https://hooks.example.com/x", frozenset())
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_connect_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name that passed registration but now resolves privately (DNS rebinding) is refused
+    before any connection is made."""
+
+    async def rebinding(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        return [(2, 1, 6, "", ("127.0.0.1", port))]
+
+    import asyncio
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", rebinding)
+    async with httpx.AsyncClient(transport=GuardedTransport(frozenset())) as client:
+        with pytest.raises(AddressRefused):
+            await client.post("http://rebind.example.com/hook", content=b"{}")
+
+
+async def test_connects_to_the_checked_address_with_the_original_host_header(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[httpx.Request] = []
+
+    async def public(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        return [(2, 1, 6, "", ("93.184.216.34", port))]
+
+    import asyncio
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", public)
+    transport = GuardedTransport(frozenset())
+
+    async def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    transport.inner = httpx.MockTransport(record)  # type: ignore[assignment]
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert (await client.post("https://hooks.example.com/a", content=b"{}")).status_code == 204
+    assert seen[0].url.host == "93.184.216.34"
+    assert seen[0].headers["host"] == "hooks.example.com"
+    assert seen[0].extensions["sni_hostname"] == "hooks.example.com"
