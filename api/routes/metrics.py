@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import NotFound
 from api.queries import campaign_owner, entity_metrics
-from schemas.api import EntityMetrics, Problem
+from schemas.api import EntityMetrics, MetricsWindow, Problem
 
 router = APIRouter(tags=["metrics"])
 
@@ -19,10 +19,27 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_NO_EVENTS = (
+    EntityMetrics.model_validate(
+        {
+            w: dict.fromkeys(MetricsWindow.model_fields, 0)
+            for w in ("window1h", "window24h", "total")
+        }
+    )
+    .model_dump_json(by_alias=True)
+    .encode()
+)
+
+
 async def _metrics(
-    services: ServicesDep, kind: Literal["campaign", "influencer"], entity_id: str
+    services: ServicesDep,
+    kind: Literal["campaign", "influencer"],
+    entity_id: str,
+    *,
+    has_record: bool = False,
 ) -> Response:
-    """The cache holds the serialised answer, so a hit costs no validation or encoding."""
+    """The cache holds the serialised answer, so a hit costs no validation or encoding. An id
+    with a record (a created campaign) but no events yet answers zeros, not 404."""
 
     async def load() -> bytes | None:
         found = await entity_metrics(services.store, kind, entity_id, datetime.now(UTC))
@@ -30,7 +47,9 @@ async def _metrics(
 
     body = await services.metrics_cache.get((kind, entity_id), load)
     if body is None:
-        raise NotFound(f"No {kind} {entity_id!r} has events.")
+        if not has_record:
+            raise NotFound(f"No {kind} {entity_id!r} has events.")
+        body = _NO_EVENTS
     return Response(body, media_type="application/json")
 
 
@@ -48,7 +67,7 @@ async def campaign_metrics(
     owner = await campaign_owner(services, campaign_id)
     if owner is not None and owner != principal.org:
         raise NotFound(f"No campaign {campaign_id!r} has events.")
-    return await _metrics(services, "campaign", campaign_id)
+    return await _metrics(services, "campaign", campaign_id, has_record=owner is not None)
 
 
 @router.get(

@@ -316,3 +316,25 @@ async def test_metrics_of_uncreated_campaigns_stay_readable_by_anyone(
     assert mine.status_code == theirs.status_code == 404
     assert "has events" in mine.json()["detail"]
     assert "has events" in theirs.json()["detail"]
+
+
+async def test_a_created_campaign_without_events_has_zero_metrics_for_its_owner_only(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await create(client, id="cmp_quiet")
+    response = await client.get("/campaigns/cmp_quiet/metrics")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["total"] == {
+        "views": 0,
+        "likes": 0,
+        "comments": 0,
+        "shares": 0,
+        "saves": 0,
+        "engagements": 0,
+        "engagementRate": 0.0,
+        "events": 0,
+    }
+    assert body["window1h"] == body["window24h"] == body["total"]
+    other = await client.get("/campaigns/cmp_quiet/metrics", headers=other_org(settings))
+    assert other.status_code == 404
