@@ -32,7 +32,7 @@ lint: $(STAMP) ## ruff lint + format check, mypy strict.
 check: lint test ## What CI runs.
 
 bench: $(STAMP) ## Benchmarks, each beside its baseline (see BENCHMARKS.md).
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ONLY)
 
 token: $(STAMP) ## Print a development JWT (ORG=demo).
 	@$(BIN)/fk token --org $(or $(ORG),demo)

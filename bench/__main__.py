@@ -1,11 +1,12 @@
-"""`make bench`: every benchmark, each figure beside its baseline from the same run."""
+"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks]`): every benchmark, each
+figure beside its baseline from the same run."""
 
 import asyncio
 import platform
 import sys
 import time
 
-from bench import api, freshness, pipeline
+from bench import api, freshness, pipeline, webhooks
 
 
 def main() -> int:
@@ -20,6 +21,8 @@ def main() -> int:
         asyncio.run(freshness.run())
     if not only or "api" in only:
         api.run()
+    if not only or "webhooks" in only:
+        asyncio.run(webhooks.run(burst=5000, rate=250, seconds=20))
     return 0
 
 
