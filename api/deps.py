@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.cache import TtlCache
 from api.errors import Unauthorized
+from briefs.service import BriefService
 from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
 from core.settings import Settings
@@ -22,6 +23,7 @@ class Services:
     producer: AIOKafkaProducer
     metrics_cache: TtlCache[bytes | None]
     tokens: dict[str, Principal] = field(default_factory=dict)
+    briefs: BriefService | None = None
 
 
 async def get_services(request: Request) -> Services:

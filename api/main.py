@@ -14,7 +14,8 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
-from api.routes import events, health, metrics
+from api.routes import briefs, events, health, metrics
+from briefs.service import BriefService
 from core.clickhouse import Store
 from core.settings import Settings, get_settings
 
@@ -65,6 +66,7 @@ def create_app(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
+            briefs=await asyncio.to_thread(BriefService.build, settings, st),
         )
         try:
             async with AsyncExitStack() as stack:
@@ -87,6 +89,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(metrics.router)
+    app.include_router(briefs.router)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestMetrics)
     return app
