@@ -75,6 +75,7 @@ def create_app(
                 log.info("api.started", host=settings.api_host, port=settings.api_port)
                 yield
         finally:
+            await app.state.services.briefs.aclose()
             await producer.stop()
             if own_store:
                 st.close()

@@ -49,6 +49,8 @@ class Provider(Protocol):
         """One model turn. Raises UpstreamUnavailable / UpstreamTimeout on final failure."""
         ...
 
+    async def aclose(self) -> None: ...
+
 
 def _retry_after(headers: Any) -> float | None:
     """Seconds from `retry-after-ms` or `retry-after` (delta seconds); None when absent/odd."""
@@ -125,6 +127,9 @@ class OpenAIProvider:
             await asyncio.sleep(wait)
             attempt += 1
 
+    async def aclose(self) -> None:
+        await self.client.close()
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.backoff_max)
@@ -200,6 +205,9 @@ class OfflineProvider:
             )
         brief = composer.compose(request, results)
         return Completion(content=orjson.dumps(brief).decode())
+
+    async def aclose(self) -> None:
+        return None
 
 
 def _calls(turn: int, calls: list[tuple[str, dict[str, Any]]]) -> Completion:

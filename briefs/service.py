@@ -160,6 +160,9 @@ class BriefService:
                 self.store, org, self.embedder.name, [("brief", brief.id, 1, text, vector)], now
             )
 
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
     async def get(self, brief_id: str, org: str) -> Brief | None:
         found = await queries.find_brief(self.store, brief_id, org)
         return None if found is None else Brief.model_validate_json(found)
