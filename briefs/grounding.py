@@ -5,7 +5,7 @@ may leak into the brief.
 
 Two documented allowances: whole numbers up to `SMALL_INT` (weeks, ordinals, counts of
 deliverables) and the brand's own name and product name when they are name-like (short, no
-links or addresses), e.g. "iPhone 15".
+links, addresses or sentence punctuation), e.g. "iPhone 15".
 """
 
 import math
@@ -28,15 +28,18 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+_NAME = re.compile(r"^[^\W_][^\W_&'\u2019.+\- ]*(?:[&'\u2019.+\- ]+[^\W_]+)*[.+]?$")
+
+
 def is_name_like(text: str) -> bool:
-    """Short, one line, at most six words, no link or email address."""
+    """A product or brand name, not a sentence: at most 40 characters and five words of letters
+    and digits (with & ' . + - between), no underscore, no link or address."""
     return (
-        0 < len(text) <= 60
-        and "\n" not in text
-        and len(text.split()) <= 6
+        len(text) <= 40
+        and len(text.split()) <= 5
+        and bool(_NAME.match(text))
         and not _URL.search(text)
         and not _EMAIL.search(text)
-        and "@" not in text
     )
 
 
