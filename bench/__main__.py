@@ -5,7 +5,7 @@ import platform
 import sys
 import time
 
-from bench import api, freshness, pipeline
+from bench import api, briefs, freshness, pipeline
 
 
 def main() -> int:
@@ -20,6 +20,8 @@ def main() -> int:
         asyncio.run(freshness.run())
     if not only or "api" in only:
         api.run()
+    if not only or "briefs" in only:
+        asyncio.run(briefs.run())
     return 0
 
 
