@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from api.cache import TtlCache
 from api.errors import Unauthorized
+from briefs.service import BriefService
 from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
@@ -25,6 +26,7 @@ class Services:
     owners: TtlCache[str | None]
     known_owners: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, Principal] = field(default_factory=dict)
+    briefs: BriefService | None = None
 
 
 async def get_services(request: Request) -> Services:

@@ -65,6 +65,14 @@ class ServiceUnavailable(ApiError):
     status, title = 503, "Service Unavailable"
 
 
+class BadGateway(ApiError):
+    status, title = 502, "Bad Gateway"
+
+
+class GatewayTimeout(ApiError):
+    status, title = 504, "Gateway Timeout"
+
+
 def problem(
     status: int,
     title: str,

@@ -16,7 +16,8 @@ from api.deps import BEARER_SCHEME, Services
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
-from api.routes import campaigns, events, health, logs, metrics, webhooks
+from api.routes import briefs, campaigns, events, health, logs, metrics, webhooks
+from briefs.service import BriefService
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
 from core.settings import Settings, get_settings
@@ -98,6 +99,7 @@ def create_app(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
+            briefs=await asyncio.to_thread(BriefService.build, settings, st),
         )
         try:
             async with AsyncExitStack() as stack:
@@ -106,6 +108,7 @@ def create_app(
                 log.info("api.started", host=settings.api_host, port=settings.api_port)
                 yield
         finally:
+            await app.state.services.briefs.aclose()
             await producer.stop()
             if own_store:
                 st.close()
@@ -124,6 +127,7 @@ def create_app(
     app.include_router(campaigns.router)
     app.include_router(webhooks.router)
     app.include_router(logs.router)
+    app.include_router(briefs.router)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestMetrics)
     return app

@@ -6,7 +6,7 @@ import platform
 import sys
 import time
 
-from bench import api, freshness, pipeline, webhooks
+from bench import api, briefs, freshness, pipeline, webhooks
 
 
 def main() -> int:
@@ -23,6 +23,8 @@ def main() -> int:
         api.run()
     if not only or "webhooks" in only:
         asyncio.run(webhooks.run(burst=5000, rate=250, seconds=20))
+    if not only or "briefs" in only:
+        asyncio.run(briefs.run())
     return 0
 
 

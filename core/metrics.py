@@ -77,3 +77,20 @@ WEBHOOK_HELD = Gauge("fk_webhook_deliveries_held", "Deliveries queued or in flig
 WEBHOOK_ENDPOINTS_DISABLED = Counter(
     "fk_webhook_endpoints_disabled_total", "Endpoints disabled because they answered 410 Gone."
 )
+LLM_CALLS = Counter(
+    "fk_llm_calls_total",
+    "Model requests by outcome: ok, rate_limited, server_error, timeout, connection, client_error.",
+    ["outcome"],
+)
+LLM_TOKENS = Counter("fk_llm_tokens_total", "Model tokens used.", ["kind"])
+LLM_LATENCY_SECONDS = Histogram(
+    "fk_llm_latency_seconds",
+    "Latency of one model request (each attempt).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120),
+)
+LLM_CACHE = Counter("fk_llm_cache_total", "Brief cache lookups.", ["result"])
+BRIEFS = Counter(
+    "fk_briefs_total",
+    "Brief requests by outcome (ok, cached, ungrounded, refused, invalid, upstream).",
+    ["outcome"],
+)

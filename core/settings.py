@@ -114,6 +114,32 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=60.0, description="One model request, end to end.")
+    llm_max_retries: int = Field(
+        default=3, description="Retries of a 429, 5xx, timeout or connection failure."
+    )
+    llm_backoff_seconds: float = Field(
+        default=0.5, description="First back-off; doubles per retry (with jitter)."
+    )
+    llm_backoff_max_seconds: float = Field(
+        default=20.0, description="Longest single wait, also caps a server's Retry-After."
+    )
+
+    # Brief generator
+    brief_cache_ttl_seconds: int = Field(
+        default=24 * 3600, description="How long an identical brief request is answered from cache."
+    )
+    brief_max_turns: int = Field(
+        default=8, description="Model requests per brief, repairs included."
+    )
+    brief_max_tool_calls: int = Field(default=12, description="Tool calls per brief.")
+    brief_max_tokens: int = Field(
+        default=60_000, description="Prompt + completion tokens per brief."
+    )
+    brief_embedder: Literal["auto", "lexical"] = Field(
+        default="auto",
+        description="auto: the packaged static embedding model when installed, else lexical.",
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":

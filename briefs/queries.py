@@ -1,0 +1,298 @@
+"""Every store query of the brief generator, parameterised and bounded by time or LIMIT.
+
+`top_creators` is the one place that ranks creators: switch it to the top-performer engine's
+`engagementScore` when that lands.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.clickhouse import Store
+
+MIN_CREATOR_VIEWS = 500
+"""A creator needs this many views in the window to be ranked (small samples rank by luck)."""
+
+CREATOR_WINDOW = timedelta(days=90)
+TREND_WINDOW = timedelta(hours=24)
+
+_ENGAGEMENTS = "(sum(likes) + sum(comments) + sum(shares))"
+_RATE = f"if(sum(views) = 0, 0, round({_ENGAGEMENTS} / sum(views) * 100, 2))"
+
+
+_RECENT = "event_time >= {h24:DateTime64(3, 'UTC')}"
+_RECENT_RATE = (
+    f"if(sumIf(views, {_RECENT}) = 0, 0, round((sumIf(likes, {_RECENT}) + sumIf(comments, "
+    f"{_RECENT}) + sumIf(shares, {_RECENT})) / sumIf(views, {_RECENT}) * 100, 2))"
+)
+
+
+def _tag_filter(tags: Sequence[str] | None) -> str:
+    return " AND hasAny(hashtags, {tags:Array(String)})" if tags else ""
+
+
+@dataclass(frozen=True, slots=True)
+class TagCount:
+    tag: str
+    recent: int
+    previous: int
+    engagement_rate: float
+
+
+async def trending_tags(
+    store: Store, platform: str, tags: Sequence[str] | None, now: datetime, limit: int
+) -> list[TagCount]:
+    """Hashtags by events in the last 24 h, with the previous 24 h for growth."""
+    rows = await store.query_rows(
+        "SELECT tag, countIf(event_time >= {h24:DateTime64(3, 'UTC')}) AS recent, "
+        "countIf(event_time < {h24:DateTime64(3, 'UTC')}) AS previous, "
+        f"{_RECENT_RATE} "
+        "FROM engagement_events ARRAY JOIN hashtags AS tag "
+        "WHERE platform = {platform:String} AND event_time >= {h48:DateTime64(3, 'UTC')} "
+        "AND event_time <= {now:DateTime64(3, 'UTC')}"
+        f"{_tag_filter(tags)} "
+        "GROUP BY tag HAVING recent > 0 ORDER BY recent DESC, tag ASC LIMIT {limit:UInt32}",
+        {
+            "platform": platform,
+            "h24": now - TREND_WINDOW,
+            "h48": now - 2 * TREND_WINDOW,
+            "now": now,
+            "tags": list(tags or []),
+            "limit": limit,
+        },
+    )
+    return [TagCount(r[0], int(r[1]), int(r[2]), float(r[3])) for r in rows]
+
+
+async def all_time_tags(
+    store: Store, platform: str, tags: Sequence[str] | None, limit: int
+) -> list[TagCount]:
+    rows = await store.query_rows(
+        f"SELECT tag, count(), {_RATE} FROM engagement_events ARRAY JOIN hashtags AS tag "
+        f"WHERE platform = {{platform:String}}{_tag_filter(tags)} "
+        "GROUP BY tag ORDER BY count() DESC, tag ASC LIMIT {limit:UInt32}",
+        {"platform": platform, "tags": list(tags or []), "limit": limit},
+    )
+    return [TagCount(r[0], int(r[1]), 0, float(r[2])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorStats:
+    influencer_id: str
+    views: int
+    engagements: int
+    engagement_rate: float
+    events: int
+    followers: int | None
+
+
+async def top_creators(
+    store: Store, platform: str, tags: Sequence[str] | None, now: datetime, limit: int
+) -> list[CreatorStats]:
+    """Creators on a platform by engagementRate = (likes+comments+shares)/views*100 (ratio of
+    sums) over the last 90 days, at least `MIN_CREATOR_VIEWS` views; ties by engagements, then
+    id."""
+    rows = await store.query_rows(
+        f"SELECT influencer_id, sum(views), {_ENGAGEMENTS}, {_RATE} AS rate, count(), "
+        "max(followers) FROM engagement_events "
+        "WHERE platform = {platform:String} AND event_time >= {since:DateTime64(3, 'UTC')}"
+        f"{_tag_filter(tags)} "
+        "GROUP BY influencer_id HAVING sum(views) >= {min_views:UInt64} "
+        f"ORDER BY rate DESC, {_ENGAGEMENTS} DESC, influencer_id ASC LIMIT {{limit:UInt32}}",
+        {
+            "platform": platform,
+            "since": now - CREATOR_WINDOW,
+            "tags": list(tags or []),
+            "min_views": MIN_CREATOR_VIEWS,
+            "limit": limit,
+        },
+    )
+    return [
+        CreatorStats(r[0], int(r[1]), int(r[2]), float(r[3]), int(r[4]), _opt_int(r[5]))
+        for r in rows
+    ]
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceProfile:
+    platform: str
+    creators: int
+    views: int
+    engagement_rate: float
+    median_followers: int | None
+
+
+async def audience_profile(
+    store: Store, tags: Sequence[str], now: datetime
+) -> list[AudienceProfile]:
+    """Per platform, the creators whose posts carry any of `tags` (last 90 days)."""
+    rows = await store.query_rows(
+        f"SELECT platform, uniqExact(influencer_id), sum(views), {_RATE}, "
+        "toUInt64(medianExact(followers)) "
+        "FROM engagement_events WHERE event_time >= {since:DateTime64(3, 'UTC')}"
+        f"{_tag_filter(tags)} GROUP BY platform ORDER BY platform LIMIT 10",
+        {"since": now - CREATOR_WINDOW, "tags": list(tags)},
+    )
+    return [AudienceProfile(r[0], int(r[1]), int(r[2]), float(r[3]), _opt_int(r[4])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeStats:
+    tag: str
+    events: int
+    engagement_rate: float
+    share_rate: float
+    comment_rate: float
+    save_rate: float
+
+
+async def theme_stats(
+    store: Store, platform: str, now: datetime, limit: int, min_events: int = 5
+) -> list[ThemeStats]:
+    """What content themes (hashtags) earn on a platform: rates per 100 views (last 90 days)."""
+
+    def per_view(column: str) -> str:
+        return f"if(sum(views) = 0, 0, round(sum({column}) / sum(views) * 100, 2))"
+
+    rows = await store.query_rows(
+        f"SELECT tag, count(), {_RATE}, {per_view('shares')}, {per_view('comments')}, "
+        f"{per_view('saves')} FROM engagement_events ARRAY JOIN hashtags AS tag "
+        "WHERE platform = {platform:String} AND event_time >= {since:DateTime64(3, 'UTC')} "
+        "GROUP BY tag HAVING count() >= {min_events:UInt32} "
+        "ORDER BY count() DESC, tag ASC LIMIT {limit:UInt32}",
+        {
+            "platform": platform,
+            "since": now - CREATOR_WINDOW,
+            "min_events": min_events,
+            "limit": limit,
+        },
+    )
+    return [ThemeStats(r[0], int(r[1]), *(float(v) for v in r[2:6])) for r in rows]
+
+
+async def data_snapshot(store: Store) -> str:
+    """Changes whenever engagement data does: part of the cache key."""
+    rows = await store.query_rows("SELECT count(), max(ingested_at) FROM engagement_events")
+    count, newest = rows[0]
+    return f"{int(count)}@{newest.isoformat() if count else '-'}"
+
+
+# -- briefs, the cache, embeddings --------------------------------------------------------
+
+
+async def insert_brief(
+    store: Store, brief_id: str, org: str, request: str, brief: str, at: datetime
+) -> None:
+    await store.insert(
+        "briefs",
+        [[brief_id], [org], [request], [brief], [at]],
+        ["id", "org", "request", "brief", "created_at"],
+    )
+
+
+async def find_brief(store: Store, brief_id: str, org: str) -> str | None:
+    rows = await store.query_rows(
+        "SELECT brief FROM briefs WHERE org = {org:String} AND id = {id:String} "
+        "ORDER BY created_at DESC LIMIT 1",
+        {"org": org, "id": brief_id},
+    )
+    return str(rows[0][0]) if rows else None
+
+
+async def cached_brief(store: Store, key: str, org: str, now: datetime) -> str | None:
+    rows = await store.query_rows(
+        "SELECT brief FROM briefs WHERE org = {org:String} AND id IN ("
+        " SELECT argMax(brief_id, created_at) FROM brief_cache WHERE key = {key:String}"
+        " HAVING max(expires_at) > {now:DateTime64(3, 'UTC')}) LIMIT 1",
+        {"org": org, "key": key, "now": now},
+    )
+    return str(rows[0][0]) if rows else None
+
+
+async def insert_cache_entry(
+    store: Store, key: str, brief_id: str, at: datetime, expires: datetime
+) -> None:
+    await store.insert(
+        "brief_cache",
+        [[key], [brief_id], [at], [expires]],
+        ["key", "brief_id", "created_at", "expires_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    kind: str
+    id: str
+    text: str
+    distance: float | None = None
+
+
+async def insert_embeddings(
+    store: Store,
+    org: str,
+    model: str,
+    docs: Sequence[tuple[str, str, int, str, Sequence[float]]],
+    at: datetime,
+) -> None:
+    """docs: (kind, id, version, text, embedding)."""
+    if not docs:
+        return
+    await store.insert(
+        "brief_embeddings",
+        [
+            [org] * len(docs),
+            [d[0] for d in docs],
+            [d[1] for d in docs],
+            [d[2] for d in docs],
+            [model] * len(docs),
+            [d[3] for d in docs],
+            [list(d[4]) for d in docs],
+            [at] * len(docs),
+        ],
+        ["org", "kind", "id", "version", "model", "text", "embedding", "created_at"],
+    )
+
+
+async def nearest_documents(
+    store: Store, org: str, model: str, vector: Sequence[float], limit: int
+) -> list[Document]:
+    rows = await store.query_rows(
+        "SELECT kind, id, argMax(text, version), "
+        "cosineDistance(argMax(embedding, version), {q:Array(Float32)}) AS d "
+        "FROM brief_embeddings WHERE org = {org:String} AND model = {model:String} "
+        "GROUP BY kind, id ORDER BY d ASC, id ASC LIMIT {limit:UInt32}",
+        {"org": org, "model": model, "q": list(vector), "limit": limit},
+    )
+    return [Document(r[0], r[1], r[2], float(r[3])) for r in rows]
+
+
+async def recent_documents(store: Store, org: str, limit: int) -> list[Document]:
+    """The organisation's newest briefs and campaigns as text (for lexical search)."""
+    rows = await store.query_rows(
+        "SELECT 'brief', id, request, created_at FROM briefs WHERE org = {org:String} "
+        "UNION ALL SELECT 'campaign', id, concat(name, ' ', brand, ' ', body), updated_at "
+        "FROM campaigns FINAL WHERE org = {org:String} "
+        "ORDER BY 4 DESC LIMIT {limit:UInt32}",
+        {"org": org, "limit": limit},
+    )
+    return [Document(r[0], r[1], r[2]) for r in rows]
+
+
+async def unindexed_campaigns(
+    store: Store, org: str, model: str, limit: int
+) -> list[tuple[str, int, str]]:
+    """Campaigns of the organisation whose newest version has no embedding by `model` yet."""
+    rows = await store.query_rows(
+        "SELECT id, version, concat(name, ' ', brand, ' ', body) FROM campaigns FINAL "
+        "WHERE org = {org:String} AND (id, version) NOT IN ("
+        " SELECT id, version FROM brief_embeddings "
+        " WHERE org = {org:String} AND model = {model:String} AND kind = 'campaign') "
+        "ORDER BY updated_at DESC LIMIT {limit:UInt32}",
+        {"org": org, "model": model, "limit": limit},
+    )
+    return [(r[0], int(r[1]), r[2]) for r in rows]

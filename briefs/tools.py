@@ -1,0 +1,368 @@
+"""The read-only tools the model may call, their strict JSON schemas, and their implementation
+over our store. A bad call (unknown tool, malformed arguments) becomes an error result the model
+reads, never an exception."""
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from briefs import personas, queries
+from briefs.embeddings import Embedder, lexical_similarity
+from core.clickhouse import Store
+from schemas.events import Platform
+
+PLATFORMS = [p.value for p in Platform]
+GoalType = Literal["awareness", "engagement", "conversion", "launch"]
+
+_GOAL_WORDS: dict[GoalType, tuple[str, ...]] = {
+    "conversion": ("sale", "sell", "buy", "conversion", "purchase", "order", "signup", "sign up"),
+    "launch": ("launch", "new", "introduce", "release", "debut"),
+    "engagement": ("engage", "community", "comment", "conversation", "loyal", "ugc"),
+    "awareness": ("awareness", "reach", "visib", "known", "discover", "brand"),
+}
+_GOAL_METRIC = {
+    "awareness": "shareRate",
+    "engagement": "commentRate",
+    "conversion": "saveRate",
+    "launch": "engagementRate",
+}
+_ANGLES: dict[GoalType, tuple[str, ...]] = {
+    "awareness": ("Shareable {theme} moment", "Creator POV on {theme}", "{theme} myth vs fact"),
+    "engagement": (
+        "Ask-the-audience {theme} poll",
+        "{theme} duet or stitch challenge",
+        "Comment-to-choose {theme} series",
+    ),
+    "conversion": (
+        "Save-worthy {theme} how-to",
+        "{theme} before and after",
+        "Honest {theme} review with the offer",
+    ),
+    "launch": ("First look: {theme} reveal", "{theme} unboxing", "Countdown to the {theme} drop"),
+}
+
+
+_METRIC_OF: dict[str, Callable[[queries.ThemeStats], float]] = {
+    "shareRate": lambda t: t.share_rate,
+    "commentRate": lambda t: t.comment_rate,
+    "saveRate": lambda t: t.save_rate,
+    "engagementRate": lambda t: t.engagement_rate,
+}
+
+
+def classify_goal(goal: str) -> GoalType:
+    text = goal.lower()
+    best: GoalType = "awareness"
+    best_hits = 0
+    for kind, words in _GOAL_WORDS.items():
+        hits = sum(text.count(w) for w in words)
+        if hits > best_hits:
+            best, best_hits = kind, hits
+    return best
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TrendArgs(_Args):
+    platform: Platform
+    category: str | None = Field(default=None, max_length=60)
+
+
+class PersonaArgs(_Args):
+    brand: str = Field(max_length=200)
+    product: str = Field(max_length=1000)
+    goal: str = Field(max_length=1000)
+    audience: str | None = Field(default=None, max_length=1000)
+
+
+class AngleArgs(_Args):
+    goal: str = Field(max_length=1000)
+    persona: str = Field(max_length=100)
+    platform: Platform
+
+
+class CreatorsArgs(_Args):
+    platform: Platform
+    category: str | None = Field(default=None, max_length=60)
+    limit: int = Field(default=5)
+
+
+class SimilarArgs(_Args):
+    query: str = Field(min_length=1, max_length=2000)
+    limit: int = Field(default=3)
+
+
+def _fn(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "strict": True,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": list(properties),
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+_PLATFORM = {"type": "string", "enum": PLATFORMS}
+_CATEGORY = {
+    "type": ["string", "null"],
+    "description": f"One of {', '.join(personas.CATEGORIES)}, a hashtag, or null for all.",
+}
+
+TOOL_SPECS: list[dict[str, Any]] = [
+    _fn(
+        "trendFetcher",
+        "Top hashtags on a platform in the last 24 hours with growth against the previous 24 "
+        "hours; falls back to all-time counts (and says so) when the window is empty.",
+        {"platform": _PLATFORM, "category": _CATEGORY},
+    ),
+    _fn(
+        "personaClassifier",
+        "Classify the target persona from the request (taxonomy in docs/briefs.md) and return "
+        "the engagement profile of creators who reach that audience.",
+        {
+            "brand": {"type": "string"},
+            "product": {"type": "string"},
+            "goal": {"type": "string"},
+            "audience": {"type": ["string", "null"]},
+        },
+    ),
+    _fn(
+        "creativeAngle",
+        "Creative angles for a goal and persona, grounded in which content themes perform on the "
+        "platform in our data.",
+        {"goal": {"type": "string"}, "persona": {"type": "string"}, "platform": _PLATFORM},
+    ),
+    _fn(
+        "topCreators",
+        "Creators ranked by engagement rate on a platform (optionally within a category), with "
+        "their numbers.",
+        {
+            "platform": _PLATFORM,
+            "category": _CATEGORY,
+            "limit": {"type": "integer", "description": "1 to 10."},
+        },
+    ),
+    _fn(
+        "similarBriefs",
+        "The organisation's past briefs and campaigns most similar to a query text.",
+        {"query": {"type": "string"}, "limit": {"type": "integer", "description": "1 to 5."}},
+    ),
+]
+TOOL_NAMES = tuple(spec["function"]["name"] for spec in TOOL_SPECS)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    ok: bool
+    content: dict[str, Any]
+
+    def to_message(self) -> str:
+        return orjson.dumps(self.content).decode()
+
+
+def _error(message: str) -> ToolResult:
+    return ToolResult(False, {"error": message})
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:4]:
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid arguments: " + "; ".join(parts)
+
+
+class ToolBox:
+    """The tools of one brief request, bound to the caller's organisation and a fixed `now`."""
+
+    def __init__(self, store: Store, org: str, embedder: Embedder | None, now: datetime) -> None:
+        self.store, self.org, self.embedder, self.now = store, org, embedder, now
+        self._handlers: dict[str, tuple[type[_Args], Callable[[Any], Awaitable[dict[str, Any]]]]]
+        self._handlers = {
+            "trendFetcher": (TrendArgs, self.trend_fetcher),
+            "personaClassifier": (PersonaArgs, self.persona_classifier),
+            "creativeAngle": (AngleArgs, self.creative_angle),
+            "topCreators": (CreatorsArgs, self.top_creators),
+            "similarBriefs": (SimilarArgs, self.similar_briefs),
+        }
+
+    async def call(self, name: str, raw_arguments: str) -> ToolResult:
+        handler = self._handlers.get(name)
+        if handler is None:
+            return _error(f"unknown tool {name[:60]!r}; available: {', '.join(TOOL_NAMES)}")
+        model, fn = handler
+        try:
+            args = model.model_validate_json(raw_arguments or "{}")
+        except ValidationError as exc:
+            kinds = {e["type"] for e in exc.errors(include_url=False)}
+            if "json_invalid" in kinds:
+                return _error("arguments are not valid JSON")
+            if "model_type" in kinds:
+                return _error("arguments must be a JSON object")
+            return _error(_validation_message(exc))
+        return ToolResult(True, await fn(args))
+
+    async def trend_fetcher(self, args: TrendArgs) -> dict[str, Any]:
+        tags = personas.category_tags(args.category) if args.category else None
+        rows = await queries.trending_tags(self.store, args.platform.value, tags, self.now, 10)
+        window, note = "last24h", "Events of the last 24 hours against the 24 hours before."
+        if not rows:
+            rows = await queries.all_time_tags(self.store, args.platform.value, tags, 10)
+            window = "allTime"
+            note = "No tagged events in the last 24 hours: these are all-time counts."
+        return {
+            "platform": args.platform.value,
+            "category": args.category,
+            "window": window,
+            "fallback": window == "allTime",
+            "note": note,
+            "hashtags": [
+                {
+                    "tag": r.tag,
+                    "mentions": r.recent,
+                    "previousMentions": r.previous if window == "last24h" else None,
+                    "growthPct": _growth(r.recent, r.previous) if window == "last24h" else None,
+                    "engagementRate": r.engagement_rate,
+                }
+                for r in rows
+            ],
+        }
+
+    async def persona_classifier(self, args: PersonaArgs) -> dict[str, Any]:
+        persona, _scores = personas.classify(args.brand, args.product, args.goal, args.audience)
+        profile = await queries.audience_profile(self.store, persona.hashtags, self.now)
+        return {
+            "persona": {
+                "id": persona.id,
+                "label": persona.label,
+                "description": persona.description,
+            },
+            "hashtags": persona.hashtags,
+            "profile": [
+                {
+                    "platform": p.platform,
+                    "creators": p.creators,
+                    "views": p.views,
+                    "engagementRate": p.engagement_rate,
+                    "medianFollowers": p.median_followers,
+                }
+                for p in profile
+            ],
+        }
+
+    async def creative_angle(self, args: AngleArgs) -> dict[str, Any]:
+        goal_type = classify_goal(args.goal)
+        metric = _GOAL_METRIC[goal_type]
+        persona = personas.by_id(args.persona) or personas.classify(args.persona)[0]
+        themes = await queries.theme_stats(self.store, args.platform.value, self.now, 30)
+        preferred = set(persona.hashtags)
+        key = _METRIC_OF[metric]
+        ranked = sorted(themes, key=lambda t: (t.tag not in preferred, -key(t), t.tag))[:3]
+        templates = _ANGLES[goal_type]
+        return {
+            "platform": args.platform.value,
+            "goalType": goal_type,
+            "persona": persona.id,
+            "metric": metric,
+            "note": "Our events record hashtags, not formats: themes are hashtags; rates are per "
+            "100 views over 90 days.",
+            "angles": [
+                {
+                    "angle": templates[i % len(templates)].format(theme=t.tag),
+                    "theme": t.tag,
+                    "metric": metric,
+                    "value": key(t),
+                    "engagementRate": t.engagement_rate,
+                    "events": t.events,
+                }
+                for i, t in enumerate(ranked)
+            ],
+        }
+
+    async def top_creators(self, args: CreatorsArgs) -> dict[str, Any]:
+        tags = personas.category_tags(args.category) if args.category else None
+        limit = min(max(args.limit, 1), 10)
+        rows = await queries.top_creators(self.store, args.platform.value, tags, self.now, limit)
+        return {
+            "platform": args.platform.value,
+            "category": args.category,
+            "metric": "engagementRate",
+            "minViews": queries.MIN_CREATOR_VIEWS,
+            "creators": [
+                {
+                    "rank": i + 1,
+                    "influencerId": c.influencer_id,
+                    "engagementRate": c.engagement_rate,
+                    "views": c.views,
+                    "engagements": c.engagements,
+                    "events": c.events,
+                    "followers": c.followers,
+                }
+                for i, c in enumerate(rows)
+            ],
+        }
+
+    async def similar_briefs(self, args: SimilarArgs) -> dict[str, Any]:
+        limit = min(max(args.limit, 1), 5)
+        if self.embedder is not None:
+            await self._index_campaigns()
+            vector = self.embedder.embed([args.query])[0]
+            docs = await queries.nearest_documents(
+                self.store, self.org, self.embedder.name, vector, limit
+            )
+            found = [(d, round(1 - (d.distance or 0.0), 3)) for d in docs]
+            method = f"cosineDistance over {self.embedder.name} embeddings"
+        else:
+            recent = await queries.recent_documents(self.store, self.org, 500)
+            scored = [(d, round(lexical_similarity(args.query, d.text), 3)) for d in recent]
+            found = sorted((x for x in scored if x[1] > 0), key=lambda x: (-x[1], x[0].id))[:limit]
+            method = "lexical overlap (no embedding model installed)"
+        return {
+            "method": method,
+            "results": [
+                {"kind": d.kind, "id": d.id, "summary": _summary(d.text), "similarity": s}
+                for d, s in found
+            ],
+        }
+
+    async def _index_campaigns(self) -> None:
+        assert self.embedder is not None
+        pending = await queries.unindexed_campaigns(self.store, self.org, self.embedder.name, 200)
+        if not pending:
+            return
+        vectors = self.embedder.embed([text for _, _, text in pending])
+        await queries.insert_embeddings(
+            self.store,
+            self.org,
+            self.embedder.name,
+            [
+                ("campaign", i, v, text, vec)
+                for (i, v, text), vec in zip(pending, vectors, strict=True)
+            ],
+            self.now,
+        )
+
+
+def _growth(recent: int, previous: int) -> float | None:
+    return None if previous == 0 else round((recent - previous) / previous * 100, 1)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _summary(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()[:300]
