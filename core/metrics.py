@@ -47,3 +47,10 @@ API_REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 API_CACHE = Counter("fk_api_cache_total", "Metrics cache lookups.", ["result"])
+
+ETL_ROWS = Counter("fk_etl_rows_total", "CSV rows read by batch loads.", ["result"])
+ETL_LOAD_SECONDS = Histogram(
+    "fk_etl_load_seconds",
+    "Wall time of one batch load.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
