@@ -21,6 +21,7 @@ class Services:
     store: Store
     producer: AIOKafkaProducer
     metrics_cache: TtlCache[bytes | None]
+    top_cache: TtlCache[bytes | None]
     tokens: dict[str, Principal] = field(default_factory=dict)
 
 

@@ -12,7 +12,7 @@ from api.cache import TtlCache
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
-from api.routes import events, health, metrics
+from api.routes import etl, events, health, metrics, top_performers
 from core.clickhouse import Store
 from core.settings import Settings, get_settings
 
@@ -62,6 +62,11 @@ def create_app(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
+            top_cache=TtlCache(
+                settings.top_performers_cache_ttl_seconds,
+                max_stale=settings.top_performers_cache_max_stale_seconds,
+                max_entries=10_000,
+            ),
         )
         try:
             async with AsyncExitStack() as stack:
@@ -84,6 +89,13 @@ def create_app(
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(metrics.router)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.include_router(top_performers.router)
+    app.include_router(etl.router)
+    # Uploads stream to a temporary file and have their own (larger) limit.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=MAX_BODY_BYTES,
+        overrides={etl.UPLOAD_PATH: settings.etl_max_upload_bytes + etl.MULTIPART_OVERHEAD},
+    )
     app.add_middleware(RequestMetrics)
     return app

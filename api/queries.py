@@ -1,10 +1,12 @@
 """Every store query the API makes, parameterised and bounded."""
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
 from core.clickhouse import Store
-from schemas.api import EntityMetrics, MetricsWindow
+from schemas.api import EntityMetrics, MetricsWindow, ScoreComponents, TopPerformer, TopPerformers
+from scoring.engagement import CreatorStats, score_creators
 
 _FIELDS = ("views", "likes", "comments", "shares", "saves")
 
@@ -63,3 +65,167 @@ async def entity_metrics(
         window_24h=_window(values[6:12]),
         total=_window(values[12:18]),
     )
+
+
+# -- top performers -------------------------------------------------------------------------
+
+_OWNER_SQL = "SELECT org FROM campaigns FINAL WHERE id = {campaign:String} LIMIT 1"
+
+# Without a campaignId: the caller's campaigns, organic data (campaign_id = '') and campaigns
+# nobody created; i.e. everything except campaigns another organisation owns.
+_SCOPES = {
+    "campaign": "campaign_id = {campaign:String}",
+    "organisation": (
+        "campaign_id NOT IN (SELECT id FROM campaigns FINAL WHERE org != {org:String})"
+    ),
+}
+
+_TOP_TEMPLATE = """
+WITH
+scoped AS (
+    SELECT influencer_id, platform, if(post_id != '', post_id, event_id) AS post,
+           views, likes, comments, shares, saves
+    FROM engagement_events
+    WHERE {scope}
+      AND ({{platform:String}} = '' OR platform = {{platform:String}})
+      AND ({{category:String}} = '' OR influencer_id IN (
+          SELECT influencer_id FROM creators FINAL
+          WHERE lower(category) = lower({{category:String}})))
+),
+posts AS (
+    SELECT influencer_id, platform, sum(views) AS post_views, sum(likes) AS post_likes,
+           sum(comments) AS post_comments, sum(shares) AS post_shares,
+           sum(saves) AS post_saves,
+           log((post_likes + post_comments + post_shares + 0.5) / (post_views + 1)) AS x
+    FROM scoped
+    GROUP BY influencer_id, platform, post
+),
+bounds AS (
+    SELECT platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
+    FROM posts WHERE post_views > 0 GROUP BY platform
+),
+per_platform AS (
+    SELECT influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
+           sum(post_comments) AS pc, sum(post_shares) AS ps, sum(post_saves) AS psv,
+           count() AS pn, countIf(post_views > 0) AS pr,
+           sumIf(least(greatest(x, lo), hi), post_views > 0) AS psx,
+           sumIf(pow(least(greatest(x, lo), hi), 2), post_views > 0) AS psxx
+    FROM posts LEFT JOIN bounds USING platform
+    GROUP BY influencer_id, platform
+),
+creators_in_scope AS (
+    SELECT influencer_id, argMax(platform, (pv, platform)) AS primary,
+           arraySort(groupArray(platform)) AS platforms,
+           sum(pv) AS views, sum(pl) AS likes, sum(pc) AS comments,
+           sum(ps) AS shares, sum(psv) AS saves, sum(pn) AS posts,
+           sum(pr) AS rated, sum(psx) AS sx, sum(psxx) AS sxx
+    FROM per_platform GROUP BY influencer_id
+)
+SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.shares,
+       s.saves, s.posts, s.rated, s.sx, s.sxx, f.latest_followers, c.handle, c.category
+FROM creators_in_scope AS s
+LEFT JOIN (
+    SELECT influencer_id, argMax(followers, event_time) AS latest_followers
+    FROM engagement_events
+    WHERE followers IS NOT NULL
+      AND influencer_id IN (SELECT influencer_id FROM creators_in_scope)
+    GROUP BY influencer_id
+) AS f ON f.influencer_id = s.influencer_id
+LEFT JOIN (
+    SELECT influencer_id, handle, category FROM creators FINAL
+    WHERE influencer_id IN (SELECT influencer_id FROM creators_in_scope)
+) AS c ON c.influencer_id = s.influencer_id
+SETTINGS join_use_nulls = 1
+"""
+
+_TOP_SQL = {kind: _TOP_TEMPLATE.format(scope=scope) for kind, scope in _SCOPES.items()}
+
+TopSort = Literal["engagementRate", "engagementScore", "views", "engagements"]
+_SORT_KEYS: dict[str, Callable[[TopPerformer], float]] = {
+    "engagementRate": lambda p: p.engagement_rate,
+    "engagementScore": lambda p: p.engagement_score,
+    "views": lambda p: p.views,
+    "engagements": lambda p: p.engagements,
+}
+
+
+async def campaign_owner(store: Store, campaign_id: str) -> str | None:
+    rows = await store.query_rows(_OWNER_SQL, {"campaign": campaign_id})
+    return str(rows[0][0]) if rows else None
+
+
+async def scored_creators(
+    store: Store, *, org: str, campaign_id: str | None, platform: str | None, category: str | None
+) -> list[TopPerformer]:
+    """Every creator in scope with its sums, rate and score (unsorted)."""
+    rows = await store.query_rows(
+        _TOP_SQL["campaign" if campaign_id else "organisation"],
+        {
+            "org": org,
+            "campaign": campaign_id or "",
+            "platform": platform or "",
+            "category": category or "",
+        },
+    )
+    stats = []
+    for row in rows:
+        influencer, primary, _, _, _, _, _, _, _, rated, sx, sxx, followers, _, _ = row
+        rated = int(rated)
+        level = sx / rated if rated else 0.0
+        variance = max(0.0, (sxx - sx * sx / rated) / (rated - 1)) if rated >= 2 else 0.0
+        stats.append(
+            CreatorStats(
+                influencer_id=influencer,
+                platform=primary,
+                followers=None if followers is None else int(followers),
+                posts=rated,
+                level=level,
+                variance=variance,
+            )
+        )
+    scores = score_creators(stats)
+    out = []
+    for row in rows:
+        influencer, primary, platforms, views, likes, comments, shares, saves, posts = row[:9]
+        followers, handle, category_name = row[12:15]
+        engagements = int(likes) + int(comments) + int(shares)
+        score = scores.get(influencer)
+        out.append(
+            TopPerformer(
+                influencer_id=influencer,
+                handle=handle or None,
+                category=category_name or None,
+                platform=primary,
+                platforms=list(platforms),
+                followers=None if followers is None else int(followers),
+                posts=int(posts),
+                views=int(views),
+                likes=int(likes),
+                comments=int(comments),
+                shares=int(shares),
+                saves=int(saves),
+                engagements=engagements,
+                engagement_rate=round(engagements / int(views) * 100, 4) if views else 0.0,
+                engagement_score=score.score if score else 50.0,
+                score_components=ScoreComponents(
+                    cohort=score.cohort if score else "none",
+                    cohort_size=score.cohort_size if score else 0,
+                    typical_post_rate=score.typical_post_rate if score else 0.0,
+                    cohort_post_rate=score.cohort_post_rate if score else 0.0,
+                    robust_z=score.robust_z if score else 0.0,
+                    shrinkage=score.shrinkage if score else 0.0,
+                ),
+            )
+        )
+    return out
+
+
+def rank(
+    creators: list[TopPerformer], *, sort: TopSort, limit: int, min_views: int
+) -> TopPerformers:
+    """Creators with at least `min_views`, sorted descending by `sort`, ties by influencerId
+    ascending; the first `limit`."""
+    key = _SORT_KEYS[sort]
+    eligible = [c for c in creators if c.views >= min_views]
+    eligible.sort(key=lambda c: (-key(c), c.influencer_id))
+    return TopPerformers(items=eligible[:limit], total=len(eligible), sort=sort, limit=limit)

@@ -8,6 +8,7 @@ one process run one at a time, which is what makes the "ids already stored" chec
 """
 
 import csv
+import re
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from schemas.etl import LoadReport, RowError
 log = structlog.get_logger(__name__)
 
 _LOCK = threading.Lock()
+_LOAD_ID = re.compile(r"[0-9a-f]{32}")
 _REJECTED_PAGE = 50_000
 _BUCKET_ROWS = 250_000
 """Valid rows per insert statement (each builds hash sets of its bucket's ids)."""
@@ -72,6 +74,7 @@ def load_file(
     outputs: Outputs,
     *,
     name: str | None = None,
+    load_id: str | None = None,
     max_errors: int = 10_000,
     now: datetime | None = None,
 ) -> LoadReport:
@@ -87,7 +90,9 @@ def load_file(
         header = resolve_header(names)
     except ValueError as exc:
         raise LoadRefused(f"The file lacks required columns ({exc}).") from None
-    load_id = uuid.uuid4().hex
+    load_id = load_id or uuid.uuid4().hex
+    if not _LOAD_ID.fullmatch(load_id):
+        raise ValueError("load_id must be 32 lowercase hex digits")
     load_time = now or datetime.now(UTC)
     with _LOCK:
         _drop_stale_staging(store)
