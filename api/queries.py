@@ -1,12 +1,13 @@
 """Every store query the API makes, parameterised and bounded."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from core.clickhouse import Store
 from schemas.api import EntityMetrics, MetricsWindow, ScoreComponents, TopPerformer, TopPerformers
-from scoring.engagement import CreatorStats, score_creators
+from scoring.engagement import CreatorStats, Score, score_creators
 
 _FIELDS = ("views", "likes", "comments", "shares", "saves")
 
@@ -80,6 +81,8 @@ _SCOPES = {
     ),
 }
 
+# CTEs are inlined by ClickHouse, so `creators_in_scope` is referenced once only; the follower
+# and attribute look-ups read their (small, per-creator) answers for every creator instead.
 _TOP_TEMPLATE = """
 WITH
 scoped AS (
@@ -128,12 +131,10 @@ LEFT JOIN (
     SELECT influencer_id, argMax(followers, event_time) AS latest_followers
     FROM engagement_events
     WHERE followers IS NOT NULL
-      AND influencer_id IN (SELECT influencer_id FROM creators_in_scope)
     GROUP BY influencer_id
 ) AS f ON f.influencer_id = s.influencer_id
 LEFT JOIN (
     SELECT influencer_id, handle, category FROM creators FINAL
-    WHERE influencer_id IN (SELECT influencer_id FROM creators_in_scope)
 ) AS c ON c.influencer_id = s.influencer_id
 SETTINGS join_use_nulls = 1
 """
@@ -141,11 +142,73 @@ SETTINGS join_use_nulls = 1
 _TOP_SQL = {kind: _TOP_TEMPLATE.format(scope=scope) for kind, scope in _SCOPES.items()}
 
 TopSort = Literal["engagementRate", "engagementScore", "views", "engagements"]
-_SORT_KEYS: dict[str, Callable[[TopPerformer], float]] = {
-    "engagementRate": lambda p: p.engagement_rate,
-    "engagementScore": lambda p: p.engagement_score,
-    "views": lambda p: p.views,
-    "engagements": lambda p: p.engagements,
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A creator in scope before ranking (cheap to build; only the ranked slice becomes a
+    response model)."""
+
+    influencer_id: str
+    platform: str
+    platforms: list[str]
+    followers: int | None
+    handle: str | None
+    category: str | None
+    posts: int
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    saves: int
+    score: Score | None
+
+    @property
+    def engagements(self) -> int:
+        return self.likes + self.comments + self.shares
+
+    @property
+    def engagement_rate(self) -> float:
+        return round(self.engagements / self.views * 100, 4) if self.views else 0.0
+
+    @property
+    def engagement_score(self) -> float:
+        return self.score.score if self.score else 50.0
+
+    def to_model(self) -> TopPerformer:
+        s = self.score
+        return TopPerformer(
+            influencer_id=self.influencer_id,
+            handle=self.handle,
+            category=self.category,
+            platform=self.platform,
+            platforms=self.platforms,
+            followers=self.followers,
+            posts=self.posts,
+            views=self.views,
+            likes=self.likes,
+            comments=self.comments,
+            shares=self.shares,
+            saves=self.saves,
+            engagements=self.engagements,
+            engagement_rate=self.engagement_rate,
+            engagement_score=self.engagement_score,
+            score_components=ScoreComponents(
+                cohort=s.cohort if s else "none",
+                cohort_size=s.cohort_size if s else 0,
+                typical_post_rate=s.typical_post_rate if s else 0.0,
+                cohort_post_rate=s.cohort_post_rate if s else 0.0,
+                robust_z=s.robust_z if s else 0.0,
+                shrinkage=s.shrinkage if s else 0.0,
+            ),
+        )
+
+
+_SORT_KEYS: dict[str, Callable[[Candidate], float]] = {
+    "engagementRate": lambda c: c.engagement_rate,
+    "engagementScore": lambda c: c.engagement_score,
+    "views": lambda c: c.views,
+    "engagements": lambda c: c.engagements,
 }
 
 
@@ -156,8 +219,9 @@ async def campaign_owner(store: Store, campaign_id: str) -> str | None:
 
 async def scored_creators(
     store: Store, *, org: str, campaign_id: str | None, platform: str | None, category: str | None
-) -> list[TopPerformer]:
-    """Every creator in scope with its sums, rate and score (unsorted)."""
+) -> list[Candidate]:
+    """Every creator in scope with its sums and score (unsorted). Creators with no post that
+    has views get no score (50, cohort `none`)."""
     rows = await store.query_rows(
         _TOP_SQL["campaign" if campaign_id else "organisation"],
         {
@@ -169,63 +233,44 @@ async def scored_creators(
     )
     stats = []
     for row in rows:
-        influencer, primary, _, _, _, _, _, _, _, rated, sx, sxx, followers, _, _ = row
-        rated = int(rated)
-        level = sx / rated if rated else 0.0
-        variance = max(0.0, (sxx - sx * sx / rated) / (rated - 1)) if rated >= 2 else 0.0
+        rated, sx, sxx, followers = int(row[9]), row[10], row[11], row[12]
         stats.append(
             CreatorStats(
-                influencer_id=influencer,
-                platform=primary,
+                influencer_id=row[0],
+                platform=row[1],
                 followers=None if followers is None else int(followers),
                 posts=rated,
-                level=level,
-                variance=variance,
+                level=sx / rated if rated else 0.0,
+                variance=max(0.0, (sxx - sx * sx / rated) / (rated - 1)) if rated >= 2 else 0.0,
             )
         )
     scores = score_creators(stats)
-    out = []
-    for row in rows:
-        influencer, primary, platforms, views, likes, comments, shares, saves, posts = row[:9]
-        followers, handle, category_name = row[12:15]
-        engagements = int(likes) + int(comments) + int(shares)
-        score = scores.get(influencer)
-        out.append(
-            TopPerformer(
-                influencer_id=influencer,
-                handle=handle or None,
-                category=category_name or None,
-                platform=primary,
-                platforms=list(platforms),
-                followers=None if followers is None else int(followers),
-                posts=int(posts),
-                views=int(views),
-                likes=int(likes),
-                comments=int(comments),
-                shares=int(shares),
-                saves=int(saves),
-                engagements=engagements,
-                engagement_rate=round(engagements / int(views) * 100, 4) if views else 0.0,
-                engagement_score=score.score if score else 50.0,
-                score_components=ScoreComponents(
-                    cohort=score.cohort if score else "none",
-                    cohort_size=score.cohort_size if score else 0,
-                    typical_post_rate=score.typical_post_rate if score else 0.0,
-                    cohort_post_rate=score.cohort_post_rate if score else 0.0,
-                    robust_z=score.robust_z if score else 0.0,
-                    shrinkage=score.shrinkage if score else 0.0,
-                ),
-            )
+    return [
+        Candidate(
+            influencer_id=row[0],
+            platform=row[1],
+            platforms=list(row[2]),
+            views=int(row[3]),
+            likes=int(row[4]),
+            comments=int(row[5]),
+            shares=int(row[6]),
+            saves=int(row[7]),
+            posts=int(row[8]),
+            followers=None if row[12] is None else int(row[12]),
+            handle=row[13] or None,
+            category=row[14] or None,
+            score=scores.get(row[0]),
         )
-    return out
+        for row in rows
+    ]
 
 
-def rank(
-    creators: list[TopPerformer], *, sort: TopSort, limit: int, min_views: int
-) -> TopPerformers:
+def rank(creators: list[Candidate], *, sort: TopSort, limit: int, min_views: int) -> TopPerformers:
     """Creators with at least `min_views`, sorted descending by `sort`, ties by influencerId
     ascending; the first `limit`."""
     key = _SORT_KEYS[sort]
     eligible = [c for c in creators if c.views >= min_views]
     eligible.sort(key=lambda c: (-key(c), c.influencer_id))
-    return TopPerformers(items=eligible[:limit], total=len(eligible), sort=sort, limit=limit)
+    return TopPerformers(
+        items=[c.to_model() for c in eligible[:limit]], total=len(eligible), sort=sort, limit=limit
+    )

@@ -10,11 +10,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from api.queries import rank
+from api.queries import Candidate, rank
 from core.clickhouse import Store
 from core.settings import Settings
 from etl.loader import Outputs, load_file
-from schemas.api import ScoreComponents, TopPerformer
 from streams.agents.engagement import EngagementConsumer
 from streams.transforms import EVENT_COLUMNS
 from tests.api.test_http import assert_problem
@@ -24,32 +23,24 @@ from tests.factories import encode, make_event
 _ids = itertools.count()
 
 
-def performer(influencer_id: str, **overrides: Any) -> TopPerformer:
+def performer(influencer_id: str, **overrides: Any) -> Candidate:
     values: dict[str, Any] = {
         "influencer_id": influencer_id,
         "platform": "instagram",
         "platforms": ["instagram"],
         "followers": None,
+        "handle": None,
+        "category": None,
         "posts": 1,
         "views": 100,
         "likes": 5,
         "comments": 0,
         "shares": 0,
         "saves": 0,
-        "engagements": 5,
-        "engagement_rate": 5.0,
-        "engagement_score": 50.0,
-        "score_components": ScoreComponents(
-            cohort="all",
-            cohort_size=1,
-            typical_post_rate=5.0,
-            cohort_post_rate=5.0,
-            robust_z=0.0,
-            shrinkage=0.0,
-        ),
+        "score": None,
     }
     values.update(overrides)
-    return TopPerformer(**values)
+    return Candidate(**values)
 
 
 def insert_rows(store: Store, rows: list[dict[str, Any]]) -> None:
@@ -90,19 +81,19 @@ def add_campaign(store: Store, campaign_id: str, org: str) -> None:
 
 def test_rank_sorts_descending_and_breaks_ties_by_influencer_id() -> None:
     creators = [
-        performer("b", engagement_rate=5.0, views=10),
-        performer("a", engagement_rate=5.0, views=30),
-        performer("c", engagement_rate=7.5, views=20),
-        performer("d", engagement_rate=1.0, views=5),
+        performer("b", likes=1, views=20),  # 5 %
+        performer("a", likes=3, views=60),  # 5 %: tied with "b", first by influencerId
+        performer("c", likes=3, views=40),  # 7.5 %
+        performer("d", likes=1, views=100),  # 1 %
     ]
     assert [
         p.influencer_id for p in rank(creators, sort="engagementRate", limit=10, min_views=0).items
     ] == ["c", "a", "b", "d"]
     by_views = rank(creators, sort="views", limit=2, min_views=0)
-    assert [p.influencer_id for p in by_views.items] == ["a", "c"]
+    assert [p.influencer_id for p in by_views.items] == ["d", "a"]
     assert by_views.total == 4
-    filtered = rank(creators, sort="views", limit=10, min_views=10)
-    assert [p.influencer_id for p in filtered.items] == ["a", "c", "b"]
+    filtered = rank(creators, sort="views", limit=10, min_views=40)
+    assert [p.influencer_id for p in filtered.items] == ["d", "a", "c"]
     assert rank(creators, sort="views", limit=10, min_views=1000).model_dump() == {
         "items": [],
         "total": 0,
