@@ -6,6 +6,7 @@ import math
 import random
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,13 +50,17 @@ async def scores(store: Store) -> dict[str, Candidate]:
     return {c.influencer_id: c for c in found}
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="Not met yet: hypothesis found 25 points (3 posts), 5.1 (11), 10.4 (15), 5.25 (30); "
+    "see docs/scoring.md. Kept running so the gap stays visible.",
+)
 @_SETTINGS
-@given(seed=st.integers(0, 2**32 - 1), posts=st.integers(15, 40), views_too=st.booleans())
+@given(seed=st.integers(0, 2**32 - 1), posts=st.integers(10, 60), views_too=st.booleans())
 async def test_one_viral_post_moves_a_score_by_less_than_5_points(
     store: Store, seed: int, posts: int, views_too: bool
 ) -> None:
-    """Holds from 15 posts (docs/scoring.md): with 11 posts hypothesis found a 5.1-point move,
-    with 3 posts 25 points; below that, shrinkage is what keeps such creators near 50."""
+    """The issue's property, for creators with 10-60 posts in a 40-creator cohort."""
     rng = random.Random(seed)
     store.command_sync("TRUNCATE TABLE engagement_events")
     cohort = []
