@@ -34,10 +34,18 @@ check: lint test ## What CI runs.
 bench: $(STAMP) ## Benchmarks, each beside its baseline (see BENCHMARKS.md).
 	$(BIN)/python -m bench $(ONLY)
 
+etl: $(STAMP) ## Load a performance CSV: make etl FILE=performance.csv (through `fk up` if it runs).
+	@test -n "$(FILE)" || { echo "usage: make etl FILE=performance.csv"; exit 2; }
+	$(BIN)/fk etl $(FILE)
+
+sample: $(STAMP) ## Write a realistic sample to data/performance.ROWS.csv (ROWS=10000).
+	@mkdir -p data
+	$(BIN)/fk generate $(or $(ROWS),10000) data/performance.$(or $(ROWS),10000).csv --invalid-rate 0.005
+
 token: $(STAMP) ## Print a development JWT (ORG=demo).
 	@$(BIN)/fk token --org $(or $(ORG),demo)
 
 clean: ## Remove the virtual environment and local data.
 	rm -rf $(VENV) data
 
-.PHONY: help install run test lint check bench token clean
+.PHONY: help install run test lint check bench etl sample token clean

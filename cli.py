@@ -1,4 +1,4 @@
-"""`fk`: the platform's command line (up, worker, api, replay, token)."""
+"""`fk`: the platform's command line (up, worker, api, replay, etl, generate, token)."""
 
 import argparse
 import asyncio
@@ -6,8 +6,12 @@ import sys
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from etl.loader import Outputs
 
 
 def _settings() -> Settings:
@@ -198,6 +202,93 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _platform_answers(settings: Settings) -> str | None:
+    """The running platform's base URL when its API answers /healthz, else None."""
+    import httpx
+
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    try:
+        if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+            return base
+    except httpx.HTTPError:
+        pass
+    return None
+
+
+def _etl_through_api(
+    base: str, settings: Settings, path: Path, outputs: "Outputs", org: str
+) -> int:
+    import httpx
+    import orjson
+
+    from core.auth import issue_token
+
+    token = issue_token(settings.jwt_secret, org=org, issuer=settings.jwt_issuer)
+    headers = {"Authorization": f"Bearer {token}"}
+    with path.open("rb") as fh, httpx.Client(base_url=base, headers=headers, timeout=600) as http:
+        response = http.post("/etl/uploads", files={"file": (path.name, fh, "text/csv")})
+        if response.status_code != 200:
+            detail = response.json().get("detail") if response.content else None
+            print(
+                f"fk etl: {response.status_code} {detail or response.reason_phrase}",
+                file=sys.stderr,
+            )
+            return 2
+        report = response.json()
+        if report.get("rejectedFile"):
+            rejected = http.get(report["rejectedFile"])
+            rejected.raise_for_status()
+            outputs.rejected.write_bytes(rejected.content)
+            report["rejectedFile"] = str(outputs.rejected)
+    outputs.report.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def cmd_etl(args: argparse.Namespace) -> int:
+    import orjson
+
+    from etl.loader import LoadRefused, Outputs, load_file
+
+    settings = _settings()
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"fk etl: no such file: {path}", file=sys.stderr)
+        return 2
+    outputs = Outputs.beside(path, Path(args.out) if args.out else None)
+    base = None if args.direct else _platform_answers(settings)
+    if base is not None:
+        # The running platform owns the chDB path: go through it rather than open it twice.
+        print(f"fk etl: loading through the running platform at {base}", file=sys.stderr)
+        return _etl_through_api(base, settings, path, outputs, args.org)
+
+    from core.clickhouse import Store
+
+    store = Store.open(
+        settings.store_url,
+        settings.clickhouse_database,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+    )
+    try:
+        report = load_file(store, path, outputs, max_errors=settings.etl_max_reported_errors)
+    except LoadRefused as exc:
+        print(f"fk etl: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(orjson.dumps(report.model_dump(by_alias=True), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from etl.generate import write_sample
+
+    write_sample(Path(args.out), args.rows, seed=args.seed, invalid_rate=args.invalid_rate)
+    print(f"wrote {args.rows} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +313,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--topic", default=None, help="default: engagement-events")
     replay.set_defaults(func=cmd_replay)
+
+    etl = sub.add_parser("etl", help="load a performance CSV; prints the load report")
+    etl.add_argument("file")
+    etl.add_argument("--out", default=None, help="where the report and rejected rows go")
+    etl.add_argument("--org", default="demo", help="organisation when going through the API")
+    etl.add_argument(
+        "--direct", action="store_true", help="open the store even if a platform answers"
+    )
+    etl.set_defaults(func=cmd_etl)
+
+    generate = sub.add_parser("generate", help="write a realistic sample performance CSV")
+    generate.add_argument("rows", type=int)
+    generate.add_argument("out")
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument(
+        "--invalid-rate", type=float, default=0.0, help="share of rows with a rejection reason"
+    )
+    generate.set_defaults(func=cmd_generate)
 
     token = sub.add_parser("token", help="print a development JWT")
     token.add_argument("--org", default="demo")

@@ -24,6 +24,7 @@ class Services:
     metrics_cache: TtlCache[bytes | None]
     ledger: CampaignLedger
     owners: TtlCache[str | None]
+    top_cache: TtlCache[bytes | None]
     known_owners: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, Principal] = field(default_factory=dict)
     briefs: BriefService | None = None

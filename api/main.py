@@ -16,7 +16,17 @@ from api.deps import BEARER_SCHEME, Services
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
-from api.routes import briefs, campaigns, events, health, logs, metrics, webhooks
+from api.routes import (
+    briefs,
+    campaigns,
+    etl,
+    events,
+    health,
+    logs,
+    metrics,
+    top_performers,
+    webhooks,
+)
 from briefs.service import BriefService
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
@@ -100,6 +110,11 @@ def create_app(
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
             briefs=await asyncio.to_thread(BriefService.build, settings, st),
+            top_cache=TtlCache(
+                settings.top_performers_cache_ttl_seconds,
+                max_stale=settings.top_performers_cache_max_stale_seconds,
+                max_entries=10_000,
+            ),
         )
         try:
             async with AsyncExitStack() as stack:
@@ -128,6 +143,13 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(logs.router)
     app.include_router(briefs.router)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.include_router(top_performers.router)
+    app.include_router(etl.router)
+    # Uploads stream to a temporary file and have their own (larger) limit.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=MAX_BODY_BYTES,
+        overrides={etl.UPLOAD_PATH: settings.etl_max_upload_bytes + etl.MULTIPART_OVERHEAD},
+    )
     app.add_middleware(RequestMetrics)
     return app

@@ -94,3 +94,9 @@ BRIEFS = Counter(
     "Brief requests by outcome (ok, cached, ungrounded, refused, invalid, upstream).",
     ["outcome"],
 )
+ETL_ROWS = Counter("fk_etl_rows_total", "CSV rows read by batch loads.", ["result"])
+ETL_LOAD_SECONDS = Histogram(
+    "fk_etl_load_seconds",
+    "Wall time of one batch load.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)

@@ -65,6 +65,20 @@ class Settings(BaseSettings):
         description="Past the TTL and up to this age an answer is still served while it reloads.",
     )
     max_events_per_request: int = 1000
+    top_performers_cache_ttl_seconds: float = Field(
+        default=5.0, description="How long a /top-performers answer is served as fresh."
+    )
+    top_performers_cache_max_stale_seconds: float = Field(
+        default=60.0, description="Up to this age a stale answer is served while it reloads."
+    )
+
+    # Batch ETL
+    etl_max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024, description="Largest file POST /etl/uploads accepts (413)."
+    )
+    etl_max_reported_errors: int = Field(
+        default=10_000, description="Errors listed in a load report (the rejected file has all)."
+    )
 
     # Auth
     jwt_secret: str = DEV_JWT_SECRET

@@ -59,3 +59,58 @@ class ReadinessCheck(WireModel):
 class Readiness(WireModel):
     status: str
     checks: list[ReadinessCheck]
+
+
+class ScoreComponents(WireModel):
+    """Why a creator has its engagementScore (see docs/scoring.md)."""
+
+    cohort: str = Field(
+        description="Peers compared with: `platform/tier` (nano <10k, micro <100k, mid <500k, "
+        "macro <1M, mega, unknown), or `platform/all` / `all` when that group is too small."
+    )
+    cohort_size: int = Field(description="Creators in the cohort within this scope.")
+    typical_post_rate: float = Field(
+        description="The creator's typical per-post engagement rate in %: geometric mean of "
+        "its post rates after clipping each to its platform's 5th-95th percentile."
+    )
+    cohort_post_rate: float = Field(description="The cohort median of typicalPostRate, in %.")
+    robust_z: float = Field(
+        description="(log typicalPostRate - cohort median) / (1.4826 * MAD) within the cohort."
+    )
+    shrinkage: float = Field(
+        description="Weight (0-1) on the creator's own data; few posts pull it toward 0, i.e. "
+        "toward the cohort. engagementScore = 100 * Phi(shrinkage * robustZ)."
+    )
+
+
+class TopPerformer(WireModel):
+    influencer_id: str = Field(description="The creator.")
+    handle: str | None = Field(default=None, description="Known from batch loads.")
+    category: str | None = Field(default=None, description="Known from batch loads.")
+    platform: str = Field(description="The platform with most of the creator's views in scope.")
+    platforms: list[str] = Field(description="Every platform the creator has data on in scope.")
+    followers: int | None = Field(
+        description="Latest known follower count (stream or batch), any scope."
+    )
+    posts: int = Field(
+        description="Distinct posts in scope (a stream event without postId counts as one post)."
+    )
+    views: int = Field(description="Sum of views in scope.")
+    likes: int
+    comments: int
+    shares: int
+    saves: int
+    engagements: int = Field(description="likes + comments + shares.")
+    engagement_rate: float = Field(
+        description="engagements / views * 100 over the creator's rows in scope (ratio of "
+        "sums); 0 when no views."
+    )
+    engagement_score: float = Field(description="0-100, 50 = typical for the cohort.")
+    score_components: ScoreComponents
+
+
+class TopPerformers(WireModel):
+    items: list[TopPerformer] = Field(description="Sorted descending; ties by influencerId.")
+    total: int = Field(description="Creators in scope with at least minViews views.")
+    sort: str = Field(description="The sort key used.")
+    limit: int

@@ -1,0 +1,111 @@
+"""`POST /etl/uploads`: a performance CSV streamed to disk, loaded, answered with its report;
+`GET /etl/uploads/{loadId}/rejected`: the rejected rows of one of the caller's loads."""
+
+import asyncio
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+
+from api.deps import PrincipalDep, ServicesDep
+from api.errors import InvalidInput, NotFound, PayloadTooLarge
+from etl.loader import LoadRefused, Outputs, load_file
+from schemas.api import Problem
+from schemas.etl import LoadReport
+
+router = APIRouter(tags=["etl"])
+
+UPLOAD_PATH = "/etl/uploads"
+MULTIPART_OVERHEAD = 64 * 1024
+"""Room for multipart boundaries and part headers on top of the file size limit."""
+_CHUNK = 1024 * 1024
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "The file exceeds FK_ETL_MAX_UPLOAD_BYTES."},
+    422: {"model": Problem, "description": "No file, or it lacks required columns / a header."},
+}
+
+
+def _load_dir(root: Path, org: str, load_id: str) -> Path:
+    # The organisation is part of the path, so another organisation cannot name the load.
+    return root / "etl" / _SAFE_NAME.sub("_", org) / load_id
+
+
+def _copy_limited(upload: UploadFile, target: Path, limit: int) -> int:
+    size = 0
+    with target.open("wb") as out:
+        while chunk := upload.file.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"The file exceeds {limit} bytes.")
+            out.write(chunk)
+    return size
+
+
+@router.post(
+    UPLOAD_PATH,
+    response_model=LoadReport,
+    summary="Load a performance CSV (multipart field `file`) and return its report.",
+    responses=_RESPONSES,
+)
+async def upload(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="The performance CSV (header row required).")],
+) -> LoadReport:
+    """Valid rows are stored even when others are rejected; loading the same rows again stores
+    nothing twice. Rows are listed in `errors` by physical line; all rejected rows are
+    downloadable from `GET /etl/uploads/{loadId}/rejected`."""
+    settings = services.settings
+    load_id = uuid.uuid4().hex
+    directory = _load_dir(settings.data_dir.resolve(), principal.org, load_id)
+    directory.mkdir(parents=True)
+    source = directory / "upload.csv"
+    try:
+        await asyncio.to_thread(_copy_limited, file, source, settings.etl_max_upload_bytes)
+        report = await asyncio.to_thread(
+            load_file,
+            services.store,
+            source,
+            Outputs(report=directory / "report.json", rejected=directory / "rejected.csv"),
+            name=file.filename or "upload.csv",
+            load_id=load_id,
+            max_errors=settings.etl_max_reported_errors,
+        )
+    except LoadRefused as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise InvalidInput(str(exc)) from None
+    except PayloadTooLarge:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    finally:
+        source.unlink(missing_ok=True)
+    services.top_cache.clear()
+    services.metrics_cache.clear()
+    if report.rejected_file is not None:
+        report = report.model_copy(update={"rejected_file": f"{UPLOAD_PATH}/{load_id}/rejected"})
+    return report
+
+
+@router.get(
+    UPLOAD_PATH + "/{load_id}/rejected",
+    summary="The rejected rows of a load as CSV: line, column, reason, then the row's fields.",
+    response_class=FileResponse,
+    responses={404: {"model": Problem, "description": "No such load of yours with rejects."}},
+)
+async def rejected_rows(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    load_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")],
+) -> FileResponse:
+    path = _load_dir(services.settings.data_dir.resolve(), principal.org, load_id)
+    path = path / "rejected.csv"
+    if not path.is_file():
+        raise NotFound(f"No rejected rows for load {load_id}.")
+    return FileResponse(path, media_type="text/csv", filename=f"{load_id}.rejected.csv")

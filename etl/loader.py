@@ -1,0 +1,186 @@
+"""Load one performance CSV into the store: validate every row, store the valid ones once by
+content (`csv:<hash>` event ids in `engagement_events`, source 'batch'), merge creator attributes
+into `creators`, and write the rejected rows beside the report.
+
+ClickHouse reads the file itself (`file()`), so the file is streamed and never held in Python
+objects; this needs the embedded chDB store (the file must be on the store's machine). Loads in
+one process run one at a time, which is what makes the "ids already stored" check exact.
+"""
+
+import csv
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import structlog
+
+from core import metrics
+from core.clickhouse import Store
+from etl import queries
+from etl.columns import resolve_header
+from schemas.etl import LoadReport, RowError
+
+log = structlog.get_logger(__name__)
+
+_LOCK = threading.Lock()
+_LOAD_ID = re.compile(r"[0-9a-f]{32}")
+_REJECTED_PAGE = 50_000
+_BUCKET_ROWS = 250_000
+"""Valid rows per insert statement (each builds hash sets of its bucket's ids)."""
+
+
+class LoadRefused(ValueError):
+    """The file as a whole cannot be loaded (no header, missing columns, not UTF-8, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """Where a load writes its report and its rejected rows."""
+
+    report: Path
+    rejected: Path
+
+    @classmethod
+    def beside(cls, source: Path, directory: Path | None = None) -> "Outputs":
+        """`<stem>.report.json` and `<stem>.rejected.csv` in `directory` (default: the file's)."""
+        where = directory or source.parent
+        return cls(where / f"{source.stem}.report.json", where / f"{source.stem}.rejected.csv")
+
+
+def read_header(path: Path) -> tuple[list[str], int]:
+    """The header's names and how many physical lines it spans (BOM and quotes understood)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            names = next(reader, None)
+            lines = reader.line_num
+    except UnicodeDecodeError:
+        raise LoadRefused("The header is not UTF-8 text.") from None
+    except csv.Error as exc:
+        raise LoadRefused(f"The header is not valid CSV ({exc}).") from None
+    if not names or all(not n.strip() for n in names):
+        raise LoadRefused("The file is empty: a header row is required.")
+    return names, lines
+
+
+def load_file(
+    store: Store,
+    path: Path,
+    outputs: Outputs,
+    *,
+    name: str | None = None,
+    load_id: str | None = None,
+    max_errors: int = 10_000,
+    now: datetime | None = None,
+) -> LoadReport:
+    """Load `path` (absolute or not) into `store` and write the report and rejected rows.
+
+    Valid rows are stored even when others are rejected. Raises `LoadRefused` (with a message
+    for the user) when the file as a whole is unusable; store failures propagate as `StoreError`.
+    """
+    started = time.perf_counter()
+    path = path.resolve()
+    names, header_lines = read_header(path)
+    try:
+        header = resolve_header(names)
+    except ValueError as exc:
+        raise LoadRefused(f"The file lacks required columns ({exc}).") from None
+    load_id = load_id or uuid.uuid4().hex
+    if not _LOAD_ID.fullmatch(load_id):
+        raise ValueError("load_id must be 32 lowercase hex digits")
+    load_time = now or datetime.now(UTC)
+    with _LOCK:
+        _drop_stale_staging(store)
+        table = f"etl_stage_{load_id}"
+        try:
+            store.command_sync(
+                queries.stage(header, table),
+                {
+                    "path": str(path),
+                    "structure": queries.file_structure(header),
+                    "skip": header_lines,
+                    "load_time": load_time,
+                },
+            )
+            rows, accepted, error_count = store.query_rows_sync(queries.summary(table))[0]
+            buckets = max(1, int(accepted) // _BUCKET_ROWS)
+            inserted = 0
+            for bucket in range(buckets):
+                where = {"buckets": buckets, "bucket": bucket}
+                inserted += int(store.query_rows_sync(queries.bucket_news(table), where)[0][0])
+                store.command_sync(queries.insert_events(table), where)
+            store.command_sync(queries.upsert_creators(table), {"load_time": load_time})
+            errors = [
+                RowError(line=line, column=column or None, reason=reason)
+                for line, column, reason in store.query_rows_sync(
+                    queries.errors(table), {"skip": header_lines, "limit": max_errors}
+                )
+            ]
+            rejected = int(rows) - int(accepted)
+            if rejected:
+                _write_rejected(store, table, header_lines, names, outputs.rejected)
+        finally:
+            store.command_sync(f"DROP TABLE IF EXISTS {table}")
+    report = LoadReport(
+        load_id=load_id,
+        file=name or path.name,
+        rows=int(rows),
+        accepted=int(accepted),
+        rejected=rejected,
+        inserted=inserted,
+        duplicates=int(accepted) - inserted,
+        errors=errors,
+        errors_omitted=int(error_count) - len(errors),
+        extra_columns=list(header.extra),
+        rejected_file=str(outputs.rejected) if rejected else None,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    outputs.report.parent.mkdir(parents=True, exist_ok=True)
+    outputs.report.write_bytes(
+        orjson.dumps(report.model_dump(by_alias=True), option=orjson.OPT_INDENT_2)
+    )
+    metrics.ETL_ROWS.labels("accepted").inc(report.accepted)
+    metrics.ETL_ROWS.labels("rejected").inc(report.rejected)
+    metrics.ETL_LOAD_SECONDS.observe(report.seconds)
+    log.info(
+        "etl.loaded",
+        file=report.file,
+        rows=report.rows,
+        inserted=report.inserted,
+        duplicates=report.duplicates,
+        rejected=report.rejected,
+        seconds=report.seconds,
+    )
+    return report
+
+
+def _drop_stale_staging(store: Store) -> None:
+    """Loads run one at a time, so any staging table seen here was left by a crashed load."""
+    for (table,) in store.query_rows_sync(queries.STALE_STAGING):
+        store.command_sync(f"DROP TABLE IF EXISTS `{table}`")
+
+
+def _write_rejected(
+    store: Store, table: str, header_lines: int, names: list[str], target: Path
+) -> None:
+    """Rejected rows as CSV, file order: line, columns and reasons, then the original fields."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    after = -1
+    with target.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["line", "column", "reason", *names])
+        while True:
+            page = store.query_rows_sync(
+                queries.rejected(table),
+                {"skip": header_lines, "after": after, "limit": _REJECTED_PAGE},
+            )
+            for _, line, columns, reasons, raw in page:
+                writer.writerow([line, columns, reasons, *(v or "" for v in raw)])
+            if len(page) < _REJECTED_PAGE:
+                return
+            after = page[-1][0]

@@ -1,0 +1,1 @@
+"""The engagement score: robust, size- and platform-fair comparison of creators."""

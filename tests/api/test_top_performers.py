@@ -1,0 +1,280 @@
+"""`GET /top-performers` on real chDB: ratio-of-sums rates, sort orders and ties, organisation
+scoping, batch rows merged with streamed events, and 404/422 problem details."""
+
+import itertools
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from api.queries import Candidate, rank
+from core.clickhouse import Store
+from core.settings import Settings
+from etl.loader import Outputs, load_file
+from streams.agents.engagement import EngagementConsumer
+from streams.transforms import EVENT_COLUMNS
+from tests.api.test_http import assert_problem
+from tests.conftest import wait_until
+from tests.factories import encode, make_event
+
+_ids = itertools.count()
+
+
+def performer(influencer_id: str, **overrides: Any) -> Candidate:
+    values: dict[str, Any] = {
+        "influencer_id": influencer_id,
+        "platform": "instagram",
+        "platforms": ["instagram"],
+        "followers": None,
+        "handle": None,
+        "category": None,
+        "posts": 1,
+        "views": 100,
+        "likes": 5,
+        "comments": 0,
+        "shares": 0,
+        "saves": 0,
+        "score": None,
+    }
+    values.update(overrides)
+    return Candidate(**values)
+
+
+def insert_rows(store: Store, rows: list[dict[str, Any]]) -> None:
+    """Engagement rows straight into the store (as the sink would write them)."""
+    defaults: dict[str, Any] = {
+        "event_time": datetime(2026, 10, 1, tzinfo=UTC),
+        "campaign_id": "cmp_a",
+        "platform": "instagram",
+        "post_id": "",
+        "views": 100,
+        "likes": 0,
+        "comments": 0,
+        "shares": 0,
+        "saves": 0,
+        "followers": None,
+        "hashtags": [],
+        "source": "stream",
+        "kafka_partition": 0,
+        "kafka_offset": 0,
+    }
+    full = [{**defaults, "event_id": f"row-{next(_ids)}", **r} for r in rows]
+    store.insert_sync(
+        "engagement_events", [[r[c] for r in full] for c in EVENT_COLUMNS], EVENT_COLUMNS
+    )
+
+
+def add_campaign(store: Store, campaign_id: str, org: str) -> None:
+    now = datetime.now(UTC)
+    store.insert_sync(
+        "campaigns",
+        [[campaign_id], [org], ["n"], ["b"], ["draft"], [1], ["{}"], [now], [now]],
+        ["id", "org", "name", "brand", "status", "version", "body", "created_at", "updated_at"],
+    )
+
+
+# -- pure ranking ----------------------------------------------------------------------------
+
+
+def test_rank_sorts_descending_and_breaks_ties_by_influencer_id() -> None:
+    creators = [
+        performer("b", likes=1, views=20),  # 5 %
+        performer("a", likes=3, views=60),  # 5 %: tied with "b", first by influencerId
+        performer("c", likes=3, views=40),  # 7.5 %
+        performer("d", likes=1, views=100),  # 1 %
+    ]
+    assert [
+        p.influencer_id for p in rank(creators, sort="engagementRate", limit=10, min_views=0).items
+    ] == ["c", "a", "b", "d"]
+    by_views = rank(creators, sort="views", limit=2, min_views=0)
+    assert [p.influencer_id for p in by_views.items] == ["d", "a"]
+    assert by_views.total == 4
+    filtered = rank(creators, sort="views", limit=10, min_views=40)
+    assert [p.influencer_id for p in filtered.items] == ["d", "a", "c"]
+    assert rank(creators, sort="views", limit=10, min_views=1000).model_dump() == {
+        "items": [],
+        "total": 0,
+        "sort": "views",
+        "limit": 10,
+    }
+    assert rank([], sort="engagementScore", limit=10, min_views=0).items == []
+
+
+# -- over HTTP on the store ------------------------------------------------------------------
+
+
+async def top(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    response = await client.get("/top-performers", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_rate_is_a_ratio_of_sums_with_counts(client: httpx.AsyncClient, store: Store) -> None:
+    insert_rows(
+        store,
+        [
+            {"influencer_id": "inf_a", "views": 1000, "likes": 10, "comments": 0, "shares": 0},
+            {"influencer_id": "inf_a", "views": 10, "likes": 5, "comments": 3, "shares": 2},
+            {"influencer_id": "inf_b", "views": 100, "likes": 3, "saves": 50},
+            {"influencer_id": "inf_c", "views": 0, "likes": 0},
+        ],
+    )
+    body = await top(client, campaignId="cmp_a")
+    items = {i["influencerId"]: i for i in body["items"]}
+    a = items["inf_a"]
+    assert (a["views"], a["likes"], a["comments"], a["shares"], a["engagements"]) == (
+        1010,
+        15,
+        3,
+        2,
+        20,
+    )
+    assert a["engagementRate"] == round(20 / 1010 * 100, 4)  # not the mean of 1% and 100%
+    assert items["inf_b"]["engagementRate"] == 3.0
+    assert items["inf_b"]["saves"] == 50
+    assert items["inf_c"]["engagementRate"] == 0.0
+    assert [i["influencerId"] for i in body["items"]] == ["inf_b", "inf_a", "inf_c"]
+    assert 0 <= a["engagementScore"] <= 100
+    assert set(a["scoreComponents"]) == {
+        "cohort",
+        "cohortSize",
+        "typicalPostRate",
+        "cohortPostRate",
+        "robustZ",
+        "shrinkage",
+    }
+
+
+async def test_sort_keys_limit_ties_and_empty_scopes(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    insert_rows(
+        store,
+        [
+            {"influencer_id": "inf_z", "views": 100, "likes": 10},
+            {"influencer_id": "inf_y", "views": 100, "likes": 10},
+            {"influencer_id": "inf_x", "views": 500, "likes": 10},
+            {"influencer_id": "inf_w", "views": 50, "likes": 10, "platform": "tiktok"},
+        ],
+    )
+    ranked = await top(client, campaignId="cmp_a")
+    assert [i["influencerId"] for i in ranked["items"]] == ["inf_w", "inf_y", "inf_z", "inf_x"]
+    by_views = await top(client, campaignId="cmp_a", sort="views", limit=2)
+    assert [i["influencerId"] for i in by_views["items"]] == ["inf_x", "inf_y"]
+    assert by_views["total"] == 4
+    tied = await top(client, campaignId="cmp_a", sort="engagements")
+    assert [i["influencerId"] for i in tied["items"]] == ["inf_w", "inf_x", "inf_y", "inf_z"]
+    tiktok = await top(client, campaignId="cmp_a", platform="tiktok")
+    assert [i["influencerId"] for i in tiktok["items"]] == ["inf_w"]
+    assert (await top(client, campaignId="cmp_a", minViews=400))["total"] == 1
+    for params in ({"campaignId": "cmp_nobody"}, {"campaignId": "cmp_a", "platform": "x"}):
+        assert await top(client, **params) == {
+            "items": [],
+            "total": 0,
+            "sort": "engagementRate",
+            "limit": 10,
+        }
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "101"},
+        {"limit": "0"},
+        {"sort": "followers"},
+        {"platform": "myspace"},
+        {"minViews": "-1"},
+        {"campaignId": ""},
+    ],
+)
+async def test_out_of_range_parameters_are_422(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    assert_problem(await client.get("/top-performers", params=params), 422)
+
+
+async def test_organisation_scope_and_foreign_campaigns(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    add_campaign(store, "cmp_mine", "acme")
+    add_campaign(store, "cmp_theirs", "globex")
+    insert_rows(
+        store,
+        [
+            {"influencer_id": "inf_mine", "campaign_id": "cmp_mine"},
+            {"influencer_id": "inf_theirs", "campaign_id": "cmp_theirs"},
+            {"influencer_id": "inf_organic", "campaign_id": ""},
+            {"influencer_id": "inf_unclaimed", "campaign_id": "cmp_unclaimed"},
+        ],
+    )
+    body = await top(client)
+    assert sorted(i["influencerId"] for i in body["items"]) == [
+        "inf_mine",
+        "inf_organic",
+        "inf_unclaimed",
+    ]
+    problem = assert_problem(
+        await client.get("/top-performers", params={"campaignId": "cmp_theirs"}), 404
+    )
+    assert "cmp_theirs" in str(problem["detail"])
+    assert [
+        i["influencerId"] for i in (await top(client, campaignId="cmp_unclaimed"))["items"]
+    ] == ["inf_unclaimed"]
+
+
+async def test_batch_rows_and_streamed_events_merge_for_a_campaign(
+    client: httpx.AsyncClient,
+    store: Store,
+    settings: Settings,
+    pipeline: EngagementConsumer,
+    producer: AIOKafkaProducer,
+    tmp_path: Path,
+) -> None:
+    csv = tmp_path / "performance.csv"
+    csv.write_text(
+        "campaignId,influencerId,platform,postId,postedAt,views,likes,comments,shares,"
+        "followers,handle,category\n"
+        "cmp_mix,inf_a,instagram,p1,2026-01-01,1000,50,5,5,20000,@a,Food\n"
+        "cmp_mix,inf_b,instagram,p2,2026-01-01,1000,10,0,0,5000,@b,Tech\n"
+    )
+    load_file(store, csv, Outputs.beside(csv))
+    events = [
+        make_event(
+            campaignId="cmp_mix",
+            influencerId="inf_b",
+            views=1000,
+            likes=200,
+            comments=0,
+            shares=0,
+            followers=6000,
+        ),
+        make_event(
+            campaignId="cmp_mix", influencerId="inf_c", views=10, likes=1, comments=0, shares=0
+        ),
+    ]
+    for e in events:
+        await producer.send_and_wait(
+            settings.engagement_topic, encode(e), key=e["influencerId"].encode()
+        )
+
+    async def merged() -> bool:
+        rows = await store.query_rows(
+            "SELECT count() FROM engagement_events WHERE campaign_id = 'cmp_mix'"
+        )
+        return rows[0][0] == 4
+
+    await wait_until(merged)
+    body = await top(client, campaignId="cmp_mix")
+    items = {i["influencerId"]: i for i in body["items"]}
+    b = items["inf_b"]
+    assert (b["views"], b["likes"], b["posts"]) == (2000, 210, 2)
+    assert b["engagementRate"] == 10.5
+    assert (b["handle"], b["category"], b["followers"]) == ("@b", "Tech", 6000)  # newest followers
+    assert items["inf_c"]["handle"] is None
+    assert [i["influencerId"] for i in body["items"]] == ["inf_b", "inf_c", "inf_a"]
+    food = await top(client, campaignId="cmp_mix", category="food")
+    assert [i["influencerId"] for i in food["items"]] == ["inf_a"]
