@@ -193,9 +193,11 @@ async def test_init_creates_topics_and_tables_on_kafka_and_clickhouse_servers(
     client = clickhouse_connect.get_client(
         dsn=env["FK_CLICKHOUSE_URL"], username="fk", password=CLICKHOUSE_PASSWORD
     )
-    tables = {
-        r[0] for r in client.query(f"SHOW TABLES FROM {env['FK_CLICKHOUSE_DATABASE']}").result_rows
-    }
+    try:
+        rows = client.query(f"SHOW TABLES FROM {env['FK_CLICKHOUSE_DATABASE']}").result_rows
+    finally:
+        client.close()
+    tables = {row[0] for row in rows}
     assert {"engagement_events", "campaigns", "schema_migrations"} <= tables
     assert "none pending" in fk(env, tmp_path, "init").stdout
 
