@@ -3,11 +3,15 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# docker-compose 1.29 (validates the compose file without a Docker engine) needs PyYAML 5, so it
+# lives in its own venv and leaves the platform's PyYAML alone.
+COMPOSE_VENV := .venv-compose
+COMPOSE      := $(COMPOSE_VENV)/bin/docker-compose
 
 .DEFAULT_GOAL := help
 
 help: ## Show this help.
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -21,7 +25,7 @@ install: $(STAMP) ## Create .venv and install the platform with its dev tools (p
 run: $(STAMP) ## Start the embedded platform with demo data (Ctrl-C stops it).
 	$(BIN)/fk up --demo
 
-test: $(STAMP) ## Run the whole test suite on the real embedded engines.
+test: $(STAMP) deploy-tools ## Install and run the whole test suite on the real embedded engines.
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff lint + format check, mypy strict.
@@ -30,6 +34,21 @@ lint: $(STAMP) ## ruff lint + format check, mypy strict.
 	$(BIN)/mypy
 
 check: lint test ## What CI runs.
+
+$(COMPOSE):
+	test -x $(COMPOSE_VENV)/bin/python || $(PYTHON) -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/python -m pip install --quiet 'cython<3' wheel setuptools
+	$(COMPOSE_VENV)/bin/python -m pip install --quiet --no-build-isolation pyyaml==5.4.1
+	$(COMPOSE_VENV)/bin/python -m pip install --quiet docker-compose==1.29.2
+
+deploy-tools: $(COMPOSE) ## Tools of the deployment checks: docker-compose (own venv), prometheus.
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; \
+	else echo "prometheus is not installed (as root: apt-get install prometheus); its checks skip"; fi
+
+dashboards: $(STAMP) ## Regenerate grafana/dashboards/*.json from grafana/build.py.
+	$(BIN)/python grafana/build.py
 
 bench: $(STAMP) ## Benchmarks, each beside its baseline (see BENCHMARKS.md).
 	$(BIN)/python -m bench $(ONLY)
@@ -45,7 +64,7 @@ sample: $(STAMP) ## Write a realistic sample to data/performance.ROWS.csv (ROWS=
 token: $(STAMP) ## Print a development JWT (ORG=demo).
 	@$(BIN)/fk token --org $(or $(ORG),demo)
 
-clean: ## Remove the virtual environment and local data.
-	rm -rf $(VENV) data
+clean: ## Remove the virtual environments and local data.
+	rm -rf $(VENV) $(COMPOSE_VENV) data
 
-.PHONY: help install run test lint check bench etl sample token clean
+.PHONY: help install run test lint check deploy-tools dashboards bench etl sample token clean

@@ -1,4 +1,4 @@
-"""`fk`: the platform's command line (up, worker, api, replay, etl, generate, token)."""
+"""`fk`: the platform's command line (up, init, worker, api, replay, etl, generate, token)."""
 
 import argparse
 import asyncio
@@ -129,6 +129,51 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         if broker is not None:
             broker.stop()
+
+
+async def initialise(settings: Settings, *, timeout: float = 60.0) -> tuple[list[str], list[str]]:
+    """Create the platform's topics with their explicit partition counts and apply pending store
+    migrations; both steps are idempotent. Returns (topic names, migrations applied now)."""
+    from core.clickhouse import Store
+    from core.kafka import ensure_topics
+    from streams.topics import platform_topics
+
+    topics = platform_topics(settings)
+    await ensure_topics(settings.bootstrap, topics, timeout=timeout)
+    store = await asyncio.to_thread(
+        Store.open,
+        settings.store_url,
+        settings.clickhouse_database,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+        migrate=False,
+    )
+    try:
+        applied = await asyncio.to_thread(store.migrate)
+    finally:
+        store.close()
+    return [t.name for t in topics], applied
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.embedded_broker:
+        print("fk init: FK_KAFKA_BOOTSTRAP must name the Kafka cluster to prepare", file=sys.stderr)
+        return 2
+    outcome: list[tuple[list[str], list[str]]] = []
+
+    async def run() -> None:
+        outcome.append(await initialise(settings, timeout=args.timeout))
+
+    status = _run_or_explain(run())
+    if status != 0:
+        return status
+    if not outcome:  # interrupted before it finished
+        return 130
+    topics, applied = outcome[0]
+    print(f"topics ready: {', '.join(topics)}")
+    print(f"migrations applied: {', '.join(applied) or 'none pending'}")
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -297,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo", action="store_true", help="replay the bundled demo dataset")
     up.add_argument("--org", default="demo", help="organisation of the printed dev token")
     up.set_defaults(func=cmd_up)
+
+    init = sub.add_parser(
+        "init", help="create topics (explicit partitions) and apply store migrations, then exit"
+    )
+    init.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the broker to answer"
+    )
+    init.set_defaults(func=cmd_init)
 
     worker = sub.add_parser("worker", help="run a stream worker against FK_KAFKA_BOOTSTRAP")
     worker.add_argument("--metrics-port", type=int, default=9100, help="Prometheus port (0 = none)")
