@@ -508,25 +508,25 @@ def business() -> dict[str, Any]:
         row("Webhook delivery"),
         panel(
             "timeseries",
-            "Delivery attempts by outcome",
+            "Delivery attempts by result",
             [
                 prom(
-                    f"sum by (outcome) (rate(fk_webhook_attempts_total[{RATE}]))",
-                    "{{outcome}}",
+                    f"sum by (status) (rate(fk_webhook_attempts_total[{RATE}]))",
+                    "{{status}}",
                 )
             ],
             unit="ops",
         ),
         panel(
             "stat",
-            "Retry backlog",
-            [prom("sum(fk_webhook_retry_backlog)")],
+            "Deliveries held (queued, in flight or waiting to retry)",
+            [prom("sum(fk_webhook_deliveries_held)")],
             width=6,
         ),
         panel(
             "stat",
-            "Dead-lettered deliveries",
-            [prom("sum(fk_webhook_dlq_size)")],
+            "Dead-lettered deliveries (24 h)",
+            [prom("sum(increase(fk_webhook_dead_letters_total[24h]))")],
             width=6,
             description="Replay them with the /webhooks dead-letter endpoints.",
         ),

@@ -65,7 +65,7 @@ def test_every_panel_uses_a_provisioned_datasource() -> None:
 
 def test_the_business_dashboard_covers_what_brands_ask_for() -> None:
     titles = " | ".join(p["title"] for p in panels(dashboards()["business"])).lower()
-    for topic in ("per campaign", "top creators", "trending hashtags", "attempts by outcome"):
+    for topic in ("per campaign", "top creators", "trending hashtags", "attempts by result"):
         assert topic in titles
 
 
