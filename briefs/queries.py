@@ -21,7 +21,10 @@ _ENGAGEMENTS = "(sum(likes) + sum(comments) + sum(shares))"
 _RATE = f"if(sum(views) = 0, 0, round({_ENGAGEMENTS} / sum(views) * 100, 2))"
 
 
-_RECENT = "event_time >= {h24:DateTime64(3, 'UTC')}"
+_RECENT = "minute >= {h24:DateTime64(3, 'UTC')}"
+_TAG_RATE = (
+    "if(sum(views) = 0, 0, round((sum(likes) + sum(comments) + sum(shares)) / sum(views) * 100, 2))"
+)
 _RECENT_RATE = (
     f"if(sumIf(views, {_RECENT}) = 0, 0, round((sumIf(likes, {_RECENT}) + sumIf(comments, "
     f"{_RECENT}) + sumIf(shares, {_RECENT})) / sumIf(views, {_RECENT}) * 100, 2))"
@@ -30,6 +33,10 @@ _RECENT_RATE = (
 
 def _tag_filter(tags: Sequence[str] | None) -> str:
     return " AND hasAny(hashtags, {tags:Array(String)})" if tags else ""
+
+
+def _tag_in(tags: Sequence[str] | None) -> str:
+    return " AND tag IN {tags:Array(String)}" if tags else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +50,15 @@ class TagCount:
 async def trending_tags(
     store: Store, platform: str, tags: Sequence[str] | None, now: datetime, limit: int
 ) -> list[TagCount]:
-    """Hashtags by events in the last 24 h, with the previous 24 h for growth."""
+    """Hashtags by events in the last 24 h, with the previous 24 h for growth, from the
+    `hashtag_minute` view the store keeps as events arrive (minute resolution)."""
     rows = await store.query_rows(
-        "SELECT tag, countIf(event_time >= {h24:DateTime64(3, 'UTC')}) AS recent, "
-        "countIf(event_time < {h24:DateTime64(3, 'UTC')}) AS previous, "
-        f"{_RECENT_RATE} "
-        "FROM engagement_events ARRAY JOIN hashtags AS tag "
-        "WHERE platform = {platform:String} AND event_time >= {h48:DateTime64(3, 'UTC')} "
-        "AND event_time <= {now:DateTime64(3, 'UTC')}"
-        f"{_tag_filter(tags)} "
+        f"SELECT tag, sumIf(events, {_RECENT}) AS recent, "
+        f"sumIf(events, NOT ({_RECENT})) AS previous, {_RECENT_RATE} "
+        "FROM hashtag_minute "
+        "WHERE platform = {platform:String} AND minute >= {h48:DateTime64(3, 'UTC')} "
+        "AND minute <= {now:DateTime64(3, 'UTC')}"
+        f"{_tag_in(tags)} "
         "GROUP BY tag HAVING recent > 0 ORDER BY recent DESC, tag ASC LIMIT {limit:UInt32}",
         {
             "platform": platform,
@@ -69,9 +76,9 @@ async def all_time_tags(
     store: Store, platform: str, tags: Sequence[str] | None, limit: int
 ) -> list[TagCount]:
     rows = await store.query_rows(
-        f"SELECT tag, count(), {_RATE} FROM engagement_events ARRAY JOIN hashtags AS tag "
-        f"WHERE platform = {{platform:String}}{_tag_filter(tags)} "
-        "GROUP BY tag ORDER BY count() DESC, tag ASC LIMIT {limit:UInt32}",
+        f"SELECT tag, sum(events), {_TAG_RATE} FROM hashtag_minute "
+        f"WHERE platform = {{platform:String}}{_tag_in(tags)} "
+        "GROUP BY tag ORDER BY sum(events) DESC, tag ASC LIMIT {limit:UInt32}",
         {"platform": platform, "tags": list(tags or []), "limit": limit},
     )
     return [TagCount(r[0], int(r[1]), 0, float(r[2])) for r in rows]
