@@ -50,7 +50,10 @@ deploy-tools: $(COMPOSE) ## Tools of the deployment checks: docker-compose (own 
 dashboards: $(STAMP) ## Regenerate grafana/dashboards/*.json from grafana/build.py.
 	$(BIN)/python grafana/build.py
 
-bench: $(STAMP) ## Benchmarks, each beside its baseline (see BENCHMARKS.md).
+bench: $(STAMP) ## Benchmarks beside their baselines (BENCHMARKS.md); ONLY="pipeline api" selects.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@command -v hey >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq hey; } \
+	  || echo "hey is needed for the latency runs: apt-get install hey"
 	$(BIN)/python -m bench $(ONLY)
 
 etl: $(STAMP) ## Load a performance CSV: make etl FILE=performance.csv (through `fk up` if it runs).

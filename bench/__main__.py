@@ -1,4 +1,4 @@
-"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks]`): every benchmark, each
+"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl]`): every benchmark, each
 figure beside its baseline from the same run."""
 
 import asyncio
@@ -6,7 +6,7 @@ import platform
 import sys
 import time
 
-from bench import api, briefs, freshness, pipeline, webhooks
+from bench import api, briefs, etl, freshness, pipeline, webhooks
 
 
 def main() -> int:
@@ -25,6 +25,8 @@ def main() -> int:
         asyncio.run(webhooks.run(burst=5000, rate=250, seconds=20))
     if not only or "briefs" in only:
         asyncio.run(briefs.run())
+    if not only or "etl" in only:
+        etl.run()
     return 0
 
 
