@@ -1,5 +1,5 @@
-"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl]`): every benchmark, each
-figure beside its baseline from the same run."""
+"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl]`): every
+benchmark, each figure beside its baseline from the same run."""
 
 import asyncio
 import platform
