@@ -226,20 +226,7 @@ async def write_endpoint(
     await store.insert(
         "webhook_endpoints",
         [[v] for v in row],
-        (
-            "id",
-            "org",
-            "url",
-            "event_types",
-            "secret",
-            "previous_secret",
-            "previous_expires_at",
-            "enabled",
-            "disabled_reason",
-            "version",
-            "created_at",
-            "updated_at",
-        ),
+        shared.ENDPOINT_COLUMNS,
     )
 
 

@@ -8,6 +8,22 @@ from typing import Any
 from core.clickhouse import Store
 from schemas.campaigns import Campaign
 
+ENDPOINT_COLUMNS = (
+    "id",
+    "org",
+    "url",
+    "event_types",
+    "secret",
+    "previous_secret",
+    "previous_expires_at",
+    "enabled",
+    "disabled_reason",
+    "version",
+    "created_at",
+    "updated_at",
+)
+"""Columns of `webhook_endpoints`, written by the API and read by the dispatcher."""
+
 CAMPAIGN_COLUMNS = (
     "id",
     "org",

@@ -156,22 +156,6 @@ async def dead_deliveries(
     return [_delivery(r) for r in rows]
 
 
-ENDPOINT_COLUMNS = (
-    "id",
-    "org",
-    "url",
-    "event_types",
-    "secret",
-    "previous_secret",
-    "previous_expires_at",
-    "enabled",
-    "disabled_reason",
-    "version",
-    "created_at",
-    "updated_at",
-)
-
-
 async def registered_endpoints(store: Store, limit: int = 100_000) -> list[EndpointConfig]:
     rows = await store.query_rows(
         "SELECT id, org, url, event_types, secret, previous_secret,"
