@@ -9,6 +9,7 @@ from schemas.events import DeadLetterReason, EngagementEvent, Platform
 from streams.transforms import EVENT_COLUMNS, EventBatch, Rejection, decode_event
 from tests.factories import encode, make_event
 
+# Fixed at import: every case below states its timestamps relative to it.
 NOW_MS = int(time.time() * 1000)
 
 
@@ -107,7 +108,17 @@ def test_timestamp_just_inside_the_future_skew_is_accepted() -> None:
 
 def test_batch_lays_out_columns_in_store_order() -> None:
     batch = EventBatch()
-    event = decode(encode(make_event(eventId="e1", campaignId=None, followers=7, hashtags=["#a"])))
+    event = decode(
+        encode(
+            make_event(
+                eventId="e1",
+                campaignId=None,
+                followers=7,
+                hashtags=["#a"],
+                timestamp=NOW_MS - 60_000,
+            )
+        )
+    )
     assert isinstance(event, EngagementEvent)
     batch.add(event, source="stream", partition=2, offset=41)
     row = dict(zip(EVENT_COLUMNS, (col[0] for col in batch.columns), strict=True))
