@@ -17,14 +17,17 @@ from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
 from api.routes import (
+    activity,
     briefs,
     campaigns,
+    engagement,
     etl,
     events,
     health,
     logs,
     metrics,
     top_performers,
+    trends,
     webhooks,
 )
 from briefs.service import BriefService
@@ -145,6 +148,9 @@ def create_app(
     app.include_router(briefs.router)
     app.include_router(top_performers.router)
     app.include_router(etl.router)
+    app.include_router(engagement.router)
+    app.include_router(trends.router)
+    app.include_router(activity.router)
     # Uploads stream to a temporary file and have their own (larger) limit.
     app.add_middleware(
         BodyLimit,

@@ -41,20 +41,21 @@ class TagCount:
 
 
 async def trending_tags(
-    store: Store, platform: str, tags: Sequence[str] | None, now: datetime, limit: int
+    store: Store, platform: str | None, tags: Sequence[str] | None, now: datetime, limit: int
 ) -> list[TagCount]:
-    """Hashtags by events in the last 24 h, with the previous 24 h for growth."""
+    """Hashtags by events in the last 24 h, with the previous 24 h for growth; on one platform,
+    or on every platform when `platform` is None."""
     rows = await store.query_rows(
         "SELECT tag, countIf(event_time >= {h24:DateTime64(3, 'UTC')}) AS recent, "
         "countIf(event_time < {h24:DateTime64(3, 'UTC')}) AS previous, "
         f"{_RECENT_RATE} "
         "FROM engagement_events ARRAY JOIN hashtags AS tag "
-        "WHERE platform = {platform:String} AND event_time >= {h48:DateTime64(3, 'UTC')} "
-        "AND event_time <= {now:DateTime64(3, 'UTC')}"
+        "WHERE ({platform:String} = '' OR platform = {platform:String}) "
+        "AND event_time >= {h48:DateTime64(3, 'UTC')} AND event_time <= {now:DateTime64(3, 'UTC')}"
         f"{_tag_filter(tags)} "
         "GROUP BY tag HAVING recent > 0 ORDER BY recent DESC, tag ASC LIMIT {limit:UInt32}",
         {
-            "platform": platform,
+            "platform": platform or "",
             "h24": now - TREND_WINDOW,
             "h48": now - 2 * TREND_WINDOW,
             "now": now,
