@@ -10,6 +10,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 from api.cache import TtlCache
 from api.deps import BEARER_SCHEME, Services
@@ -20,6 +21,7 @@ from api.routes import (
     activity,
     briefs,
     campaigns,
+    dashboard,
     engagement,
     etl,
     events,
@@ -42,7 +44,8 @@ MAX_BODY_BYTES = 1024 * 1024
 Lifespan = Callable[[], AbstractAsyncContextManager[object]]
 
 
-_PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
+# Operations that need no token (the dashboard page itself; its API calls carry one).
+_PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/dashboard"}
 
 
 def _document_bearer_auth(app: FastAPI) -> None:
@@ -151,6 +154,12 @@ def create_app(
     app.include_router(engagement.router)
     app.include_router(trends.router)
     app.include_router(activity.router)
+    app.include_router(dashboard.router)
+    app.mount(
+        dashboard.ASSETS_PATH,
+        StaticFiles(directory=dashboard.STATIC_DIR / "assets"),
+        name="dashboard-assets",
+    )
     # Uploads stream to a temporary file and have their own (larger) limit.
     app.add_middleware(
         BodyLimit,

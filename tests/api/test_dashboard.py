@@ -1,7 +1,8 @@
 """The dashboard's read endpoints on real chDB (busiest campaigns, trending hashtags, recent
-campaign changes, webhook health): scoping, 401 and 422."""
+campaign changes, webhook health) and the page itself: scoping, 401, 422, the dev token rule."""
 
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,8 @@ import httpx
 import pytest
 
 from api.main import create_app
-from core.auth import issue_token
+from api.routes.dashboard import CONTENT_SECURITY_POLICY
+from core.auth import issue_token, verify_token
 from core.clickhouse import Store
 from core.queries import insert_campaigns
 from core.settings import Settings
@@ -257,8 +259,61 @@ async def test_bad_parameters_are_422(
     assert body["errors"]
 
 
-def test_openapi_documents_the_reads_as_bearer(settings: Settings, store: Store) -> None:
+# -- GET /dashboard ---------------------------------------------------------------------------
+
+
+def page_token(page: str) -> str:
+    found = re.search(r'<meta name="fk-dev-token" content="([^"]*)">', page)
+    assert found is not None, page
+    return found.group(1)
+
+
+async def serve_page(settings: Settings, store: Store) -> httpx.Response:
+    app = create_app(settings, store=store)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
+    ):
+        return await c.get("/dashboard")
+
+
+async def test_page_needs_no_token_and_has_a_strict_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/dashboard", headers={"Authorization": ""})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self';" in CONTENT_SECURITY_POLICY
+    assert response.headers["cache-control"] == "no-store"
+    page = response.text
+    assert "<script>" not in page  # no inline code: the policy would refuse it
+    # The test settings (env=test, an external broker) never hand out a token.
+    assert page_token(page) == ""
+    for asset in re.findall(r'(?:src|href)="(/dashboard/assets/[^"]+)"', page):
+        served = await client.get(asset, headers={"Authorization": ""})
+        assert served.status_code == 200, asset
+    assert (await client.get("/dashboard/assets/nope.js")).status_code == 404
+
+
+async def test_embedded_development_mode_injects_a_demo_token(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    # The broker is the test session's, so the API can start; only the settings say "embedded".
+    dev = settings.model_copy(update={"env": "dev", "kafka_bootstrap": None})
+    dev = dev.model_copy(update={"kafka_embedded_port": int(settings.bootstrap.split(":")[1])})
+    token = page_token((await serve_page(dev, store)).text)
+    assert verify_token(dev.jwt_secret, token).org == "demo"
+
+    external = settings.model_copy(update={"env": "dev"})  # FK_KAFKA_BOOTSTRAP set
+    assert page_token((await serve_page(external, store)).text) == ""
+
+
+def test_openapi_documents_the_page_as_public_and_the_reads_as_bearer(
+    settings: Settings, store: Store
+) -> None:
     schema = create_app(settings, store=store).openapi()
+    assert "security" not in schema["paths"]["/dashboard"]["get"]
     for path in _READS:
         operation = schema["paths"][path]["get"]
         assert operation["security"] == [{"bearerAuth": []}]
