@@ -41,11 +41,16 @@ $(COMPOSE):
 	$(COMPOSE_VENV)/bin/python -m pip install --quiet --no-build-isolation pyyaml==5.4.1
 	$(COMPOSE_VENV)/bin/python -m pip install --quiet docker-compose==1.29.2
 
-deploy-tools: $(COMPOSE) ## Tools of the deployment checks: docker-compose (own venv), prometheus.
+deploy-tools: $(COMPOSE) ## Tools of the deployment and browser checks: docker-compose (own venv), prometheus, chromium.
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; \
 	else echo "prometheus is not installed (as root: apt-get install prometheus); its checks skip"; fi
+	@# Debian's chromium for the dashboard's browser test (Playwright drives it; it downloads none).
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium is not installed (as root: apt-get install chromium); the browser test skips"; fi
 
 dashboards: $(STAMP) ## Regenerate grafana/dashboards/*.json from grafana/build.py.
 	$(BIN)/python grafana/build.py

@@ -10,6 +10,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 from api.cache import TtlCache
 from api.deps import BEARER_SCHEME, Services
@@ -17,14 +18,18 @@ from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
 from api.routes import (
+    activity,
     briefs,
     campaigns,
+    dashboard,
+    engagement,
     etl,
     events,
     health,
     logs,
     metrics,
     top_performers,
+    trends,
     webhooks,
 )
 from briefs.service import BriefService
@@ -39,7 +44,8 @@ MAX_BODY_BYTES = 1024 * 1024
 Lifespan = Callable[[], AbstractAsyncContextManager[object]]
 
 
-_PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
+# Operations that need no token (the dashboard page itself; its API calls carry one).
+_PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/dashboard"}
 
 
 def _document_bearer_auth(app: FastAPI) -> None:
@@ -145,6 +151,15 @@ def create_app(
     app.include_router(briefs.router)
     app.include_router(top_performers.router)
     app.include_router(etl.router)
+    app.include_router(engagement.router)
+    app.include_router(trends.router)
+    app.include_router(activity.router)
+    app.include_router(dashboard.router)
+    app.mount(
+        dashboard.ASSETS_PATH,
+        StaticFiles(directory=dashboard.STATIC_DIR / "assets"),
+        name="dashboard-assets",
+    )
     # Uploads stream to a temporary file and have their own (larger) limit.
     app.add_middleware(
         BodyLimit,

@@ -9,6 +9,14 @@ from core import queries as shared
 from core.clickhouse import Store
 from schemas.api import EntityMetrics, MetricsWindow, ScoreComponents, TopPerformer, TopPerformers
 from schemas.campaigns import Campaign, CampaignStatus
+from schemas.dashboard import (
+    CampaignActivity,
+    CampaignActivityList,
+    CampaignEngagement,
+    CampaignEngagementList,
+    EndpointHealth,
+    WebhookHealth,
+)
 from schemas.webhooks import DeliveryAttempt, Endpoint
 from scoring.engagement import CreatorStats, Score, score_creators
 
@@ -428,4 +436,123 @@ def rank(creators: list[Candidate], *, sort: TopSort, limit: int, min_views: int
     eligible.sort(key=lambda c: (-key(c), c.influencer_id))
     return TopPerformers(
         items=[c.to_model() for c in eligible[:limit]], total=len(eligible), sort=sort, limit=limit
+    )
+
+
+# -- dashboard ------------------------------------------------------------------------------
+
+# All three windows of the busiest campaigns in one scan; names and statuses only for the
+# caller's own campaigns (other organisations' campaigns are out of scope altogether).
+_BUSIEST_SQL = f"""
+SELECT e.*, c.name, c.status
+FROM (
+    SELECT campaign_id, {_METRICS_SELECT}
+    FROM engagement_events
+    WHERE campaign_id != '' AND {_SCOPES["organisation"]}
+    GROUP BY campaign_id
+    ORDER BY countIf(event_time >= {{h24:DateTime64(3, 'UTC')}}) DESC, count() DESC,
+             campaign_id ASC
+    LIMIT {{limit:UInt32}}
+) AS e
+LEFT JOIN (
+    SELECT id, argMax(name, version) AS name, argMax(status, version) AS status
+    FROM campaigns WHERE org = {{org:String}} GROUP BY id
+) AS c ON c.id = e.campaign_id
+SETTINGS join_use_nulls = 1
+"""
+
+
+async def busiest_campaigns(
+    store: Store, org: str, now: datetime, limit: int
+) -> CampaignEngagementList:
+    """Campaigns in the caller's scope by events in the last 24 hours, then all time, then id."""
+    rows = await store.query_rows(
+        _BUSIEST_SQL,
+        {
+            "org": org,
+            "h1": now - timedelta(hours=1),
+            "h24": now - timedelta(hours=24),
+            "limit": limit,
+        },
+    )
+    items = [
+        CampaignEngagement(
+            campaign_id=r[0],
+            window_1h=_window(r[1:7]),
+            window_24h=_window(r[7:13]),
+            total=_window(r[13:19]),
+            name=r[19],
+            status=r[20],
+        )
+        for r in rows
+    ]
+    items.sort(key=lambda c: (-c.window_24h.events, -c.total.events, c.campaign_id))
+    return CampaignEngagementList(items=items, limit=limit, as_of=now)
+
+
+async def recent_campaigns(store: Store, org: str, limit: int) -> CampaignActivityList:
+    """The organisation's campaigns at their newest version, most recently changed first."""
+    rows = await store.query_rows(
+        "SELECT argMax(body, version), max(updated_at) AS changed FROM campaigns"
+        " WHERE org = {org:String} GROUP BY id ORDER BY changed DESC, id ASC LIMIT {limit:UInt32}",
+        {"org": org, "limit": limit},
+    )
+    items = []
+    for r in rows:
+        campaign = Campaign.model_validate_json(r[0])
+        items.append(
+            CampaignActivity(
+                campaign_id=campaign.id,
+                name=campaign.name,
+                brand=campaign.brand,
+                status=campaign.status,
+                version=campaign.version,
+                updated_at=campaign.updated_at,
+            )
+        )
+    return CampaignActivityList(items=items)
+
+
+WEBHOOK_HEALTH_WINDOW = timedelta(hours=24)
+_MAX_HEALTH_ENDPOINTS = 50
+
+
+async def webhook_health(store: Store, org: str, now: datetime) -> WebhookHealth:
+    """Attempts of the last 24 hours per endpoint from the audit log, with the organisation's
+    totals over every endpoint (window sums, computed before the LIMIT)."""
+    rows = await store.query_rows(
+        "SELECT endpoint_id, argMax(endpoint_url, timestamp), count() AS n,"
+        " countIf(status = 'delivered') AS ok, countIf(status = 'retrying'),"
+        " countIf(status = 'dead'), argMax(status, timestamp), max(timestamp),"
+        " quantile(0.95)(latency_ms),"
+        " sum(count()) OVER (), sum(countIf(status = 'delivered')) OVER (),"
+        " sum(countIf(status = 'retrying')) OVER (), sum(countIf(status = 'dead')) OVER ()"
+        " FROM webhook_attempts"
+        " WHERE org = {org:String} AND timestamp >= {since:DateTime64(3, 'UTC')}"
+        " GROUP BY endpoint_id ORDER BY n - ok DESC, n DESC, endpoint_id ASC"
+        " LIMIT {limit:UInt32}",
+        {"org": org, "since": now - WEBHOOK_HEALTH_WINDOW, "limit": _MAX_HEALTH_ENDPOINTS},
+    )
+    attempts, delivered, retrying, dead = (int(v) for v in rows[0][9:13]) if rows else (0,) * 4
+    return WebhookHealth(
+        attempts=attempts,
+        delivered=delivered,
+        retrying=retrying,
+        dead=dead,
+        success_rate=round(delivered / attempts * 100, 2) if attempts else None,
+        endpoints=[
+            EndpointHealth(
+                endpoint_id=r[0],
+                url=r[1],
+                attempts=int(r[2]),
+                delivered=int(r[3]),
+                retrying=int(r[4]),
+                dead=int(r[5]),
+                last_status=r[6],
+                last_attempt_at=r[7],
+                p95_latency_ms=round(float(r[8]), 1),
+            )
+            for r in rows
+        ],
+        as_of=now,
     )

@@ -48,20 +48,21 @@ class TagCount:
 
 
 async def trending_tags(
-    store: Store, platform: str, tags: Sequence[str] | None, now: datetime, limit: int
+    store: Store, platform: str | None, tags: Sequence[str] | None, now: datetime, limit: int
 ) -> list[TagCount]:
     """Hashtags by events in the last 24 h, with the previous 24 h for growth, from the
-    `hashtag_minute` view the store keeps as events arrive (minute resolution)."""
+    `hashtag_minute` view the store keeps as events arrive (minute resolution); on one platform,
+    or on every platform when `platform` is None."""
     rows = await store.query_rows(
         f"SELECT tag, sumIf(events, {_RECENT}) AS recent, "
         f"sumIf(events, NOT ({_RECENT})) AS previous, {_RECENT_RATE} "
         "FROM hashtag_minute "
-        "WHERE platform = {platform:String} AND minute >= {h48:DateTime64(3, 'UTC')} "
-        "AND minute <= {now:DateTime64(3, 'UTC')}"
+        "WHERE ({platform:String} = '' OR platform = {platform:String}) "
+        "AND minute >= {h48:DateTime64(3, 'UTC')} AND minute <= {now:DateTime64(3, 'UTC')}"
         f"{_tag_in(tags)} "
         "GROUP BY tag HAVING recent > 0 ORDER BY recent DESC, tag ASC LIMIT {limit:UInt32}",
         {
-            "platform": platform,
+            "platform": platform or "",
             "h24": now - TREND_WINDOW,
             "h48": now - 2 * TREND_WINDOW,
             "now": now,

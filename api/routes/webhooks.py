@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import InvalidInput, NotFound, ServiceUnavailable
-from api.queries import endpoint_by_id, org_endpoints, write_endpoint
+from api.queries import endpoint_by_id, org_endpoints, webhook_health, write_endpoint
 from core.netguard import AddressRefused, check_url
 from core.signing import new_secret
 from schemas.api import Problem
+from schemas.dashboard import WebhookHealth
 from schemas.webhooks import (
     Endpoint,
     EndpointCreate,
@@ -176,3 +177,17 @@ async def replay_dead_letters(
             headers={"Retry-After": "1"},
         ) from None
     return ReplayAccepted(command_id=command.command_id)
+
+
+@router.get(
+    "/health",
+    response_model=WebhookHealth,
+    summary="Delivery attempts of the last 24 hours per endpoint, from the audit log.",
+)
+async def delivery_health(services: ServicesDep, principal: PrincipalDep) -> Response:
+    async def load() -> bytes | None:
+        health = await webhook_health(services.store, principal.org, datetime.now(UTC))
+        return health.model_dump_json(by_alias=True).encode()
+
+    body = await services.metrics_cache.get(("webhook-health", principal.org), load)
+    return Response(body, media_type="application/json")
