@@ -197,3 +197,20 @@ def test_dockerfile_is_multi_stage_pinned_and_runs_as_a_user() -> None:
     assert not user[-1].startswith(("root", "0")), "the runtime runs as a non-root user"
     assert "constraints.txt" in text.split("AS runtime", 1)[0], "installs with the constraints"
     assert "COPY --from=builder" in runtime
+
+
+def test_the_image_carries_every_package_the_project_installs() -> None:
+    """Each top-level package of pyproject's `packages.find` is copied into the image and not
+    excluded by .dockerignore (the API imports all of them at start-up)."""
+    import tomllib
+
+    repo = DOCKERFILE.parents[1]
+    include = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    packages = sorted(p.rstrip("*") for p in include)
+    dockerfile = DOCKERFILE.read_text()
+    ignore = (repo / ".dockerignore").read_text().splitlines()
+    for package in packages:
+        assert f"COPY {package} {package}" in dockerfile, package
+        assert f"!{package}/" in ignore, package
