@@ -10,7 +10,7 @@ from core.clickhouse import Store
 from schemas.api import EntityMetrics, MetricsWindow, ScoreComponents, TopPerformer, TopPerformers
 from schemas.campaigns import Campaign, CampaignStatus
 from schemas.webhooks import DeliveryAttempt, Endpoint
-from scoring.engagement import CreatorStats, Score, score_creators
+from scoring.engagement import POST_CLIP, CreatorStats, Score, score_creators
 
 if TYPE_CHECKING:
     from api.deps import Services
@@ -283,9 +283,8 @@ bounds AS (
 per_platform AS (
     SELECT influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
            sum(post_comments) AS pc, sum(post_shares) AS ps, sum(post_saves) AS psv,
-           count() AS pn, countIf(post_views > 0) AS pr,
-           sumIf(least(greatest(x, lo), hi), post_views > 0) AS psx,
-           sumIf(pow(least(greatest(x, lo), hi), 2), post_views > 0) AS psxx
+           count() AS pn, groupArrayIf(least(greatest(x, lo), hi), post_views > 0) AS xs,
+           any(hi - lo) AS width
     FROM posts LEFT JOIN bounds USING platform
     GROUP BY influencer_id, platform
 ),
@@ -294,11 +293,18 @@ creators_in_scope AS (
            arraySort(groupArray(platform)) AS platforms,
            sum(pv) AS views, sum(pl) AS likes, sum(pc) AS comments,
            sum(ps) AS shares, sum(psv) AS saves, sum(pn) AS posts,
-           sum(pr) AS rated, sum(psx) AS sx, sum(psxx) AS sxx
+           -- Sorted so that sums below add in one order: same input, same score.
+           arraySort(arrayFlatten(groupArray(xs))) AS post_values, max(width) AS post_range,
+           (arrayReduce('quantileExactLow(0.5)', post_values)
+            + arrayReduce('quantileExactHigh(0.5)', post_values)) / 2 AS centre,
+           arrayMap(v -> least(greatest(v, centre - {{clip:Float64}}), centre + {{clip:Float64}}),
+                    post_values) AS clipped
     FROM per_platform GROUP BY influencer_id
 )
 SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.shares,
-       s.saves, s.posts, s.rated, s.sx, s.sxx, f.latest_followers, c.handle, c.category
+       s.saves, s.posts, length(s.post_values), arraySum(s.clipped),
+       arraySum(arrayMap(v -> v * v, s.clipped)), f.latest_followers, c.handle, c.category,
+       s.post_range
 FROM creators_in_scope AS s
 LEFT JOIN (
     SELECT influencer_id, argMax(followers, event_time) AS latest_followers
@@ -397,6 +403,7 @@ async def scored_creators(
             "campaign": campaign_id or "",
             "platform": platform or "",
             "category": category or "",
+            "clip": POST_CLIP,
         },
     )
     stats = []
@@ -410,6 +417,7 @@ async def scored_creators(
                 posts=rated,
                 level=sx / rated if rated else 0.0,
                 variance=max(0.0, (sxx - sx * sx / rated) / (rated - 1)) if rated >= 2 else 0.0,
+                post_range=float(row[15] or 0.0),
             )
         )
     scores = score_creators(stats)
