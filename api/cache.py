@@ -4,11 +4,15 @@ It sits in front of the store for hot reads. A fresh entry is served from memory
 its TTL (but younger than `max_stale`) is still served at once while one background load
 refreshes it, so under load no request waits for the store after the first; concurrent misses
 for the same key share one load. Answers are at most `ttl` + one load old.
+
+A caller may pass a cheap `version` of the data behind a key (for the store: its parts'
+metadata): a refresh first asks for it and, when it equals the version the entry was loaded at,
+keeps the entry (as if just loaded) instead of running the expensive load again.
 """
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 import structlog
@@ -28,10 +32,18 @@ class TtlCache(Generic[V]):
         self.ttl = ttl
         self.max_stale = max_stale
         self.max_entries = max_entries
-        self._entries: dict[object, tuple[float, V]] = {}  # key -> (loaded_at, value)
+        # key -> (loaded_at, value, version of the data it was loaded from)
+        self._entries: dict[object, tuple[float, V, Hashable]] = {}
         self._loading: dict[object, asyncio.Task[V]] = {}
 
-    async def get(self, key: object, load: Callable[[], Awaitable[V]]) -> V:
+    async def get(
+        self,
+        key: object,
+        load: Callable[[], Awaitable[V]],
+        version: Callable[[], Awaitable[Hashable]] | None = None,
+    ) -> V:
+        """The value for `key`, loading it with `load` when missing or too old. With `version`,
+        a refresh whose version equals the entry's keeps the entry instead of loading."""
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None:
@@ -41,31 +53,47 @@ class TtlCache(Generic[V]):
                 return entry[1]
             if age < self.max_stale:
                 _STALE.inc()
-                self._refresh(key, load)
+                self._refresh(key, load, version)
                 return entry[1]
         _MISS.inc()
-        return await asyncio.shield(self._refresh(key, load))
+        return await asyncio.shield(self._refresh(key, load, version))
 
-    def _refresh(self, key: object, load: Callable[[], Awaitable[V]]) -> "asyncio.Task[V]":
+    def _refresh(
+        self,
+        key: object,
+        load: Callable[[], Awaitable[V]],
+        version: Callable[[], Awaitable[Hashable]] | None,
+    ) -> "asyncio.Task[V]":
         task = self._loading.get(key)
         if task is None:
-            task = asyncio.create_task(self._load(key, load))
+            task = asyncio.create_task(self._load(key, load, version))
             self._loading[key] = task
         return task
 
-    async def _load(self, key: object, load: Callable[[], Awaitable[V]]) -> V:
+    async def _load(
+        self,
+        key: object,
+        load: Callable[[], Awaitable[V]],
+        version: Callable[[], Awaitable[Hashable]] | None,
+    ) -> V:
         try:
             loaded_at = time.monotonic()
+            # Asked before loading: a change during the load makes the next refresh load again.
+            current = await version() if version is not None else None
+            entry = self._entries.get(key)
+            if version is not None and entry is not None and entry[2] == current:
+                self._entries[key] = (loaded_at, entry[1], current)
+                return entry[1]
             value = await load()
             if len(self._entries) >= self.max_entries:
                 self._evict(time.monotonic())
-            self._entries[key] = (loaded_at, value)
+            self._entries[key] = (loaded_at, value, current)
             return value
         finally:
             self._loading.pop(key, None)
 
     def _evict(self, now: float) -> None:
-        expired = [k for k, (at, _) in self._entries.items() if now - at >= self.max_stale]
+        expired = [k for k, (at, _, _) in self._entries.items() if now - at >= self.max_stale]
         for k in expired:
             del self._entries[k]
         if len(self._entries) >= self.max_entries:

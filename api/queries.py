@@ -1,5 +1,6 @@
 """Every store query the API makes, parameterised and bounded."""
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from schemas.dashboard import (
     WebhookHealth,
 )
 from schemas.webhooks import DeliveryAttempt, Endpoint
-from scoring.engagement import CreatorStats, Score, score_creators
+from scoring.engagement import POST_CLIP, CreatorStats, Score, score_creators
 
 if TYPE_CHECKING:
     from api.deps import Services
@@ -278,9 +279,8 @@ bounds AS (
 per_platform AS (
     SELECT influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
            sum(post_comments) AS pc, sum(post_shares) AS ps, sum(post_saves) AS psv,
-           count() AS pn, countIf(post_views > 0) AS pr,
-           sumIf(least(greatest(x, lo), hi), post_views > 0) AS psx,
-           sumIf(pow(least(greatest(x, lo), hi), 2), post_views > 0) AS psxx
+           count() AS pn, groupArrayIf(least(greatest(x, lo), hi), post_views > 0) AS xs,
+           any(hi - lo) AS width
     FROM posts LEFT JOIN bounds USING platform
     GROUP BY influencer_id, platform
 ),
@@ -289,11 +289,18 @@ creators_in_scope AS (
            arraySort(groupArray(platform)) AS platforms,
            sum(pv) AS views, sum(pl) AS likes, sum(pc) AS comments,
            sum(ps) AS shares, sum(psv) AS saves, sum(pn) AS posts,
-           sum(pr) AS rated, sum(psx) AS sx, sum(psxx) AS sxx
+           -- Sorted so that sums below add in one order: same input, same score.
+           arraySort(arrayFlatten(groupArray(xs))) AS post_values, max(width) AS post_range,
+           (arrayReduce('quantileExactLow(0.5)', post_values)
+            + arrayReduce('quantileExactHigh(0.5)', post_values)) / 2 AS centre,
+           arrayMap(v -> least(greatest(v, centre - {{clip:Float64}}), centre + {{clip:Float64}}),
+                    post_values) AS clipped
     FROM per_platform GROUP BY influencer_id
 )
 SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.shares,
-       s.saves, s.posts, s.rated, s.sx, s.sxx, f.latest_followers, c.handle, c.category
+       s.saves, s.posts, length(s.post_values), arraySum(s.clipped),
+       arraySum(arrayMap(v -> v * v, s.clipped)), f.latest_followers, c.handle, c.category,
+       s.post_range
 FROM creators_in_scope AS s
 LEFT JOIN (
     SELECT influencer_id, argMax(followers, event_time) AS latest_followers
@@ -308,6 +315,24 @@ SETTINGS join_use_nulls = 1
 """
 
 _TOP_SQL = {kind: _TOP_TEMPLATE.format(scope=scope) for kind, scope in _SCOPES.items()}
+
+# What the top-performers answer is computed from: engagement rows, campaign owners (scope) and
+# creator attributes. Inserts add parts with new block numbers and deletes change row counts;
+# merges change neither. (Nothing of ours updates rows in place: an ALTER UPDATE would go
+# unnoticed until the next insert.) Metadata only: a few milliseconds.
+_TOP_VERSION_SQL = """
+SELECT table, max(max_block_number), sum(rows)
+FROM system.parts
+WHERE database = currentDatabase() AND active
+  AND table IN ('engagement_events', 'campaigns', 'creators')
+GROUP BY table ORDER BY table
+"""
+
+
+async def top_performers_version(store: Store) -> tuple[tuple[Any, ...], ...]:
+    """A value that changes whenever the data behind `scored_creators` may have changed."""
+    return tuple(await store.query_rows(_TOP_VERSION_SQL))
+
 
 TopSort = Literal["engagementRate", "engagementScore", "views", "engagements"]
 
@@ -384,7 +409,8 @@ async def scored_creators(
     store: Store, *, org: str, campaign_id: str | None, platform: str | None, category: str | None
 ) -> list[Candidate]:
     """Every creator in scope with its sums and score (unsorted). Creators with no post that
-    has views get no score (50, cohort `none`)."""
+    has views get no score (50, cohort `none`). The scoring runs in a worker thread: for tens of
+    thousands of creators it takes a CPU-second that must not block the event loop."""
     rows = await store.query_rows(
         _TOP_SQL["campaign" if campaign_id else "organisation"],
         {
@@ -392,8 +418,13 @@ async def scored_creators(
             "campaign": campaign_id or "",
             "platform": platform or "",
             "category": category or "",
+            "clip": POST_CLIP,
         },
     )
+    return await asyncio.to_thread(_candidates, rows)
+
+
+def _candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:
     stats = []
     for row in rows:
         rated, sx, sxx, followers = int(row[9]), row[10], row[11], row[12]
@@ -405,6 +436,7 @@ async def scored_creators(
                 posts=rated,
                 level=sx / rated if rated else 0.0,
                 variance=max(0.0, (sxx - sx * sx / rated) / (rated - 1)) if rated >= 2 else 0.0,
+                post_range=float(row[15] or 0.0),
             )
         )
     scores = score_creators(stats)

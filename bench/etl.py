@@ -3,7 +3,9 @@ queryable) beside a pandas `read_csv` + validation + groupby baseline on the sam
 same run, each in its own process so peak memory (ru_maxrss) is the run's own; then
 `GET /top-performers` latency on the 1M rows beside `/healthz` under `hey -c 50 -q 10`.
 
-`python -m bench.etl [rounds]` (needs the `bench` extra for pandas, and `hey`)."""
+`python -m bench.etl [rounds]` (needs the `bench` extra for pandas, and `hey`);
+`python -m bench.etl top-performers [rounds]` runs only the latency part on a generated 1M-row
+file (healthz and top-performers p99 side by side, and the first request after start)."""
 
 import json
 import resource
@@ -223,7 +225,19 @@ def run(rounds: int = 3, seconds: int = 15) -> dict[str, Any]:
         }
 
 
+def run_top_performers(rounds: int = 2, seconds: int = 15) -> dict[str, float]:
+    if shutil.which("hey") is None:
+        raise SystemExit("hey not found: apt-get install hey")
+    with tempfile.TemporaryDirectory(prefix="fk-bench-top-") as name:
+        large = Path(name) / "performance-1m.csv"
+        _child("generate", str(large), "1000000")
+        return _latency(Path(name), large, seconds, rounds)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["top-performers"]:
+        run_top_performers(*(int(a) for a in sys.argv[2:3]))
+        sys.exit(0)
     commands = {"load": child_load, "pandas": child_pandas, "generate": child_generate}
     if len(sys.argv) > 1 and sys.argv[1] in commands:
         commands[sys.argv[1]](*sys.argv[2:])

@@ -4,16 +4,17 @@ Pure functions; the per-creator inputs come from the store (see `api/queries.py`
 
 Steps (see docs/scoring.md for the reasoning):
 1. Each post's rate is taken on a log scale, x = ln((engagements + 0.5) / (views + 1)), and
-   clipped to its platform's 5th-95th percentile of post rates in scope (winsorising: one viral
-   post can move a creator's mean by at most (p95 - x) / posts).
-2. A creator's level is the mean of its clipped post values; its cohort is (primary platform,
-   follower tier); cohorts with fewer than `MIN_COHORT` creators pool into the platform, then
-   into the whole scope.
-3. Robust z-score within the cohort: (level - median) / (1.4826 * MAD).
-4. Empirical-Bayes shrinkage toward the cohort: weight B = tau^2 / (tau^2 + sigma_w^2 / posts),
-   sigma_w^2 the cohort's typical within-creator variance of post values, tau^2 the spread of
-   true levels (cohort variance minus sampling noise). Few posts -> B small -> z near 0.
-4. score = 100 * Phi(B * z): 50 is the cohort's typical creator.
+   clipped to its platform's 5th-95th percentile of post rates in scope (this bounds any post of
+   a creator with one or two posts).
+2. Each post value is then clipped to the creator's own median +- `POST_CLIP` (a post counts as
+   at most 1.25x, at least 0.8x, the creator's median rate); the creator's level is the mean of
+   these values. Steps 1-2 run in SQL (`api/queries.py`); the rest here.
+3. Cohort = (primary platform, follower tier); cohorts with fewer than `MIN_COHORT` creators
+   pool into the platform, then into the whole scope. Robust z = (level - median) / (1.4826 MAD).
+4. Weight B = min(tau^2 / (tau^2 + sigma_w^2 / posts), INFLUENCE * spread / one_post): the
+   empirical-Bayes shrinkage toward the cohort, capped so that the most one post can move the
+   level (`one_post`, see `one_post_influence`) moves B * z by at most `INFLUENCE`.
+5. score = 100 * Phi(B * z): 50 is the cohort's typical creator.
 """
 
 import math
@@ -26,6 +27,9 @@ MIN_COHORT = 5
 _MAD_TO_SD = 1.4826
 _MIN_SPREAD = 0.05  # log units (about 5 % relative): cohorts of near-identical creators
 _DEFAULT_WITHIN_VAR = 0.25
+POST_CLIP = math.log(1.25)  # log units around the creator's median post value
+# Largest move of B * z that one post may cause: 100 * Phi'(0) * 0.1 = 4 score points at most.
+INFLUENCE = 0.1
 TIERS = ((10_000, "nano"), (100_000, "micro"), (500_000, "mid"), (1_000_000, "macro"))
 
 
@@ -41,7 +45,8 @@ def tier(followers: int | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CreatorStats:
-    """One creator in scope: posts with views, mean and variance of their clipped log rates."""
+    """One creator in scope: posts with views, mean and variance of their clipped log rates,
+    and the width of its platform's clip range (step 1; bounds one post of a 1-2 post creator)."""
 
     influencer_id: str
     platform: str
@@ -49,6 +54,18 @@ class CreatorStats:
     posts: int
     level: float
     variance: float
+    post_range: float
+
+
+def one_post_influence(posts: int, post_range: float) -> float:
+    """How far changing one post can move a level (log units). With one or two posts the median
+    is the post (or the mean of both), so only the platform clip bounds it: post_range / posts.
+    With three or more, the changed post moves by at most 2 * POST_CLIP plus the median's shift
+    and every other post by the median's shift; taking that shift as at most POST_CLIP (it moves
+    by one order statistic) gives 3 * POST_CLIP / posts (never more than post_range / posts)."""
+    if posts <= 2:
+        return post_range / posts
+    return min(3 * POST_CLIP, post_range) / posts
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +124,9 @@ def score_creators(creators: Sequence[CreatorStats]) -> dict[str, Score]:
         for c in members:
             z = (c.level - centre) / spread
             weight = between / (between + within_var / c.posts)
+            influence = one_post_influence(c.posts, c.post_range)
+            if influence > 0:
+                weight = min(weight, INFLUENCE * spread / influence)
             scores[c.influencer_id] = Score(
                 score=round(100 * _phi(weight * z), 2),
                 cohort=name,

@@ -1,13 +1,15 @@
 """`GET /top-performers`: creators of the caller's scope ranked by rate, score, views or
 engagements, served from a short-lived cache keyed by the normalised query and organisation."""
 
+import asyncio
+from collections.abc import Hashable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import NotFound
-from api.queries import TopSort, campaign_owner, rank, scored_creators
+from api.queries import TopSort, campaign_owner, rank, scored_creators, top_performers_version
 from schemas.api import Problem, TopPerformers
 from schemas.events import Platform
 
@@ -80,10 +82,17 @@ async def top_performers(
             platform=platform_name,
             category=category,
         )
-        ranked = rank(creators, sort=sort, limit=limit, min_views=min_views)
+        ranked = await asyncio.to_thread(
+            rank, creators, sort=sort, limit=limit, min_views=min_views
+        )
         return ranked.model_dump_json(by_alias=True).encode()
 
-    body = await services.top_cache.get(key, load)
+    async def version() -> Hashable:
+        return await top_performers_version(services.store)
+
+    # Reloads (a scan of the scope and scoring every creator in it) happen only when the data
+    # changed since the cached answer was computed; the stale answer is served meanwhile.
+    body = await services.top_cache.get(key, load, version)
     if body is None:
         raise NotFound(f"No campaign {campaign_id!r} in your organisation.")
     return Response(body, media_type="application/json")

@@ -72,3 +72,38 @@ async def test_a_failed_load_is_not_cached() -> None:
     with pytest.raises(RuntimeError):
         await cache.get("k", flaky)
     assert await cache.get("k", flaky) == 7
+
+
+class Version:
+    def __init__(self) -> None:
+        self.value = 1
+        self.calls = 0
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        return self.value
+
+
+async def test_a_refresh_with_an_unchanged_version_keeps_the_entry_without_loading() -> None:
+    cache: TtlCache[int] = TtlCache(ttl=0.0, max_stale=0.0)  # every get refreshes
+    load, version = Loader(), Version()
+    assert await cache.get("k", load, version) == 1
+    assert await cache.get("k", load, version) == 1
+    assert (load.calls, version.calls) == (1, 2)
+    version.value = 2
+    assert await cache.get("k", load, version) == 2
+    assert await cache.get("k", load, version) == 2
+    assert load.calls == 2
+
+
+async def test_a_failing_version_check_is_not_cached() -> None:
+    cache: TtlCache[int] = TtlCache(ttl=0.0, max_stale=0.0)
+    load = Loader()
+
+    async def broken() -> int:
+        raise RuntimeError("store down")
+
+    assert await cache.get("k", load) == 1
+    with pytest.raises(RuntimeError):
+        await cache.get("k", load, broken)
+    assert await cache.get("k", load) == 2

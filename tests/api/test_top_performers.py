@@ -10,7 +10,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from api.queries import Candidate, rank
+from api.queries import Candidate, rank, top_performers_version
+from api.routes import top_performers as top_performers_routes
 from core.clickhouse import Store
 from core.settings import Settings
 from etl.loader import Outputs, load_file
@@ -278,3 +279,45 @@ async def test_batch_rows_and_streamed_events_merge_for_a_campaign(
     assert [i["influencerId"] for i in body["items"]] == ["inf_b", "inf_c", "inf_a"]
     food = await top(client, campaignId="cmp_mix", category="food")
     assert [i["influencerId"] for i in food["items"]] == ["inf_a"]
+
+
+async def test_the_data_version_changes_with_inserts_not_with_merges(store: Store) -> None:
+    before = await top_performers_version(store)
+    insert_rows(store, [{"influencer_id": "inf_a"}])
+    after_event = await top_performers_version(store)
+    add_campaign(store, "cmp_v", "acme")
+    after_campaign = await top_performers_version(store)
+    store.command_sync("INSERT INTO creators (influencer_id, handle) VALUES ('inf_a', '@a')")
+    after_creator = await top_performers_version(store)
+    assert len({before, after_event, after_campaign, after_creator}) == 4
+    insert_rows(store, [{"influencer_id": "inf_b"}])
+    unmerged = await top_performers_version(store)
+    store.command_sync("OPTIMIZE TABLE engagement_events FINAL")
+    assert await top_performers_version(store) == unmerged
+
+
+async def test_cached_answers_follow_new_rows_and_are_kept_while_nothing_changes(
+    client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    monkeypatch.setattr(services.top_cache, "ttl", 0.0)  # every request refreshes
+    loads = 0
+    real = top_performers_routes.scored_creators
+
+    async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
+        nonlocal loads
+        loads += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+    insert_rows(store, [{"influencer_id": "inf_a", "likes": 5}])
+    assert (await top(client, campaignId="cmp_a"))["total"] == 1
+    for _ in range(3):
+        assert (await top(client, campaignId="cmp_a"))["total"] == 1
+    insert_rows(store, [{"influencer_id": "inf_b", "likes": 5}])
+
+    async def both() -> bool:
+        return (await top(client, campaignId="cmp_a"))["total"] == 2
+
+    await wait_until(both)
+    assert loads == 2
