@@ -23,12 +23,11 @@ from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
 
 
-def load(bootstrap: str, topic: str, rate: int, seconds: float) -> int:
+def load(bootstrap: str, topic: str, rate: int, values: list[bytes]) -> int:
     """A steady offered load from librdkafka (a Python producer cannot offer 30k/s beside the
     platform on two cores), paced in 20 ms slices; runs in a thread."""
     from confluent_kafka import Producer
 
-    values = make_events(rate * int(seconds), seed=9, campaigns=5000)
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": False, "acks": "all"}
     )
@@ -70,6 +69,7 @@ async def probe(bootstrap: str, topic: str, api: httpx.AsyncClient, n: int) -> f
 
 
 async def run(rate: int = 30_000, seconds: float = 20.0) -> dict[str, float]:
+    values = make_events(rate * int(seconds), seed=9, campaigns=5000)  # before the clock starts
     with environment() as (bootstrap, tmp):
         settings = bench_settings(bootstrap, tmp)
         await create_topics(settings)
@@ -99,7 +99,7 @@ async def run(rate: int = 30_000, seconds: float = 20.0) -> dict[str, float]:
                 base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}
             ) as api:
                 loader = asyncio.create_task(
-                    asyncio.to_thread(load, bootstrap, settings.engagement_topic, rate, seconds)
+                    asyncio.to_thread(load, bootstrap, settings.engagement_topic, rate, values)
                 )
                 latencies = []
                 n = 0
