@@ -150,10 +150,11 @@ def compose(request: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict
         {
             "influencerId": c["influencerId"],
             "reason": (
-                f"Rank {c['rank']} by engagement rate on {platform} with {c['views']} views "
-                f"over {c['events']} posts"
+                f"Rank {c['rank']} by engagement score on {platform} among peers of the same "
+                f"platform and size, with {c['views']} views over {c['events']} posts"
             ),
             "numbers": {
+                "engagementScore": c["engagementScore"],
                 "engagementRate": c["engagementRate"],
                 "views": c["views"],
                 "engagements": c["engagements"],

@@ -1,7 +1,6 @@
 """Every store query of the brief generator, parameterised and bounded by time or LIMIT.
 
-`top_creators` is the one place that ranks creators: switch it to the top-performer engine's
-`engagementScore` when that lands.
+`top_creators` ranks creators with the top-performer engine (`scoring.queries`).
 """
 
 from collections.abc import Sequence
@@ -10,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.clickhouse import Store
+from scoring.queries import Candidate, scored_creators
 
 MIN_CREATOR_VIEWS = 500
 """A creator needs this many views in the window to be ranked (small samples rank by luck)."""
@@ -85,41 +85,27 @@ async def all_time_tags(
     return [TagCount(r[0], int(r[1]), 0, float(r[2])) for r in rows]
 
 
-@dataclass(frozen=True, slots=True)
-class CreatorStats:
-    influencer_id: str
-    views: int
-    engagements: int
-    engagement_rate: float
-    events: int
-    followers: int | None
-
-
 async def top_creators(
-    store: Store, platform: str, tags: Sequence[str] | None, now: datetime, limit: int
-) -> list[CreatorStats]:
-    """Creators on a platform by engagementRate = (likes+comments+shares)/views*100 (ratio of
-    sums) over the last 90 days, at least `MIN_CREATOR_VIEWS` views; ties by engagements, then
-    id."""
-    rows = await store.query_rows(
-        f"SELECT influencer_id, sum(views), {_ENGAGEMENTS}, {_RATE} AS rate, count(), "
-        "max(followers) FROM engagement_events "
-        "WHERE platform = {platform:String} AND event_time >= {since:DateTime64(3, 'UTC')}"
-        f"{_tag_filter(tags)} "
-        "GROUP BY influencer_id HAVING sum(views) >= {min_views:UInt64} "
-        f"ORDER BY rate DESC, {_ENGAGEMENTS} DESC, influencer_id ASC LIMIT {{limit:UInt32}}",
-        {
-            "platform": platform,
-            "since": now - CREATOR_WINDOW,
-            "tags": list(tags or []),
-            "min_views": MIN_CREATOR_VIEWS,
-            "limit": limit,
-        },
+    store: Store, org: str, platform: str, tags: Sequence[str] | None, limit: int
+) -> list[Candidate]:
+    """Creators on a platform from the top-performer engine (the organisation's scope, as
+    `GET /top-performers` ranks it), by engagementScore, then id; at least `MIN_CREATOR_VIEWS`
+    views; with `tags`, only creators who posted one of them on that platform."""
+    creators = await scored_creators(
+        store, org=org, campaign_id=None, platform=platform, category=None
     )
-    return [
-        CreatorStats(r[0], int(r[1]), int(r[2]), float(r[3]), int(r[4]), _opt_int(r[5]))
-        for r in rows
-    ]
+    if tags:
+        rows = await store.query_rows(
+            "SELECT DISTINCT influencer_id FROM engagement_events "
+            "WHERE platform = {platform:String} AND hasAny(hashtags, {tags:Array(String)}) "
+            "LIMIT 100000",
+            {"platform": platform, "tags": list(tags)},
+        )
+        tagged = {r[0] for r in rows}
+        creators = [c for c in creators if c.influencer_id in tagged]
+    eligible = [c for c in creators if c.views >= MIN_CREATOR_VIEWS]
+    eligible.sort(key=lambda c: (-c.engagement_score, c.influencer_id))
+    return eligible[:limit]
 
 
 def _opt_int(value: Any) -> int | None:

@@ -296,24 +296,37 @@ class ToolBox:
     async def top_creators(self, args: CreatorsArgs) -> dict[str, Any]:
         tags = personas.category_tags(args.category) if args.category else None
         limit = min(max(args.limit, 1), 10)
-        rows = await queries.top_creators(self.store, args.platform.value, tags, self.now, limit)
-        return {
-            "platform": args.platform.value,
-            "category": args.category,
-            "metric": "engagementRate",
-            "minViews": queries.MIN_CREATOR_VIEWS,
-            "creators": [
+        rows = await queries.top_creators(self.store, self.org, args.platform.value, tags, limit)
+        creators = []
+        for i, c in enumerate(rows):
+            model = c.to_model()
+            components = model.score_components
+            creators.append(
                 {
                     "rank": i + 1,
                     "influencerId": c.influencer_id,
-                    "engagementRate": c.engagement_rate,
+                    "engagementScore": model.engagement_score,
+                    "engagementRate": round(c.engagement_rate, 2),
                     "views": c.views,
                     "engagements": c.engagements,
-                    "events": c.events,
+                    "events": c.posts,
                     "followers": c.followers,
+                    "scoreComponents": {
+                        "cohort": components.cohort,
+                        "cohortSize": components.cohort_size,
+                        "typicalPostRate": components.typical_post_rate,
+                        "cohortPostRate": components.cohort_post_rate,
+                        "robustZ": components.robust_z,
+                        "shrinkage": components.shrinkage,
+                    },
                 }
-                for i, c in enumerate(rows)
-            ],
+            )
+        return {
+            "platform": args.platform.value,
+            "category": args.category,
+            "metric": "engagementScore",
+            "minViews": queries.MIN_CREATOR_VIEWS,
+            "creators": creators,
         }
 
     async def similar_briefs(self, args: SimilarArgs) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import NotFound
-from api.queries import TopSort, campaign_owner, rank, scored_creators, top_performers_version
+from api.queries import campaign_owner
 from schemas.api import Problem, TopPerformers
 from schemas.events import Platform
+from scoring.queries import TopSort, rank, scored_creators, top_performers_version
 
 router = APIRouter(tags=["top performers"])
 

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from api.queries import Candidate, rank, top_performers_version
 from api.routes import top_performers as top_performers_routes
 from core.clickhouse import Store
 from core.settings import Settings
 from etl.loader import Outputs, load_file
+from scoring.queries import Candidate, rank, top_performers_version
 from streams.agents.engagement import EngagementConsumer
 from streams.transforms import EVENT_COLUMNS
 from tests.api.test_http import assert_problem

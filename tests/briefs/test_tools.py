@@ -52,23 +52,102 @@ async def test_trend_fetcher_growth_and_fallback(store: Store) -> None:
     assert "all-time" in str(old["note"])
 
 
-async def test_top_creators_ratio_of_sums_threshold_and_tie_break(store: Store) -> None:
-    insert_events(
-        store,
-        [
-            event(influencerId="inf_b", platform="x", views=1000, likes=50, comments=0, shares=0),
-            event(influencerId="inf_a", platform="x", views=1000, likes=50, comments=0, shares=0),
-            event(influencerId="inf_c", platform="x", views=600, likes=10, comments=5, shares=3),
-            event(influencerId="inf_c", platform="x", views=400, likes=90, comments=0, shares=0),
-            event(influencerId="inf_tiny", platform="x", views=10, likes=10),
-            event(influencerId="inf_other", platform="facebook", views=5000, likes=4000),
+async def test_top_creators_come_from_the_score_engine_within_the_org_scope(store: Store) -> None:
+    posts = [
+        # inf_c engages far better per post than inf_a and inf_b (identical to each other).
+        *[
+            event(
+                influencerId="inf_c",
+                platform="x",
+                postId=f"c{i}",
+                views=1000,
+                likes=120,
+                comments=10,
+                shares=5,
+            )
+            for i in range(8)
         ],
+        *[
+            event(
+                influencerId=who,
+                platform="x",
+                postId=f"{who}{i}",
+                views=1000,
+                likes=20,
+                comments=2,
+                shares=1,
+            )
+            for who in ("inf_a", "inf_b")
+            for i in range(8)
+        ],
+        *[
+            event(
+                influencerId=f"inf_peer{n}",
+                platform="x",
+                postId=f"p{n}{i}",
+                views=1000,
+                likes=30 + n,
+                comments=3,
+                shares=1,
+            )
+            for n in range(6)
+            for i in range(4)
+        ],
+        event(influencerId="inf_tiny", platform="x", views=10, likes=10),
+        event(influencerId="inf_other", platform="facebook", views=5000, likes=4000),
+        # A campaign another organisation created is outside acme's scope.
+        *[
+            event(
+                influencerId="inf_theirs",
+                platform="x",
+                campaignId="cmp_theirs",
+                postId=f"t{i}",
+                views=1000,
+                likes=400,
+            )
+            for i in range(8)
+        ],
+    ]
+    insert_events(store, posts)
+    store.insert_sync(
+        "campaigns",
+        [
+            ["cmp_theirs"],
+            ["globex"],
+            ["Theirs"],
+            [""],
+            ["live"],
+            [1],
+            ["{}"],
+            [datetime.now(UTC)],
+            [datetime.now(UTC)],
+        ],
+        ["id", "org", "name", "brand", "status", "version", "body", "created_at", "updated_at"],
     )
-    result = await call(toolbox(store), "topCreators", platform="x", category=None, limit=5)
+    result = await call(toolbox(store), "topCreators", platform="x", category=None, limit=10)
+    assert result["metric"] == "engagementScore"
     creators = result["creators"]
-    assert [c["influencerId"] for c in creators] == ["inf_c", "inf_a", "inf_b"]  # type: ignore[index]
-    assert creators[0]["engagementRate"] == 10.8  # (108) / 1000 * 100, not a mean of ratios  # type: ignore[index]
-    assert creators[0]["views"] == 1000  # type: ignore[index]
+    ids = [c["influencerId"] for c in creators]  # type: ignore[index]
+    assert ids[0] == "inf_c"
+    assert "inf_theirs" not in ids
+    assert "inf_tiny" not in ids  # under minViews
+    assert "inf_other" not in ids  # another platform
+    scores = [c["engagementScore"] for c in creators]  # type: ignore[index]
+    assert scores == sorted(scores, reverse=True)
+    a, b = (next(c for c in creators if c["influencerId"] == w) for w in ("inf_a", "inf_b"))  # type: ignore[index]
+    assert a["engagementScore"] == b["engagementScore"]
+    assert ids.index("inf_a") < ids.index("inf_b")  # ties by id
+    top = creators[0]  # type: ignore[index]
+    assert top["engagementRate"] == 13.5  # (960 + 80 + 40) / 8000 * 100, a ratio of sums
+    assert top["views"] == 8000
+    assert set(top["scoreComponents"]) == {
+        "cohort",
+        "cohortSize",
+        "typicalPostRate",
+        "cohortPostRate",
+        "robustZ",
+        "shrinkage",
+    }
     assert result["minViews"] == 500
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.queries import Candidate, scored_creators
 from core.clickhouse import Store
 from scoring.engagement import CreatorStats, score_creators, tier
+from scoring.queries import Candidate, scored_creators
 from tests.api.test_top_performers import insert_rows
 
 _SETTINGS = settings(

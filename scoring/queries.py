@@ -1,0 +1,240 @@
+"""The top-performer engine's store side: every creator in a scope with its sums and score, and
+the ranking. Shared by the API (`GET /top-performers`) and the brief generator (`topCreators`)."""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from core.clickhouse import Store
+from schemas.api import ScoreComponents, TopPerformer, TopPerformers
+from scoring.engagement import POST_CLIP, CreatorStats, Score, score_creators
+
+# Without a campaignId: the caller's campaigns, organic data (campaign_id = '') and campaigns
+# nobody created; i.e. everything except campaigns another organisation owns.
+SCOPES = {
+    "campaign": "campaign_id = {campaign:String}",
+    "organisation": (
+        "campaign_id NOT IN (SELECT id FROM campaigns FINAL WHERE org != {org:String})"
+    ),
+}
+
+# CTEs are inlined by ClickHouse, so `creators_in_scope` is referenced once only; the follower
+# and attribute look-ups read their (small, per-creator) answers for every creator instead.
+_TOP_TEMPLATE = """
+WITH
+scoped AS (
+    SELECT influencer_id, platform, if(post_id != '', post_id, event_id) AS post,
+           views, likes, comments, shares, saves
+    FROM engagement_events
+    WHERE {scope}
+      AND ({{platform:String}} = '' OR platform = {{platform:String}})
+      AND ({{category:String}} = '' OR influencer_id IN (
+          SELECT influencer_id FROM creators FINAL
+          WHERE lower(category) = lower({{category:String}})))
+),
+posts AS (
+    SELECT influencer_id, platform, sum(views) AS post_views, sum(likes) AS post_likes,
+           sum(comments) AS post_comments, sum(shares) AS post_shares,
+           sum(saves) AS post_saves,
+           log((post_likes + post_comments + post_shares + 0.5) / (post_views + 1)) AS x
+    FROM scoped
+    GROUP BY influencer_id, platform, post
+),
+bounds AS (
+    SELECT platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
+    FROM posts WHERE post_views > 0 GROUP BY platform
+),
+per_platform AS (
+    SELECT influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
+           sum(post_comments) AS pc, sum(post_shares) AS ps, sum(post_saves) AS psv,
+           count() AS pn, groupArrayIf(least(greatest(x, lo), hi), post_views > 0) AS xs,
+           any(hi - lo) AS width
+    FROM posts LEFT JOIN bounds USING platform
+    GROUP BY influencer_id, platform
+),
+creators_in_scope AS (
+    SELECT influencer_id, argMax(platform, (pv, platform)) AS primary,
+           arraySort(groupArray(platform)) AS platforms,
+           sum(pv) AS views, sum(pl) AS likes, sum(pc) AS comments,
+           sum(ps) AS shares, sum(psv) AS saves, sum(pn) AS posts,
+           -- Sorted so that sums below add in one order: same input, same score.
+           arraySort(arrayFlatten(groupArray(xs))) AS post_values, max(width) AS post_range,
+           (arrayReduce('quantileExactLow(0.5)', post_values)
+            + arrayReduce('quantileExactHigh(0.5)', post_values)) / 2 AS centre,
+           arrayMap(v -> least(greatest(v, centre - {{clip:Float64}}), centre + {{clip:Float64}}),
+                    post_values) AS clipped
+    FROM per_platform GROUP BY influencer_id
+)
+SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.shares,
+       s.saves, s.posts, length(s.post_values), arraySum(s.clipped),
+       arraySum(arrayMap(v -> v * v, s.clipped)), f.latest_followers, c.handle, c.category,
+       s.post_range
+FROM creators_in_scope AS s
+LEFT JOIN (
+    SELECT influencer_id, argMax(followers, event_time) AS latest_followers
+    FROM engagement_events
+    WHERE followers IS NOT NULL
+    GROUP BY influencer_id
+) AS f ON f.influencer_id = s.influencer_id
+LEFT JOIN (
+    SELECT influencer_id, handle, category FROM creators FINAL
+) AS c ON c.influencer_id = s.influencer_id
+SETTINGS join_use_nulls = 1
+"""
+
+_TOP_SQL = {kind: _TOP_TEMPLATE.format(scope=scope) for kind, scope in SCOPES.items()}
+
+# What the top-performers answer is computed from: engagement rows, campaign owners (scope) and
+# creator attributes. Inserts add parts with new block numbers and deletes change row counts;
+# merges change neither. (Nothing of ours updates rows in place: an ALTER UPDATE would go
+# unnoticed until the next insert.) Metadata only: a few milliseconds.
+_TOP_VERSION_SQL = """
+SELECT table, max(max_block_number), sum(rows)
+FROM system.parts
+WHERE database = currentDatabase() AND active
+  AND table IN ('engagement_events', 'campaigns', 'creators')
+GROUP BY table ORDER BY table
+"""
+
+
+async def top_performers_version(store: Store) -> tuple[tuple[Any, ...], ...]:
+    """A value that changes whenever the data behind `scored_creators` may have changed."""
+    return tuple(await store.query_rows(_TOP_VERSION_SQL))
+
+
+TopSort = Literal["engagementRate", "engagementScore", "views", "engagements"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A creator in scope before ranking (cheap to build; only the ranked slice becomes a
+    response model)."""
+
+    influencer_id: str
+    platform: str
+    platforms: list[str]
+    followers: int | None
+    handle: str | None
+    category: str | None
+    posts: int
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    saves: int
+    score: Score | None
+
+    @property
+    def engagements(self) -> int:
+        return self.likes + self.comments + self.shares
+
+    @property
+    def engagement_rate(self) -> float:
+        return round(self.engagements / self.views * 100, 4) if self.views else 0.0
+
+    @property
+    def engagement_score(self) -> float:
+        return self.score.score if self.score else 50.0
+
+    def to_model(self) -> TopPerformer:
+        s = self.score
+        return TopPerformer(
+            influencer_id=self.influencer_id,
+            handle=self.handle,
+            category=self.category,
+            platform=self.platform,
+            platforms=self.platforms,
+            followers=self.followers,
+            posts=self.posts,
+            views=self.views,
+            likes=self.likes,
+            comments=self.comments,
+            shares=self.shares,
+            saves=self.saves,
+            engagements=self.engagements,
+            engagement_rate=self.engagement_rate,
+            engagement_score=self.engagement_score,
+            score_components=ScoreComponents(
+                cohort=s.cohort if s else "none",
+                cohort_size=s.cohort_size if s else 0,
+                typical_post_rate=s.typical_post_rate if s else 0.0,
+                cohort_post_rate=s.cohort_post_rate if s else 0.0,
+                robust_z=s.robust_z if s else 0.0,
+                shrinkage=s.shrinkage if s else 0.0,
+            ),
+        )
+
+
+_SORT_KEYS: dict[str, Callable[[Candidate], float]] = {
+    "engagementRate": lambda c: c.engagement_rate,
+    "engagementScore": lambda c: c.engagement_score,
+    "views": lambda c: c.views,
+    "engagements": lambda c: c.engagements,
+}
+
+
+async def scored_creators(
+    store: Store, *, org: str, campaign_id: str | None, platform: str | None, category: str | None
+) -> list[Candidate]:
+    """Every creator in scope with its sums and score (unsorted). Creators with no post that
+    has views get no score (50, cohort `none`). The scoring runs in a worker thread: for tens of
+    thousands of creators it takes a CPU-second that must not block the event loop."""
+    rows = await store.query_rows(
+        _TOP_SQL["campaign" if campaign_id else "organisation"],
+        {
+            "org": org,
+            "campaign": campaign_id or "",
+            "platform": platform or "",
+            "category": category or "",
+            "clip": POST_CLIP,
+        },
+    )
+    return await asyncio.to_thread(_candidates, rows)
+
+
+def _candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:
+    stats = []
+    for row in rows:
+        rated, sx, sxx, followers = int(row[9]), row[10], row[11], row[12]
+        stats.append(
+            CreatorStats(
+                influencer_id=row[0],
+                platform=row[1],
+                followers=None if followers is None else int(followers),
+                posts=rated,
+                level=sx / rated if rated else 0.0,
+                variance=max(0.0, (sxx - sx * sx / rated) / (rated - 1)) if rated >= 2 else 0.0,
+                post_range=float(row[15] or 0.0),
+            )
+        )
+    scores = score_creators(stats)
+    return [
+        Candidate(
+            influencer_id=row[0],
+            platform=row[1],
+            platforms=list(row[2]),
+            views=int(row[3]),
+            likes=int(row[4]),
+            comments=int(row[5]),
+            shares=int(row[6]),
+            saves=int(row[7]),
+            posts=int(row[8]),
+            followers=None if row[12] is None else int(row[12]),
+            handle=row[13] or None,
+            category=row[14] or None,
+            score=scores.get(row[0]),
+        )
+        for row in rows
+    ]
+
+
+def rank(creators: list[Candidate], *, sort: TopSort, limit: int, min_views: int) -> TopPerformers:
+    """Creators with at least `min_views`, sorted descending by `sort`, ties by influencerId
+    ascending; the first `limit`."""
+    key = _SORT_KEYS[sort]
+    eligible = [c for c in creators if c.views >= min_views]
+    eligible.sort(key=lambda c: (-key(c), c.influencer_id))
+    return TopPerformers(
+        items=[c.to_model() for c in eligible[:limit]], total=len(eligible), sort=sort, limit=limit
+    )
