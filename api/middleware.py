@@ -1,17 +1,37 @@
-"""Pure-ASGI middleware (cheap on the hot path): request metrics by route template, and a body
-size limit answered with 413 problem details."""
+"""Pure-ASGI middleware (cheap on the hot path): request ids and metrics by route template, and a
+body size limit answered with 413 problem details."""
 
+import re
 import time
+import uuid
 from typing import Any
 
 import orjson
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PROBLEM_JSON
 from core import metrics
 
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when it is a sane token, else a new one."""
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER.encode():
+            text = str(value.decode("latin-1"))
+            if _VALID_REQUEST_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
 
 class RequestMetrics:
+    """Counts and times requests by route template, and gives each request an id: echoed in the
+    `X-Request-ID` response header, bound to every log line of the request (structlog
+    contextvars) and carried in the headers of the messages the request publishes."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -21,16 +41,22 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            structlog.contextvars.reset_contextvars(**tokens)
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             metrics.API_REQUESTS.labels(scope["method"], template, str(status)).inc()

@@ -8,6 +8,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 
 from schemas.base import WireModel
 
+REQUEST_ID_KAFKA_HEADER = "fk-request-id"
+"""Message header naming the HTTP request that published the message (log correlation)."""
+
 MAX_EVENT_BYTES = 64 * 1024
 """A valid event is a few hundred bytes; anything above this is refused unread."""
 

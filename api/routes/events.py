@@ -4,16 +4,18 @@ import asyncio
 import time
 from typing import Annotated
 
+import structlog
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Request, status
 from pydantic import Field
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import InvalidInput, ServiceUnavailable
 from schemas.api import EventsAccepted, Problem
-from schemas.events import EngagementEvent
+from schemas.events import REQUEST_ID_KAFKA_HEADER, EngagementEvent
 
 router = APIRouter(tags=["events"])
+log = structlog.get_logger(__name__)
 
 EventOrEvents = EngagementEvent | Annotated[list[EngagementEvent], Field(min_length=1)]
 
@@ -30,6 +32,7 @@ EventOrEvents = EngagementEvent | Annotated[list[EngagementEvent], Field(min_len
     },
 )
 async def post_events(
+    request: Request,
     services: ServicesDep,
     _principal: PrincipalDep,
     body: Annotated[EventOrEvents, Body()],
@@ -53,12 +56,16 @@ async def post_events(
     ]
     if future:
         raise InvalidInput("An event's timestamp is in the future.", errors=future)
+    # The request id travels with each message, so the worker's log lines about these events
+    # (dead letters, duplicates) can be joined to the API's.
+    headers = [(REQUEST_ID_KAFKA_HEADER, str(request.state.request_id).encode())]
     try:
         sends = [
             await services.producer.send(
                 settings.engagement_topic,
                 value=e.model_dump_json(by_alias=True, exclude_none=True).encode(),
                 key=e.influencer_id.encode(),
+                headers=headers,
             )
             for e in events
         ]
@@ -68,4 +75,6 @@ async def post_events(
             f"The broker did not accept the events ({type(exc).__name__}).",
             headers={"Retry-After": "1"},
         ) from None
-    return EventsAccepted(accepted=len(events), event_ids=[e.event_id for e in events])
+    event_ids = [e.event_id for e in events]
+    log.info("events.published", events=len(events), event_ids=event_ids[:20])
+    return EventsAccepted(accepted=len(events), event_ids=event_ids)

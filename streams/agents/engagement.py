@@ -21,6 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from core import metrics
 from core.clickhouse import Store
 from core.settings import Settings
+from schemas.events import REQUEST_ID_KAFKA_HEADER
 from streams.sinks import EngagementSink
 from streams.transforms import EventBatch, Rejection, decode_event
 
@@ -30,6 +31,14 @@ _YIELD_EVERY = 1000
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest message the consumer fetches and the dead-letter producer forwards unchanged."""
+
+
+def _request_id(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """The id of the HTTP request that published the record, when one did."""
+    for name, value in record.headers or ():
+        if name == REQUEST_ID_KAFKA_HEADER:
+            return str(value.decode("latin-1"))
+    return None
 
 
 class _ReloadOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -170,6 +179,7 @@ class EngagementConsumer(mode.Service):
             metrics.PIPELINE_DEAD_LETTERS.labels(rejection.reason.value).inc()
             log.info(
                 "engagement.dead_letter",
+                request_id=_request_id(record),
                 reason=rejection.reason.value,
                 error=rejection.error,
                 partition=record.partition,

@@ -6,11 +6,13 @@ import time
 from typing import Any
 
 import httpx
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from core.clickhouse import Store
 from core.settings import Settings
+from schemas.events import REQUEST_ID_KAFKA_HEADER
 from streams.agents.engagement import EngagementConsumer
 from tests.conftest import wait_until
 from tests.factories import encode, make_event, reference_metrics
@@ -202,3 +204,19 @@ async def test_events_from_librdkafka_producers_land(
         return r.status_code == 200 and r.json()["total"]["views"] == 60
 
     await wait_until(counted)
+
+
+async def test_dead_letter_log_lines_name_the_publishing_request(
+    settings: Settings, pipeline: EngagementConsumer, producer: AIOKafkaProducer
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        await producer.send_and_wait(
+            settings.engagement_topic, b"{broken", headers=[(REQUEST_ID_KAFKA_HEADER, b"req-dlq-1")]
+        )
+
+        def logged() -> list[dict[str, object]]:
+            return [e for e in logs if e["event"] == "engagement.dead_letter"]
+
+        found = await wait_until(logged)
+    assert found[0]["request_id"] == "req-dlq-1"
+    assert found[0]["reason"] == "invalid_json"
