@@ -143,8 +143,9 @@ def create_app(
     install_error_handlers(app)
     _document_bearer_auth(app)
     app.include_router(health.router)
-    app.include_router(events.router)
+    # The hottest reads first: routes are matched in order.
     app.include_router(metrics.router)
+    app.include_router(events.router)
     app.include_router(campaigns.router)
     app.include_router(webhooks.router)
     app.include_router(logs.router)

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
 
-from api.deps import PrincipalDep, ServicesDep
+from api.deps import CallerDep, Services
 from api.errors import NotFound
 from api.queries import campaign_owner, entity_metrics
 from schemas.api import EntityMetrics, MetricsWindow, Problem
@@ -32,7 +32,7 @@ _NO_EVENTS = (
 
 
 async def _metrics(
-    services: ServicesDep,
+    services: Services,
     kind: Literal["campaign", "influencer"],
     entity_id: str,
     *,
@@ -59,13 +59,12 @@ async def _metrics(
     summary="Engagement of a campaign: last hour, last 24 hours and all time, by event time.",
     responses=_RESPONSES,
 )
-async def campaign_metrics(
-    campaign_id: EntityId, services: ServicesDep, principal: PrincipalDep
-) -> Response:
+async def campaign_metrics(campaign_id: EntityId, caller: CallerDep) -> Response:
     """A campaign created by another organisation is 404; metrics of a campaign id nobody
     created are readable by any organisation."""
+    services = caller.services
     owner = await campaign_owner(services, campaign_id)
-    if owner is not None and owner != principal.org:
+    if owner is not None and owner != caller.principal.org:
         raise NotFound(f"No campaign {campaign_id!r} has events.")
     return await _metrics(services, "campaign", campaign_id, has_record=owner is not None)
 
@@ -76,7 +75,5 @@ async def campaign_metrics(
     summary="Engagement of a creator: last hour, last 24 hours and all time, by event time.",
     responses=_RESPONSES,
 )
-async def influencer_metrics(
-    influencer_id: EntityId, services: ServicesDep, _principal: PrincipalDep
-) -> Response:
-    return await _metrics(services, "influencer", influencer_id)
+async def influencer_metrics(influencer_id: EntityId, caller: CallerDep) -> Response:
+    return await _metrics(caller.services, "influencer", influencer_id)
