@@ -6,7 +6,7 @@ import math
 import random
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from core.clickhouse import Store
@@ -51,6 +51,8 @@ async def scores(store: Store) -> dict[str, Candidate]:
 
 @_SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), posts=st.integers(1, 60), views_too=st.booleans())
+# Found by hypothesis: the creator's median moved by more than the clip width (6.4 points).
+@example(seed=0, posts=7, views_too=False)
 async def test_one_viral_post_moves_a_score_by_less_than_5_points(
     store: Store, seed: int, posts: int, views_too: bool
 ) -> None:
