@@ -42,6 +42,12 @@ _BLOCKS = (
     "max_block_size = 16384, min_insert_block_size_rows = 65536, "
     "min_insert_block_size_bytes = 16777216"
 )
+# One statement writes the whole file's valid rows: larger blocks make fewer, larger parts
+# (each part is also sorted a second time for the `by_influencer` projection).
+_INSERT_BLOCKS = (
+    "max_block_size = 65536, min_insert_block_size_rows = 262144, "
+    "min_insert_block_size_bytes = 67108864"
+)
 _READ_SETTINGS = ", ".join(
     f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in _READ.items()
 )
@@ -188,6 +194,16 @@ def summary(table: str) -> str:
     return f"SELECT count(), countIf(empty(errors)), sum(length(errors)) FROM {table}"
 
 
+HAS_CSV_IDS = (
+    "SELECT count() FROM (SELECT 1 FROM engagement_events "
+    "WHERE startsWith(event_id, 'csv:') LIMIT 1)"
+)
+"""1 when the store holds any batch-loaded (content id) event, else 0."""
+
+CSV_IDS = "SELECT count() FROM engagement_events WHERE startsWith(event_id, 'csv:')"
+"""How many batch-loaded events the store holds (each content id is stored once)."""
+
+
 def _rejected_lines(table: str) -> str:
     """Rejected rows with the physical line each starts on: the header's lines, one per earlier
     row, plus the line breaks inside earlier rows' quoted fields (only rows that have some
@@ -266,6 +282,23 @@ WHERE empty(errors)
 ORDER BY rn
 LIMIT 1 BY event_id
 SETTINGS max_partitions_per_insert_block = 0, {_BLOCKS}
+"""
+
+
+def insert_new_events(table: str) -> str:
+    """Insert every valid row once (the first row wins) when the store holds no `csv:` id at
+    all, so none of them can be stored already: no existence check, one statement."""
+    return f"""
+INSERT INTO engagement_events
+    (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
+     comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset)
+SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
+       comments, shares, saves, followers, [], 'batch', -1, rn
+FROM {table}
+WHERE empty(errors)
+ORDER BY rn
+LIMIT 1 BY event_id
+SETTINGS max_partitions_per_insert_block = 0, {_INSERT_BLOCKS}
 """
 
 
