@@ -42,12 +42,6 @@ _BLOCKS = (
     "max_block_size = 16384, min_insert_block_size_rows = 65536, "
     "min_insert_block_size_bytes = 16777216"
 )
-# One statement writes the whole file's valid rows: larger blocks make fewer, larger parts
-# (each part is also sorted a second time for the `by_influencer` projection).
-_INSERT_BLOCKS = (
-    "max_block_size = 65536, min_insert_block_size_rows = 262144, "
-    "min_insert_block_size_bytes = 67108864"
-)
 _READ_SETTINGS = ", ".join(
     f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in _READ.items()
 )
@@ -114,9 +108,11 @@ def _row_checks(header: Header) -> str:
 
 
 def stage(header: Header, table: str) -> str:
-    """Read the file once into a staging table: each row's number (`rn`, 0-based, blank lines
-    included) and how many line breaks its quoted fields hold (`nl`, to recover physical line
-    numbers), its errors, typed values and content id; raw fields for rejected rows only.
+    """Read the file once into a staging table (`StripeLog`: appended in file order, no sort,
+    no parts to merge; read back in that order by a single-threaded query): each row's number
+    (`rn`, 0-based, blank lines included) and how many line breaks its quoted fields hold
+    (`nl`, to recover physical line numbers), its errors, typed values and content id; raw
+    fields for rejected rows only.
 
     Parameters: path, structure, skip (header lines), load_time.
     """
@@ -152,7 +148,7 @@ def stage(header: Header, table: str) -> str:
     )
     raw = ", ".join(f"c{i}" for i in range(w))
     return f"""
-CREATE TABLE {table} ENGINE = MergeTree ORDER BY rn AS
+CREATE TABLE {table} ENGINE = StripeLog AS
 SELECT
     row_number AS rn,
     toUInt32({newlines}) AS nl,
@@ -287,7 +283,9 @@ SETTINGS max_partitions_per_insert_block = 0, {_BLOCKS}
 
 def insert_new_events(table: str) -> str:
     """Insert every valid row once (the first row wins) when the store holds no `csv:` id at
-    all, so none of them can be stored already: no existence check, one statement."""
+    all, so none of them can be stored already: no existence check, one statement. One thread
+    reads the staging table in file order, so `LIMIT 1 BY` keeps each id's first row without
+    sorting the whole file."""
     return f"""
 INSERT INTO engagement_events
     (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
@@ -296,9 +294,8 @@ SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, view
        comments, shares, saves, followers, [], 'batch', -1, rn
 FROM {table}
 WHERE empty(errors)
-ORDER BY rn
 LIMIT 1 BY event_id
-SETTINGS max_partitions_per_insert_block = 0, {_INSERT_BLOCKS}
+SETTINGS max_threads = 1, max_partitions_per_insert_block = 0, {_BLOCKS}
 """
 
 
