@@ -285,7 +285,7 @@ def insert_new_events(table: str) -> str:
     """Insert every valid row once (the first row wins) when the store holds no `csv:` id at
     all, so none of them can be stored already: no existence check, one statement. One thread
     reads the staging table in file order, so `LIMIT 1 BY` keeps each id's first row without
-    sorting the whole file."""
+    sorting the whole file; two threads write the parts (sorted twice, for the projection)."""
     return f"""
 INSERT INTO engagement_events
     (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
@@ -295,7 +295,7 @@ SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, view
 FROM {table}
 WHERE empty(errors)
 LIMIT 1 BY event_id
-SETTINGS max_threads = 1, max_partitions_per_insert_block = 0, {_BLOCKS}
+SETTINGS max_threads = 1, max_insert_threads = 2, max_partitions_per_insert_block = 0, {_BLOCKS}
 """
 
 
