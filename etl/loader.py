@@ -107,13 +107,13 @@ def load_file(
                     "load_time": load_time,
                 },
             )
-            rows, accepted, error_count = store.query_rows_sync(queries.summary(table))[0]
-            if not int(store.query_rows_sync(queries.HAS_CSV_IDS)[0][0]):
-                # Nothing was ever batch-loaded (so no valid id can be stored already): one
-                # insert, no existence check; loads are serialised, so every `csv:` id now
-                # stored is one this load inserted.
+            rows, accepted, error_count, distinct = store.query_rows_sync(queries.summary(table))[0]
+            if int(distinct) == int(accepted) and not int(
+                store.query_rows_sync(queries.HAS_CSV_IDS)[0][0]
+            ):
+                # No repeated row and nothing ever batch-loaded: every valid row is new.
                 store.command_sync(queries.insert_new_events(table))
-                inserted = int(store.query_rows_sync(queries.CSV_IDS)[0][0])
+                inserted = int(accepted)
             else:
                 inserted = _insert_news(store, table, int(accepted))
             store.command_sync(queries.upsert_creators(table), {"load_time": load_time})
