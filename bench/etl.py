@@ -43,9 +43,9 @@ def child_load(path: str, store_dir: str) -> None:
     """Open a fresh store, then time: load + validation + storage + top performers scored."""
     import asyncio
 
-    from api.queries import rank, scored_creators
     from core.clickhouse import Store
     from etl.loader import Outputs, load_file
+    from scoring.queries import rank, scored_creators
 
     store = Store.open(f"chdb://{store_dir}", "bench")
     started = time.perf_counter()

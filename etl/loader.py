@@ -107,13 +107,15 @@ def load_file(
                     "load_time": load_time,
                 },
             )
-            rows, accepted, error_count = store.query_rows_sync(queries.summary(table))[0]
-            buckets = max(1, int(accepted) // _BUCKET_ROWS)
-            inserted = 0
-            for bucket in range(buckets):
-                where = {"buckets": buckets, "bucket": bucket}
-                inserted += int(store.query_rows_sync(queries.bucket_news(table), where)[0][0])
-                store.command_sync(queries.insert_events(table), where)
+            rows, accepted, error_count, distinct = store.query_rows_sync(queries.summary(table))[0]
+            if int(distinct) == int(accepted) and not int(
+                store.query_rows_sync(queries.HAS_CSV_IDS)[0][0]
+            ):
+                # No repeated row and nothing ever batch-loaded: every valid row is new.
+                store.command_sync(queries.insert_new_events(table))
+                inserted = int(accepted)
+            else:
+                inserted = _insert_news(store, table, int(accepted))
             store.command_sync(queries.upsert_creators(table), {"load_time": load_time})
             errors = [
                 RowError(line=line, column=column or None, reason=reason)
@@ -157,6 +159,18 @@ def load_file(
         seconds=report.seconds,
     )
     return report
+
+
+def _insert_news(store: Store, table: str, accepted: int) -> int:
+    """Insert the valid rows whose ids the store does not hold yet, bucket by bucket (bounded
+    id sets); return how many were inserted."""
+    buckets = max(1, accepted // _BUCKET_ROWS)
+    inserted = 0
+    for bucket in range(buckets):
+        where = {"buckets": buckets, "bucket": bucket}
+        inserted += int(store.query_rows_sync(queries.bucket_news(table), where)[0][0])
+        store.command_sync(queries.insert_events(table), where)
+    return inserted
 
 
 def _drop_stale_staging(store: Store) -> None:

@@ -32,8 +32,10 @@ _READ = {
     # `\N` is ClickHouse's default NULL spelling; a CSV field may legitimately hold it.
     "format_csv_null_representation": "fk-null-3c9e1b7d5a",
     "input_format_csv_skip_trailing_empty_lines": 1,
-    # Measured on two cores: the single-threaded parser is as fast and ~100 MB lighter, and
-    # pread keeps the file out of the process's resident memory (mmap would count it).
+    # Single-threaded parsing: `_row_number` (hence every reported line) is wrong with the
+    # parallel parser (measured: off by one from row 16384 on); on two cores it is as fast and
+    # ~100 MB lighter. pread keeps the file out of the process's resident memory (mmap would
+    # count it).
     "input_format_parallel_parsing": 0,
     "storage_file_read_method": "pread",
 }
@@ -108,9 +110,11 @@ def _row_checks(header: Header) -> str:
 
 
 def stage(header: Header, table: str) -> str:
-    """Read the file once into a staging table: each row's number (`rn`, 0-based, blank lines
-    included) and how many line breaks its quoted fields hold (`nl`, to recover physical line
-    numbers), its errors, typed values and content id; raw fields for rejected rows only.
+    """Read the file once into a staging table (`StripeLog`: appended in file order, nothing
+    sorted or merged; queries that need file order sort by `rn`): each row's number
+    (`rn`, 0-based, blank lines included) and how many line breaks its quoted fields hold
+    (`nl`, to recover physical line numbers), its errors, typed values and content id; raw
+    fields for rejected rows only.
 
     Parameters: path, structure, skip (header lines), load_time.
     """
@@ -146,7 +150,7 @@ def stage(header: Header, table: str) -> str:
     )
     raw = ", ".join(f"c{i}" for i in range(w))
     return f"""
-CREATE TABLE {table} ENGINE = MergeTree ORDER BY rn AS
+CREATE TABLE {table} ENGINE = StripeLog AS
 SELECT
     row_number AS rn,
     toUInt32({newlines}) AS nl,
@@ -184,8 +188,18 @@ SETTINGS max_threads = 1, {_BLOCKS}
 
 
 def summary(table: str) -> str:
-    """rows, valid rows, errors."""
-    return f"SELECT count(), countIf(empty(errors)), sum(length(errors)) FROM {table}"
+    """rows, valid rows, errors, distinct ids of the valid rows."""
+    return (
+        "SELECT count(), countIf(empty(errors)), sum(length(errors)), "
+        f"uniqExactIf(event_id, empty(errors)) FROM {table}"
+    )
+
+
+HAS_CSV_IDS = (
+    "SELECT count() FROM (SELECT 1 FROM engagement_events "
+    "WHERE startsWith(event_id, 'csv:') LIMIT 1)"
+)
+"""1 when the store holds any batch-loaded (content id) event, else 0."""
 
 
 def _rejected_lines(table: str) -> str:
@@ -266,6 +280,22 @@ WHERE empty(errors)
 ORDER BY rn
 LIMIT 1 BY event_id
 SETTINGS max_partitions_per_insert_block = 0, {_BLOCKS}
+"""
+
+
+def insert_new_events(table: str) -> str:
+    """Insert every valid row, for a file whose valid rows all have distinct ids into a store
+    that holds no `csv:` id at all (so none can be stored already): no existence check, no
+    dedupe, one statement; two threads write the parts (sorted twice, for the projection)."""
+    return f"""
+INSERT INTO engagement_events
+    (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
+     comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset)
+SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
+       comments, shares, saves, followers, [], 'batch', -1, rn
+FROM {table}
+WHERE empty(errors)
+SETTINGS max_threads = 2, max_insert_threads = 2, max_partitions_per_insert_block = 0, {_BLOCKS}
 """
 
 

@@ -134,6 +134,22 @@ def test_loading_the_same_content_twice_stores_it_once(store: Store, tmp_path: P
     assert store.query_rows_sync("SELECT count(), sum(views) FROM engagement_events") == [(3, 60)]
 
 
+def test_repeated_rows_of_a_first_load_are_stored_once(store: Store, tmp_path: Path) -> None:
+    # A store with no batch-loaded events takes the one-insert path: repeats inside the file
+    # are still stored once, the first row winning (its followers and row number).
+    path = write(
+        tmp_path,
+        "campaignId,influencerId,platform,postId,views,likes,comments,shares,followers\n"
+        "c,i,x,p1,10,1,0,0,100\nc,i,x,p2,20,2,0,0,\nc,i,x,p1,10,1,0,0,999\nc,i,x,p2,20,2,0,0,\n",
+    )
+    report = load(store, path)
+    assert (report.accepted, report.inserted, report.duplicates) == (4, 2, 2)
+    assert store.query_rows_sync(
+        "SELECT post_id, followers, kafka_offset FROM engagement_events ORDER BY post_id"
+    ) == [("p1", 100, 0), ("p2", None, 1)]
+    assert load(store, path).inserted == 0
+
+
 def test_creator_attributes_merge_newest_first(store: Store, tmp_path: Path) -> None:
     header = "campaignId,influencerId,platform,postedAt,views,likes,comments,shares,"
     header += "followers,handle,category,country"
