@@ -86,7 +86,9 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
                 task.cancel()
 
             lifespans.append(demo_replay)
-        api = create_app(settings, store=store, ledger=ledger, lifespans=lifespans)
+        api = create_app(
+            settings, store=store, ledger=ledger, lifespans=lifespans, writers_in_process=worker
+        )
         config = uvicorn.Config(
             api,
             host=settings.api_host,

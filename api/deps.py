@@ -1,6 +1,7 @@
 """What routes depend on: the shared clients (built in the lifespan) and the caller's identity."""
 
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -28,6 +29,9 @@ class Services:
     known_owners: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, Principal] = field(default_factory=dict)
     briefs: BriefService | None = None
+    events_version: Callable[[], Awaitable[Hashable]] | None = None
+    """Set when the engagement writers live in this process (embedded platform): metrics answers
+    are then reloaded only after new events were written, instead of on every TTL."""
 
 
 async def get_services(request: Request) -> Services:

@@ -33,6 +33,7 @@ from api.routes import (
     webhooks,
 )
 from briefs.service import BriefService
+from core.changes import ENGAGEMENT_WRITES
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
 from core.settings import Settings, get_settings
@@ -74,10 +75,13 @@ def create_app(
     store: Store | None = None,
     ledger: CampaignLedger | None = None,
     lifespans: Sequence[Lifespan] = (),
+    writers_in_process: bool = False,
 ) -> FastAPI:
     """Build the API. `store` is shared when the caller already owns one (embedded mode, tests);
     so is `ledger` (the embedded worker's clock commands through the same one); `lifespans` run
-    inside the API's own (the embedded platform starts the Faust app there)."""
+    inside the API's own (the embedded platform starts the Faust app there). With
+    `writers_in_process` (the worker runs in this process) metrics answers are reloaded only
+    after new events were written."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -116,6 +120,7 @@ def create_app(
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
             briefs=await asyncio.to_thread(BriefService.build, settings, st),
+            events_version=ENGAGEMENT_WRITES.current if writers_in_process else None,
             top_cache=TtlCache(
                 settings.top_performers_cache_ttl_seconds,
                 max_stale=settings.top_performers_cache_max_stale_seconds,

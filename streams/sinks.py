@@ -13,6 +13,7 @@ import time
 import structlog
 
 from core import metrics
+from core.changes import ENGAGEMENT_WRITES
 from core.clickhouse import Store, StoreUnavailable
 from streams.transforms import EVENT_COLUMNS, EventBatch
 
@@ -66,3 +67,4 @@ class EngagementSink:
         metrics.SINK_INSERT_SECONDS.observe(time.perf_counter() - started)
         metrics.SINK_BATCH_ROWS.observe(len(batch))
         self.seen |= batch.ids
+        ENGAGEMENT_WRITES.bump()

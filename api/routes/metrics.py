@@ -45,7 +45,7 @@ async def _metrics(
         found = await entity_metrics(services.store, kind, entity_id, datetime.now(UTC))
         return None if found is None else found.model_dump_json(by_alias=True).encode()
 
-    body = await services.metrics_cache.get((kind, entity_id), load)
+    body = await services.metrics_cache.get((kind, entity_id), load, services.events_version)
     if body is None:
         if not has_record:
             raise NotFound(f"No {kind} {entity_id!r} has events.")

@@ -1,0 +1,70 @@
+"""With the worker in the same process, metrics answers are reloaded after new events were
+written, not on every TTL; without it (a standalone API) the TTL rules."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from api.main import create_app
+from core.clickhouse import Store
+from core.settings import Settings
+from streams.agents.engagement import EngagementConsumer
+from streams.transforms import EVENT_COLUMNS, EventBatch, decode_event
+from tests.conftest import wait_until
+from tests.factories import encode, make_event
+
+
+def insert_behind_the_sinks_back(store: Store, **overrides: object) -> None:
+    """A write the in-process counter does not see (as another process's would be)."""
+    event = decode_event(encode(make_event(**overrides)), now_ms=2**62, max_future_ms=0)
+    batch = EventBatch()
+    batch.add(event, source="test", partition=0, offset=0)  # type: ignore[arg-type]
+    store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
+
+
+@pytest.fixture
+async def embedded_client(
+    settings: Settings, store: Store, topics: None, token: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    fast = settings.model_copy(
+        update={"metrics_cache_ttl_seconds": 0.0, "metrics_cache_max_stale_seconds": 60.0}
+    )
+    app = create_app(fast, store=store, writers_in_process=True)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://api",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as c:
+        yield c
+
+
+async def views(client: httpx.AsyncClient) -> int:
+    response = await client.get("/campaigns/cmp_fresh/metrics")
+    assert response.status_code == 200, response.text
+    return int(response.json()["total"]["views"])
+
+
+async def test_answers_are_kept_until_the_in_process_sink_writes(
+    embedded_client: httpx.AsyncClient,
+    store: Store,
+    pipeline: EngagementConsumer,
+    producer: AIOKafkaProducer,
+    settings: Settings,
+) -> None:
+    insert_behind_the_sinks_back(store, eventId="f0", campaignId="cmp_fresh", views=10)
+    assert await views(embedded_client) == 10
+    insert_behind_the_sinks_back(store, eventId="f1", campaignId="cmp_fresh", views=5)
+    for _ in range(20):  # past the (zero) TTL every time, yet nothing was reloaded
+        assert await views(embedded_client) == 10
+    await producer.send_and_wait(
+        settings.engagement_topic,
+        encode(make_event(eventId="f2", campaignId="cmp_fresh", views=1)),
+        key=b"inf_a",
+    )
+
+    async def reloaded() -> bool:
+        return await views(embedded_client) == 16
+
+    await wait_until(reloaded)
