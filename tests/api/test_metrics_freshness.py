@@ -32,11 +32,14 @@ async def embedded_client(
         update={"metrics_cache_ttl_seconds": 0.0, "metrics_cache_max_stale_seconds": 60.0}
     )
     app = create_app(fast, store=store, writers_in_process=True)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://api",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as c:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as c,
+    ):
         yield c
 
 

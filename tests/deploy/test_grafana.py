@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from core.clickhouse import Store
+from streams.transforms import EVENT_COLUMNS
 from tests.deploy.dashboards import Query, dashboards, datasources, expand_sql, panels, queries
 from tests.deploy.tools import GRAFANA_DIR, REPO
 
@@ -92,25 +93,7 @@ def _seed(store: Store, now: datetime) -> None:
                 i,
             )
         )
-    names = [
-        "event_id",
-        "event_time",
-        "influencer_id",
-        "campaign_id",
-        "platform",
-        "post_id",
-        "views",
-        "likes",
-        "comments",
-        "shares",
-        "saves",
-        "followers",
-        "hashtags",
-        "source",
-        "kafka_partition",
-        "kafka_offset",
-    ]
-    store.insert_sync("engagement_events", list(zip(*rows, strict=True)), names)
+    store.insert_sync("engagement_events", list(zip(*rows, strict=True)), EVENT_COLUMNS)
     store.insert_sync(
         "campaigns",
         [["cmp_0", "cmp_1"], ["acme", "acme"], ["A", "B"], ["", ""], ["active", "draft"],
