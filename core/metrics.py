@@ -74,6 +74,10 @@ WEBHOOK_DELIVERY_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 300, 3600),
 )
 WEBHOOK_HELD = Gauge("fk_webhook_deliveries_held", "Deliveries queued or in flight on this worker.")
+WEBHOOK_DLQ_SIZE = Gauge(
+    "fk_webhook_dlq_size",
+    "Dead-lettered deliveries (awaiting replay) of the partitions this worker owns, per sweep.",
+)
 WEBHOOK_ENDPOINTS_DISABLED = Counter(
     "fk_webhook_endpoints_disabled_total", "Endpoints disabled because they answered 410 Gone."
 )

@@ -525,8 +525,8 @@ def business() -> dict[str, Any]:
         ),
         panel(
             "stat",
-            "Dead-lettered deliveries (24 h)",
-            [prom("sum(increase(fk_webhook_dead_letters_total[24h]))")],
+            "Dead-letter queue (awaiting replay)",
+            [prom("sum(fk_webhook_dlq_size)")],
             width=6,
             description="Replay them with the /webhooks dead-letter endpoints.",
         ),

@@ -138,6 +138,18 @@ async def pending_deliveries(
     return [_delivery(r) for r in rows]
 
 
+async def dead_delivery_count(store: Store, partitions: Collection[int]) -> int:
+    """Deliveries in the dead-letter state whose event came from one of `partitions`."""
+    if not partitions:
+        return 0
+    rows = await store.query_rows(
+        "SELECT count() FROM webhook_deliveries FINAL"
+        " WHERE state = 'dead' AND source_partition IN {p:Array(Int32)}",
+        {"p": sorted(partitions)},
+    )
+    return int(rows[0][0])
+
+
 async def dead_deliveries(
     store: Store,
     org: str,

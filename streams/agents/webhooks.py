@@ -175,6 +175,9 @@ class Dispatcher(mode.Service):
         restart, a rebalance, or a replay handled by another worker)."""
         async with self._io:
             found = await queries.pending_deliveries(self.store, self.partitions)
+            metrics.WEBHOOK_DLQ_SIZE.set(
+                await queries.dead_delivery_count(self.store, self.partitions)
+            )
             return self.enqueue(found)
 
     # -- scheduling --------------------------------------------------------------------------

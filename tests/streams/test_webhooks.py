@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from core.auth import issue_token
 from core.clickhouse import Store
@@ -230,6 +231,8 @@ async def test_4xx_dead_letters_at_once_and_replay_resends_with_the_same_id(
     assert {(e["status"], e["attempt"], e["httpStatus"]) for e in entries} == {("dead", 1, 400)}
     await wait_until(lambda: _logged(client, "cmp_dlq_other", 1))
     assert receiver.hits == 3
+    # The dead-letter queue's size is exported (set by the dispatcher's sweep).
+    await wait_until(lambda: REGISTRY.get_sample_value("fk_webhook_dlq_size") == 3)
     refusing = False
     response = await client.post("/webhooks/dlq/replay", json={"campaignId": "cmp_dlq"})
     assert response.status_code == 202
@@ -243,6 +246,7 @@ async def test_4xx_dead_letters_at_once_and_replay_resends_with_the_same_id(
     await wait_until(lambda: _logged(client, "cmp_dlq", 4))
     assert len(receiver.received) == 3
     assert receiver.bad == []
+    await wait_until(lambda: REGISTRY.get_sample_value("fk_webhook_dlq_size") == 0)
 
 
 async def test_429_honours_retry_after_and_410_disables_the_endpoint(
