@@ -30,6 +30,7 @@ class Services:
     tokens: dict[str, Principal] = field(default_factory=dict)
     briefs: BriefService | None = None
     events_version: Callable[[], Awaitable[Hashable]] | None = None
+    campaigns_version: Callable[[], Awaitable[Hashable]] | None = None
     """Set when the engagement writers live in this process (embedded platform): metrics answers
     are then reloaded only after new events were written, instead of on every TTL."""
 

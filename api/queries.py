@@ -97,7 +97,9 @@ async def campaign_owner(services: "Services", campaign_id: str) -> str | None:
     if known is not None:
         return known
     owner = await services.owners.get(
-        ("owner", campaign_id), lambda: shared.campaign_owner(services.store, campaign_id)
+        ("owner", campaign_id),
+        lambda: shared.campaign_owner(services.store, campaign_id),
+        services.campaigns_version,
     )
     if owner is not None:
         if len(services.known_owners) >= _MAX_OWNERS:

@@ -1,9 +1,10 @@
-"""A process-local count of writes to the events table.
+"""Process-local counts of writes to the events and campaigns tables.
 
 In the embedded platform the worker and the API share one process, so the API can tell whether
 anything was written since it cached an answer without asking the store: the engagement sink
-bumps this after every insert. A standalone API (`fk api`) never sees it move, so it is only
-consulted when the caller knows the writers live in the same process.
+bumps one count after every insert, every write of campaign rows the other. A standalone API
+(`fk api`) never sees them move, so they are only consulted when the caller knows the writers
+live in the same process.
 """
 
 
@@ -20,3 +21,5 @@ class LocalChanges:
 
 
 ENGAGEMENT_WRITES = LocalChanges()
+CAMPAIGN_WRITES = LocalChanges()
+"""Bumped by every write of campaign rows (the API's ledger and the worker's projection)."""

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from core.changes import CAMPAIGN_WRITES
 from core.clickhouse import Store
 from schemas.campaigns import Campaign
 
@@ -63,6 +64,7 @@ def campaign_columns(campaigns: Sequence[Campaign]) -> list[list[Any]]:
 async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
     if campaigns:
         await store.insert("campaigns", campaign_columns(campaigns), CAMPAIGN_COLUMNS)
+        CAMPAIGN_WRITES.bump()
 
 
 async def campaign_by_id(store: Store, campaign_id: str) -> Campaign | None:

@@ -2,6 +2,7 @@
 written, not on every TTL; without it (a standalone API) the TTL rules."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -71,3 +72,29 @@ async def test_answers_are_kept_until_the_in_process_sink_writes(
         return await views(embedded_client) == 16
 
     await wait_until(reloaded)
+
+
+async def test_a_campaign_nobody_created_stays_cached_until_a_campaign_is_written(
+    embedded_client: httpx.AsyncClient, store: Store, settings: Settings
+) -> None:
+    insert_behind_the_sinks_back(store, eventId="o0", campaignId="cmp_owned_later", views=3)
+    assert (await embedded_client.get("/campaigns/cmp_owned_later/metrics")).status_code == 200
+    # Another organisation's row written behind the ledger's back is not looked for...
+    now = datetime.now(UTC)
+    store.insert_sync(
+        "campaigns",
+        [["cmp_owned_later"], ["globex"], ["Theirs"], [""], ["draft"], [1], ["{}"], [now], [now]],
+        ["id", "org", "name", "brand", "status", "version", "body", "created_at", "updated_at"],
+    )
+    for _ in range(10):
+        response = await embedded_client.get("/campaigns/cmp_owned_later/metrics")
+        assert response.status_code == 200
+    # ...until a campaign is written through the platform, which makes owners be looked up again.
+    created = await embedded_client.post("/campaigns", json={"name": "Mine"})
+    assert created.status_code == 201
+
+    async def now_theirs() -> bool:
+        response = await embedded_client.get("/campaigns/cmp_owned_later/metrics")
+        return response.status_code == 404
+
+    await wait_until(now_theirs)
