@@ -1,6 +1,6 @@
 """The engagement event contract (topic `engagement-events`) and its dead-letter reasons."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -13,6 +13,9 @@ REQUEST_ID_KAFKA_HEADER = "fk-request-id"
 
 MAX_EVENT_BYTES = 64 * 1024
 """A valid event is a few hundred bytes; anything above this is refused unread."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 # Epoch milliseconds accepted as a timestamp: 2000-01-01 .. 2100-01-01.
 _MIN_EPOCH_MS = 946_684_800_000
@@ -92,4 +95,5 @@ class EngagementEvent(WireModel):
 
     @property
     def timestamp_ms(self) -> int:
-        return int(self.timestamp.timestamp() * 1000)
+        """Epoch milliseconds, exact (float seconds times 1000 can lose the last one)."""
+        return (self.timestamp - _EPOCH) // _ONE_MS

@@ -29,6 +29,13 @@ def test_accepts_epoch_milliseconds() -> None:
     assert event.timestamp_ms == 1795774560000
 
 
+def test_epoch_milliseconds_are_kept_exactly() -> None:
+    # 2004-08-21T08:36:26.909Z: as float seconds times 1000 it truncates to ...908.
+    event = decode(encode(make_event(timestamp=1093077386909)))
+    assert isinstance(event, EngagementEvent)
+    assert event.timestamp_ms == 1093077386909
+
+
 def test_defaults_counts_to_zero_and_ignores_unknown_fields() -> None:
     raw = encode(
         {
