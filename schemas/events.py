@@ -39,6 +39,11 @@ class DeadLetterReason(StrEnum):
     future_timestamp = "future_timestamp"
 
 
+def epoch_milliseconds(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime, exact (floored to the millisecond)."""
+    return (moment - _EPOCH) // _ONE_MS
+
+
 def parse_event_time(value: Any) -> datetime:
     """Accept epoch milliseconds or an RFC 3339 string with an offset; return aware UTC.
 
@@ -96,4 +101,4 @@ class EngagementEvent(WireModel):
     @property
     def timestamp_ms(self) -> int:
         """Epoch milliseconds, exact (float seconds times 1000 can lose the last one)."""
-        return (self.timestamp - _EPOCH) // _ONE_MS
+        return epoch_milliseconds(self.timestamp)

@@ -1,12 +1,21 @@
 """Pure functions of the engagement pipeline: decode and validate one message, and lay out a
 batch of events as store columns. No I/O here; unit-tested without Kafka."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
-from schemas.events import MAX_EVENT_BYTES, DeadLetterReason, EngagementEvent
+from schemas.events import (
+    MAX_EVENT_BYTES,
+    DeadLetterReason,
+    EngagementEvent,
+    Platform,
+    epoch_milliseconds,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,149 @@ def decode_event(
     return event
 
 
+Row = tuple[str, int, str, str, str, str, int, int, int, int, int, int | None, list[str]]
+"""An accepted event as the first 13 store columns: event_id, event_time (epoch ms),
+influencer_id, campaign_id ("" when none), platform, post_id ("" when none), views, likes,
+comments, shares, saves, followers, hashtags."""
+
+_MIN_EPOCH_MS = 946_684_800_000
+_MAX_EPOCH_MS = 4_102_444_800_000
+_MAX_COUNT = 2**53
+_PLATFORMS = frozenset(p.value for p in Platform)
+# Python-side names pydantic also accepts (populate_by_name): the fast path leaves them to it.
+_SNAKE_NAMES = frozenset(
+    name
+    for name, info in EngagementEvent.model_fields.items()
+    if info.alias is not None and info.alias != name
+)
+_ABSENT = object()
+
+
+def fast_row(raw: bytes) -> Row | None:
+    """The event as a row when it is plainly valid, else None (the model then decides).
+
+    About 3x cheaper than the pydantic model, which stays the definition: this only accepts
+    what `EngagementEvent` accepts, with the same values (a property test holds it to that), and
+    leaves everything unusual - errors included, to get the model's messages - to `decode_event`.
+    The checks are written out inline: a helper call per field costs a fifth of the time here.
+    """
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(d) is not dict or not _SNAKE_NAMES.isdisjoint(d):
+        return None
+    get = d.get
+    event_id = get("eventId")
+    influencer_id = get("influencerId")
+    platform = get("platform")
+    if (
+        type(event_id) is not str
+        or not 0 < len(event_id) <= 200
+        or type(influencer_id) is not str
+        or not 0 < len(influencer_id) <= 200
+        or platform not in _PLATFORMS
+    ):
+        return None
+    ms = get("timestamp")
+    if type(ms) is int:
+        if not _MIN_EPOCH_MS <= ms < _MAX_EPOCH_MS:
+            return None
+    elif type(ms) is str:
+        try:
+            parsed = datetime.fromisoformat(ms)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None
+        ms = epoch_milliseconds(parsed.astimezone(UTC))
+    else:
+        return None
+    campaign_id = get("campaignId")
+    if campaign_id is None:
+        campaign_id = ""
+    elif type(campaign_id) is not str or not 0 < len(campaign_id) <= 200:
+        return None
+    post_id = get("postId")
+    if post_id is None:
+        post_id = ""
+    elif type(post_id) is not str or not 0 < len(post_id) <= 200:
+        return None
+    views = get("views", 0)
+    likes = get("likes", 0)
+    comments = get("comments", 0)
+    shares = get("shares", 0)
+    saves = get("saves", 0)
+    if (
+        type(views) is not int
+        or type(likes) is not int
+        or type(comments) is not int
+        or type(shares) is not int
+        or type(saves) is not int
+        or not 0 <= views <= _MAX_COUNT
+        or not 0 <= likes <= _MAX_COUNT
+        or not 0 <= comments <= _MAX_COUNT
+        or not 0 <= shares <= _MAX_COUNT
+        or not 0 <= saves <= _MAX_COUNT
+    ):
+        return None
+    followers = get("followers")
+    if followers is not None and (type(followers) is not int or not 0 <= followers <= _MAX_COUNT):
+        return None
+    hashtags = get("hashtags", _ABSENT)
+    if hashtags is _ABSENT:
+        hashtags = []
+    elif type(hashtags) is not list or len(hashtags) > 50:
+        return None
+    else:
+        for tag in hashtags:
+            if type(tag) is not str or not 0 < len(tag) <= 100:
+                return None
+    return (
+        event_id,
+        ms,
+        influencer_id,
+        campaign_id,
+        platform,
+        post_id,
+        views,
+        likes,
+        comments,
+        shares,
+        saves,
+        followers,
+        hashtags,
+    )
+
+
+def event_row(event: EngagementEvent) -> Row:
+    return (
+        event.event_id,
+        event.timestamp_ms,
+        event.influencer_id,
+        event.campaign_id or "",
+        event.platform.value,
+        event.post_id or "",
+        event.views,
+        event.likes,
+        event.comments,
+        event.shares,
+        event.saves,
+        event.followers,
+        event.hashtags,
+    )
+
+
+def decode_row(raw: bytes | None, *, now_ms: int, max_future_ms: int) -> Row | Rejection:
+    """`decode_event` as a store row, taking the fast path when the message allows it."""
+    if raw is not None and len(raw) <= MAX_EVENT_BYTES:
+        row = fast_row(raw)
+        if row is not None and row[1] <= now_ms + max_future_ms:
+            return row
+    result = decode_event(raw, now_ms=now_ms, max_future_ms=max_future_ms)
+    return result if isinstance(result, Rejection) else event_row(result)
+
+
 EVENT_COLUMNS = (
     "event_id",
     "event_time",
@@ -74,30 +226,33 @@ EVENT_COLUMNS = (
 
 @dataclass(slots=True)
 class EventBatch:
-    """Valid, first-seen events laid out column by column for one store insert."""
+    """Valid, first-seen events of one store insert; `columns` lays them out in store order."""
 
-    columns: list[list[Any]] = field(default_factory=lambda: [[] for _ in EVENT_COLUMNS])
+    source: str = "stream"
+    rows: list[Row] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.rows)
 
-    def add(self, event: EngagementEvent, *, source: str, partition: int, offset: int) -> None:
-        c = self.columns
-        c[0].append(event.event_id)
-        c[1].append(event.timestamp_ms)
-        c[2].append(event.influencer_id)
-        c[3].append(event.campaign_id or "")
-        c[4].append(event.platform.value)
-        c[5].append(event.post_id or "")
-        c[6].append(event.views)
-        c[7].append(event.likes)
-        c[8].append(event.comments)
-        c[9].append(event.shares)
-        c[10].append(event.saves)
-        c[11].append(event.followers)
-        c[12].append(event.hashtags)
-        c[13].append(source)
-        c[14].append(partition)
-        c[15].append(offset)
-        self.ids.add(event.event_id)
+    def add_row(self, row: Row, *, partition: int, offset: int) -> None:
+        self.rows.append(row)
+        self.partitions.append(partition)
+        self.offsets.append(offset)
+        self.ids.add(row[0])
+
+    def add(self, event: EngagementEvent, *, partition: int, offset: int) -> None:
+        self.add_row(event_row(event), partition=partition, offset=offset)
+
+    @property
+    def columns(self) -> list[Sequence[Any]]:
+        if not self.rows:
+            return [[] for _ in EVENT_COLUMNS]
+        return [
+            *zip(*self.rows, strict=False),  # rows are all 13-tuples; strict costs 4x here
+            [self.source] * len(self.rows),
+            self.partitions,
+            self.offsets,
+        ]

@@ -23,7 +23,7 @@ from core.clickhouse import Store
 from core.settings import Settings
 from schemas.events import REQUEST_ID_KAFKA_HEADER
 from streams.sinks import EngagementSink
-from streams.transforms import EventBatch, Rejection, decode_event
+from streams.transforms import EventBatch, Rejection, decode_row
 
 log = structlog.get_logger(__name__)
 
@@ -124,13 +124,11 @@ class EngagementConsumer(mode.Service):
             for n, record in enumerate(records, 1):
                 if n % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let the API and heartbeats run between chunks
-                result = decode_event(record.value, now_ms=now_ms, max_future_ms=max_future_ms)
+                result = decode_row(record.value, now_ms=now_ms, max_future_ms=max_future_ms)
                 if isinstance(result, Rejection):
                     rejected.append((record, result))
-                elif is_new(result.event_id) and result.event_id not in events.ids:
-                    events.add(
-                        result, source="stream", partition=tp.partition, offset=record.offset
-                    )
+                elif is_new(result[0]) and result[0] not in events.ids:
+                    events.add_row(result, partition=tp.partition, offset=record.offset)
                 else:
                     duplicates += 1
         metrics.PIPELINE_EVENTS_IN.inc(received)
@@ -153,8 +151,10 @@ class EngagementConsumer(mode.Service):
             high = self.consumer.highwater(tp)
             if high is not None:
                 metrics.CONSUMER_LAG.labels(str(tp.partition)).set(high - records[-1].offset - 1)
-            for record in records:
-                metrics.PIPELINE_FRESHNESS_SECONDS.observe(max(0.0, done - record.timestamp / 1000))
+            metrics.observe_many(
+                metrics.PIPELINE_FRESHNESS_SECONDS,
+                [max(0.0, done - record.timestamp / 1000) for record in records],
+            )
 
     async def _dead_letter(
         self, rejected: list[tuple[ConsumerRecord[bytes, bytes], Rejection]]

@@ -20,8 +20,8 @@ from tests.factories import encode, make_event
 def insert_behind_the_sinks_back(store: Store, **overrides: object) -> None:
     """A write the in-process counter does not see (as another process's would be)."""
     event = decode_event(encode(make_event(**overrides)), now_ms=2**62, max_future_ms=0)
-    batch = EventBatch()
-    batch.add(event, source="test", partition=0, offset=0)  # type: ignore[arg-type]
+    batch = EventBatch(source="test")
+    batch.add(event, partition=0, offset=0)  # type: ignore[arg-type]
     store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
 
 

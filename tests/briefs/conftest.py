@@ -21,9 +21,9 @@ from tests.factories import make_event
 
 
 def insert_events(store: Store, events: list[dict[str, Any]]) -> None:
-    batch = EventBatch()
+    batch = EventBatch(source="test")
     for i, raw in enumerate(events):
-        batch.add(EngagementEvent.model_validate(raw), source="test", partition=0, offset=i)
+        batch.add(EngagementEvent.model_validate(raw), partition=0, offset=i)
     store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
 
 

@@ -114,7 +114,7 @@ def test_timestamp_just_inside_the_future_skew_is_accepted() -> None:
 
 
 def test_batch_lays_out_columns_in_store_order() -> None:
-    batch = EventBatch()
+    batch = EventBatch(source="stream")
     event = decode(
         encode(
             make_event(
@@ -127,7 +127,7 @@ def test_batch_lays_out_columns_in_store_order() -> None:
         )
     )
     assert isinstance(event, EngagementEvent)
-    batch.add(event, source="stream", partition=2, offset=41)
+    batch.add(event, partition=2, offset=41)
     row = dict(zip(EVENT_COLUMNS, (col[0] for col in batch.columns), strict=True))
     assert row["event_id"] == "e1"
     assert row["campaign_id"] == ""
