@@ -61,7 +61,9 @@ def decode_event(
     return event
 
 
-Row = tuple[str, int, str, str, str, str, int, int, int, int, int, int | None, list[str]]
+# Tuples, not lists, for hashtags: a row without containers is one the garbage collector can
+# stop tracking, and the consumer holds tens of thousands of them per batch.
+Row = tuple[str, int, str, str, str, str, int, int, int, int, int, int | None, tuple[str, ...]]
 """An accepted event as the first 13 store columns: event_id, event_time (epoch ms),
 influencer_id, campaign_id ("" when none), platform, post_id ("" when none), views, likes,
 comments, shares, saves, followers, hashtags."""
@@ -150,15 +152,16 @@ def fast_row(raw: bytes) -> Row | None:
     followers = get("followers")
     if followers is not None and (type(followers) is not int or not 0 <= followers <= _MAX_COUNT):
         return None
-    hashtags = get("hashtags", _ABSENT)
-    if hashtags is _ABSENT:
-        hashtags = []
-    elif type(hashtags) is not list or len(hashtags) > 50:
+    tags = get("hashtags", _ABSENT)
+    if tags is _ABSENT:
+        hashtags: tuple[str, ...] = ()
+    elif type(tags) is not list or len(tags) > 50:
         return None
     else:
-        for tag in hashtags:
+        for tag in tags:
             if type(tag) is not str or not 0 < len(tag) <= 100:
                 return None
+        hashtags = tuple(tags)
     return (
         event_id,
         ms,
@@ -190,7 +193,7 @@ def event_row(event: EngagementEvent) -> Row:
         event.shares,
         event.saves,
         event.followers,
-        event.hashtags,
+        tuple(event.hashtags),
     )
 
 
@@ -233,11 +236,13 @@ class EventBatch:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    _columns: list[Sequence[Any]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def add_row(self, row: Row, *, partition: int, offset: int) -> None:
+        self._columns = None
         self.rows.append(row)
         self.partitions.append(partition)
         self.offsets.append(offset)
@@ -248,11 +253,14 @@ class EventBatch:
 
     @property
     def columns(self) -> list[Sequence[Any]]:
-        if not self.rows:
-            return [[] for _ in EVENT_COLUMNS]
-        return [
-            *zip(*self.rows, strict=False),  # rows are all 13-tuples; strict costs 4x here
-            [self.source] * len(self.rows),
-            self.partitions,
-            self.offsets,
-        ]
+        """The batch column by column, in `EVENT_COLUMNS` order (computed once per batch)."""
+        if self._columns is None:
+            if not self.rows:
+                return [[] for _ in EVENT_COLUMNS]
+            self._columns = [
+                *zip(*self.rows, strict=False),  # rows are all 13-tuples; strict costs 4x here
+                [self.source] * len(self.rows),
+                self.partitions,
+                self.offsets,
+            ]
+        return self._columns

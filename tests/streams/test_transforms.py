@@ -132,6 +132,6 @@ def test_batch_lays_out_columns_in_store_order() -> None:
     assert row["event_id"] == "e1"
     assert row["campaign_id"] == ""
     assert row["followers"] == 7
-    assert row["hashtags"] == ["#a"]
+    assert row["hashtags"] == ("#a",)
     assert (row["kafka_partition"], row["kafka_offset"]) == (2, 41)
     assert len(batch) == 1
