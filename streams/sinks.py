@@ -43,6 +43,13 @@ class EngagementSink:
     def is_new(self, event_id: str) -> bool:
         return event_id not in self.seen
 
+    def claim(self, batch: EventBatch) -> None:
+        """Count the batch's ids as seen from now on, before its insert: the next batch is
+        decoded while this one is written. Should the write never happen (the worker stops
+        with the store down), the offsets are not committed and the ids are reloaded from the
+        store on the next assignment, so nothing is lost."""
+        self.seen |= batch.ids
+
     async def write(self, batch: EventBatch, *, stopping: asyncio.Event | None = None) -> None:
         """Insert the batch, retrying with back-off while the store is unavailable.
 
@@ -66,5 +73,5 @@ class EngagementSink:
                 delay = min(delay * 2, self.max_backoff)
         metrics.SINK_INSERT_SECONDS.observe(time.perf_counter() - started)
         metrics.SINK_BATCH_ROWS.observe(len(batch))
-        self.seen |= batch.ids
+        self.seen |= batch.ids  # already there when the caller claimed them
         ENGAGEMENT_WRITES.bump()

@@ -12,6 +12,7 @@ import gc
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import mode
@@ -21,7 +22,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from core import metrics
-from core.clickhouse import Store
+from core.clickhouse import Store, StoreUnavailable
 from core.settings import Settings
 from schemas.events import REQUEST_ID_KAFKA_HEADER
 from streams.sinks import EngagementSink
@@ -61,16 +62,27 @@ def _request_id(record: ConsumerRecord[bytes, bytes]) -> str | None:
     return None
 
 
-class _ReloadOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, sink: EngagementSink) -> None:
-        self.sink = sink
+class _SettleAndReload(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: "EngagementConsumer") -> None:
+        self.service = service
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        """Nothing to flush: every processed batch is committed before the next poll."""
+        """Land the batch in flight (stored and committed) before the partitions move on."""
+        await self.service.settle()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.sink.load_seen()
+        await self.service.sink.load_seen()
         metrics.ASSIGNED_PARTITIONS.set(len(list(assigned)))
+
+
+@dataclass(slots=True)
+class _Decoded:
+    """One poll's records, decoded: what to store, what to dead-letter, what to commit."""
+
+    records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    events: EventBatch
+    rejected: list[tuple[ConsumerRecord[bytes, bytes], Rejection]]
+    duplicates: int
 
 
 class EngagementConsumer(mode.Service):
@@ -82,6 +94,7 @@ class EngagementConsumer(mode.Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
+        self._landing: asyncio.Future[None] | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -103,13 +116,17 @@ class EngagementConsumer(mode.Service):
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=64 * 1024 * 1024,
         )
-        self.consumer.subscribe([s.engagement_topic], listener=_ReloadOnAssign(self.sink))
+        self.consumer.subscribe([s.engagement_topic], listener=_SettleAndReload(self))
         await self.producer.start()
         await self.consumer.start()
         log.info("engagement.started", topic=s.engagement_topic, group=s.consumer_group)
 
     async def on_stop(self) -> None:
         self._stopping.set()
+        try:
+            await self.settle()
+        except StoreUnavailable:
+            log.warning("engagement.stopped_unstored", detail="the last batch is read again")
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
@@ -117,6 +134,12 @@ class EngagementConsumer(mode.Service):
 
     @mode.Service.task
     async def _consume(self) -> None:
+        """Poll, decode, and land each batch while the next one is read and decoded.
+
+        At most one batch is in flight: it is stored and its offsets committed before the next
+        one starts landing, so commits stay in order and a crash replays only uncommitted
+        batches. The store insert runs in a thread, so this overlap is real parallelism.
+        """
         assert self.consumer is not None
         timeout = self.settings.sink_poll_timeout_ms
         while not self.should_stop:
@@ -124,14 +147,27 @@ class EngagementConsumer(mode.Service):
                 timeout_ms=timeout, max_records=self.settings.sink_max_batch
             )
             if batch:
-                await self.process(batch)
+                decoded = await self.decode(batch)
+                await self.settle()
+                self._landing = asyncio.ensure_future(self.land(decoded))
+
+    async def settle(self) -> None:
+        """Wait until the batch in flight, if any, is stored and committed."""
+        landing, self._landing = self._landing, None
+        if landing is not None:
+            await landing
 
     async def process(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         """Validate, dead-letter, dedupe and store one poll's records, then commit them."""
-        assert self.consumer is not None
-        assert self.producer is not None
+        await self.settle()
+        await self.land(await self.decode(batch))
+
+    async def decode(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> _Decoded:
+        """Validate and dedupe one poll's records (against every id stored or in flight)."""
         now_ms = int(time.time() * 1000)
         max_future_ms = self.settings.max_future_skew_seconds * 1000
         events = EventBatch()
@@ -153,9 +189,15 @@ class EngagementConsumer(mode.Service):
                     else:
                         duplicates += 1
             events.columns  # noqa: B018 - laid out here, while the collector is paused
+        self.sink.claim(events)
         metrics.PIPELINE_EVENTS_IN.inc(received)
+        return _Decoded(batch, events, rejected, duplicates)
 
-        await self._dead_letter(rejected)
+    async def land(self, decoded: _Decoded) -> None:
+        """Dead-letter the rejects, store the events, then commit the batch's offsets."""
+        assert self.consumer is not None
+        batch, events = decoded.records, decoded.events
+        await self._dead_letter(decoded.rejected)
         await self.sink.write(events, stopping=self._stopping)
         try:
             await self.consumer.commit(
@@ -168,7 +210,7 @@ class EngagementConsumer(mode.Service):
 
         done = time.time()
         metrics.PIPELINE_EVENTS_STORED.inc(len(events))
-        metrics.PIPELINE_DUPLICATES.inc(duplicates)
+        metrics.PIPELINE_DUPLICATES.inc(decoded.duplicates)
         for tp, records in batch.items():
             high = self.consumer.highwater(tp)
             if high is not None:
