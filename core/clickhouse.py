@@ -179,12 +179,19 @@ class Store:
         return await self._run(self.command_sync, sql, parameters)
 
     async def ping(self) -> None:
-        await self._run(self.command_sync, "SELECT 1")
+        """Raise `StoreUnavailable` unless the store answers and holds the platform's schema
+        (a dropped or never-migrated database still answers `SELECT 1`)."""
+        if await self._run(self.command_sync, "EXISTS TABLE engagement_events") != 1:
+            raise StoreUnavailable(f"no engagement_events table in {self.database}")
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            pending = loop.run_in_executor(self._executor, fn, *args)
+        except RuntimeError as exc:  # the executor was shut down: the store is closed
+            raise StoreUnavailable(f"store closed: {exc}") from exc
+        try:
+            return await pending
         except OSError as exc:
             raise StoreUnavailable(f"store unreachable: {exc.strerror or exc}") from exc
 

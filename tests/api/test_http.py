@@ -1,10 +1,12 @@
 """The HTTP surface: authentication, problem details, validation, readiness, publishing."""
 
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
 
 from api.main import create_app
 from core.auth import issue_token
@@ -54,6 +56,45 @@ async def test_not_ready_when_the_broker_is_down(settings: Settings, store: Stor
     assert response.status_code == 503
     checks = {c["name"]: c["ok"] for c in response.json()["checks"]}
     assert checks == {"broker": False, "store": True}
+
+
+async def _readiness_after(
+    app: FastAPI, change: Callable[[], Awaitable[None]]
+) -> tuple[int, dict[str, bool]]:
+    """Readiness once before and once after `change`, within one start-up."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://api") as c,
+    ):
+        assert (await c.get("/readyz")).status_code == 200
+        await change()
+        response = await c.get("/readyz")
+    return response.status_code, {c["name"]: c["ok"] for c in response.json()["checks"]}
+
+
+async def test_not_ready_when_the_store_loses_its_tables(settings: Settings, store: Store) -> None:
+    # A database dropped or never migrated after start-up: "SELECT 1" would still answer.
+    async def move_table() -> None:
+        await store.command("RENAME TABLE engagement_events TO engagement_events_moved")
+
+    try:
+        status, checks = await _readiness_after(create_app(settings, store=store), move_table)
+    finally:
+        await store.command("RENAME TABLE engagement_events_moved TO engagement_events")
+    assert status == 503
+    assert checks == {"broker": True, "store": False}
+
+
+async def test_not_ready_when_the_store_is_closed(settings: Settings) -> None:
+    own = Store.open(settings.store_url, settings.clickhouse_database)
+
+    async def close() -> None:
+        own.close()
+
+    status, checks = await _readiness_after(create_app(settings, store=own), close)
+    assert status == 503
+    assert checks == {"broker": True, "store": False}
 
 
 async def test_prometheus_metrics_are_exposed(client: httpx.AsyncClient) -> None:
