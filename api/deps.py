@@ -33,6 +33,9 @@ class Services:
     campaigns_version: Callable[[], Awaitable[Hashable]] | None = None
     """Set when the engagement writers live in this process (embedded platform): metrics answers
     are then reloaded only after new events were written, instead of on every TTL."""
+    top_version: Callable[[], Awaitable[Hashable]] | None = None
+    """What top-performer answers are versioned by: the in-process write counts in the embedded
+    platform, else the store's parts metadata."""
 
 
 async def get_services(request: Request) -> Services:

@@ -33,7 +33,7 @@ from api.routes import (
     webhooks,
 )
 from briefs.service import BriefService
-from core.changes import CAMPAIGN_WRITES, ENGAGEMENT_WRITES
+from core.changes import CAMPAIGN_WRITES, ENGAGEMENT_WRITES, engagement_and_campaign_writes
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
 from core.settings import Settings, get_settings
@@ -122,6 +122,7 @@ def create_app(
             briefs=await asyncio.to_thread(BriefService.build, settings, st),
             events_version=ENGAGEMENT_WRITES.current if writers_in_process else None,
             campaigns_version=CAMPAIGN_WRITES.current if writers_in_process else None,
+            top_version=engagement_and_campaign_writes if writers_in_process else None,
             top_cache=TtlCache(
                 settings.top_performers_cache_ttl_seconds,
                 max_stale=settings.top_performers_cache_max_stale_seconds,

@@ -21,5 +21,12 @@ class LocalChanges:
 
 
 ENGAGEMENT_WRITES = LocalChanges()
+"""Bumped by every write of engagement rows: the stream's sink and batch loads (which also write
+the creators table)."""
 CAMPAIGN_WRITES = LocalChanges()
 """Bumped by every write of campaign rows (the API's ledger and the worker's projection)."""
+
+
+async def engagement_and_campaign_writes() -> tuple[int, int]:
+    """Both counts: what top-performer answers depend on (events, creators, campaign owners)."""
+    return ENGAGEMENT_WRITES.version, CAMPAIGN_WRITES.version

@@ -20,6 +20,7 @@ import orjson
 import structlog
 
 from core import metrics
+from core.changes import ENGAGEMENT_WRITES
 from core.clickhouse import Store
 from etl import queries
 from etl.columns import resolve_header
@@ -128,6 +129,7 @@ def load_file(
                 _write_rejected(store, table, header_lines, names, outputs.rejected)
         finally:
             store.command_sync(f"DROP TABLE IF EXISTS {table}")
+            ENGAGEMENT_WRITES.bump()  # an API in this process then reloads what it cached
     report = LoadReport(
         load_id=load_id,
         file=name or path.name,

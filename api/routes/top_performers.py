@@ -88,12 +88,13 @@ async def top_performers(
         )
         return ranked.model_dump_json(by_alias=True).encode()
 
-    async def version() -> Hashable:
+    async def parts_version() -> Hashable:
         return await top_performers_version(services.store)
 
     # Reloads (a scan of the scope and scoring every creator in it) happen only when the data
-    # changed since the cached answer was computed; the stale answer is served meanwhile.
-    body = await services.top_cache.get(key, load, version)
+    # changed since the cached answer was computed; the stale answer is served meanwhile. The
+    # embedded platform knows its own writes; a standalone API asks the store's parts metadata.
+    body = await services.top_cache.get(key, load, services.top_version or parts_version)
     if body is None:
         raise NotFound(f"No campaign {campaign_id!r} in your organisation.")
     return Response(body, media_type="application/json")

@@ -1,16 +1,20 @@
 """With the worker in the same process, metrics answers are reloaded after new events were
 written, not on every TTL; without it (a standalone API) the TTL rules."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
 
 from api.main import create_app
 from core.clickhouse import Store
 from core.settings import Settings
+from etl.loader import Outputs, load_file
 from streams.agents.engagement import EngagementConsumer
 from streams.transforms import EVENT_COLUMNS, EventBatch, decode_event
 from tests.conftest import wait_until
@@ -26,22 +30,35 @@ def insert_behind_the_sinks_back(store: Store, **overrides: object) -> None:
 
 
 @pytest.fixture
-async def embedded_client(
-    settings: Settings, store: Store, topics: None, token: str
-) -> AsyncIterator[httpx.AsyncClient]:
+async def embedded_app(settings: Settings, store: Store, topics: None) -> AsyncIterator[FastAPI]:
     fast = settings.model_copy(
-        update={"metrics_cache_ttl_seconds": 0.0, "metrics_cache_max_stale_seconds": 60.0}
+        update={
+            "metrics_cache_ttl_seconds": 0.0,
+            "metrics_cache_max_stale_seconds": 60.0,
+            "top_performers_cache_ttl_seconds": 0.0,
+            "top_performers_cache_max_stale_seconds": 60.0,
+        }
     )
     app = create_app(fast, store=store, writers_in_process=True)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://api",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as c,
-    ):
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def embedded_client(embedded_app: FastAPI, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=embedded_app),
+        base_url="http://api",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as c:
         yield c
+
+
+async def refreshes_done(app: FastAPI) -> None:
+    """Wait for the background refreshes the last requests started (stale-while-revalidate)."""
+    services = app.state.services
+    for cache in (services.metrics_cache, services.top_cache, services.owners):
+        await asyncio.gather(*list(cache._loading.values()))
 
 
 async def views(client: httpx.AsyncClient) -> int:
@@ -51,6 +68,7 @@ async def views(client: httpx.AsyncClient) -> int:
 
 
 async def test_answers_are_kept_until_the_in_process_sink_writes(
+    embedded_app: FastAPI,
     embedded_client: httpx.AsyncClient,
     store: Store,
     pipeline: EngagementConsumer,
@@ -60,8 +78,9 @@ async def test_answers_are_kept_until_the_in_process_sink_writes(
     insert_behind_the_sinks_back(store, eventId="f0", campaignId="cmp_fresh", views=10)
     assert await views(embedded_client) == 10
     insert_behind_the_sinks_back(store, eventId="f1", campaignId="cmp_fresh", views=5)
-    for _ in range(20):  # past the (zero) TTL every time, yet nothing was reloaded
+    for _ in range(5):  # past the (zero) TTL every time, yet nothing was reloaded
         assert await views(embedded_client) == 10
+        await refreshes_done(embedded_app)
     await producer.send_and_wait(
         settings.engagement_topic,
         encode(make_event(eventId="f2", campaignId="cmp_fresh", views=1)),
@@ -75,7 +94,7 @@ async def test_answers_are_kept_until_the_in_process_sink_writes(
 
 
 async def test_a_campaign_nobody_created_stays_cached_until_a_campaign_is_written(
-    embedded_client: httpx.AsyncClient, store: Store, settings: Settings
+    embedded_app: FastAPI, embedded_client: httpx.AsyncClient, store: Store, settings: Settings
 ) -> None:
     insert_behind_the_sinks_back(store, eventId="o0", campaignId="cmp_owned_later", views=3)
     assert (await embedded_client.get("/campaigns/cmp_owned_later/metrics")).status_code == 200
@@ -86,9 +105,10 @@ async def test_a_campaign_nobody_created_stays_cached_until_a_campaign_is_writte
         [["cmp_owned_later"], ["globex"], ["Theirs"], [""], ["draft"], [1], ["{}"], [now], [now]],
         ["id", "org", "name", "brand", "status", "version", "body", "created_at", "updated_at"],
     )
-    for _ in range(10):
+    for _ in range(5):
         response = await embedded_client.get("/campaigns/cmp_owned_later/metrics")
         assert response.status_code == 200
+        await refreshes_done(embedded_app)
     # ...until a campaign is written through the platform, which makes owners be looked up again.
     created = await embedded_client.post("/campaigns", json={"name": "Mine"})
     assert created.status_code == 201
@@ -98,3 +118,64 @@ async def test_a_campaign_nobody_created_stays_cached_until_a_campaign_is_writte
         return response.status_code == 404
 
     await wait_until(now_theirs)
+
+
+def load_csv(store: Store, tmp_path: Path, rows: list[str]) -> None:
+    """A batch load in this process, as `POST /etl/uploads` or `fk etl` run it."""
+    path = tmp_path / "perf.csv"
+    header = "campaignId,influencerId,platform,postId,views,likes,comments,shares"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    report = load_file(store, path, Outputs.beside(path))
+    assert report.inserted == len(rows), report
+
+
+async def test_a_batch_load_in_this_process_refreshes_metrics_answers(
+    embedded_client: httpx.AsyncClient, store: Store, tmp_path: Path
+) -> None:
+    insert_behind_the_sinks_back(store, eventId="b0", campaignId="cmp_fresh", views=10)
+    assert await views(embedded_client) == 10
+    load_csv(store, tmp_path, ["cmp_fresh,inf_b,tiktok,p1,7,1,0,0"])
+
+    async def reloaded() -> bool:
+        return await views(embedded_client) == 17
+
+    await wait_until(reloaded)
+
+
+async def top_views(client: httpx.AsyncClient) -> dict[str, int]:
+    response = await client.get("/top-performers", params={"sort": "views"})
+    assert response.status_code == 200, response.text
+    return {c["influencerId"]: c["views"] for c in response.json()["items"]}
+
+
+async def test_top_performers_are_kept_until_this_process_writes(
+    embedded_app: FastAPI,
+    embedded_client: httpx.AsyncClient,
+    store: Store,
+    pipeline: EngagementConsumer,
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    insert_behind_the_sinks_back(store, eventId="t0", influencerId="inf_t", views=10)
+    assert await top_views(embedded_client) == {"inf_t": 10}
+    insert_behind_the_sinks_back(store, eventId="t1", influencerId="inf_t", views=5)
+    for _ in range(5):  # past the (zero) TTL, yet not reloaded: no store query per refresh
+        assert await top_views(embedded_client) == {"inf_t": 10}
+        await refreshes_done(embedded_app)
+    load_csv(store, tmp_path, ["cmp_t,inf_u,youtube,p1,100,1,0,0"])
+
+    async def after_load() -> bool:
+        return await top_views(embedded_client) == {"inf_t": 15, "inf_u": 100}
+
+    await wait_until(after_load)
+    await producer.send_and_wait(
+        settings.engagement_topic,
+        encode(make_event(eventId="t2", influencerId="inf_t", views=1)),
+        key=b"inf_t",
+    )
+
+    async def after_stream() -> bool:
+        return (await top_views(embedded_client)).get("inf_t") == 16
+
+    await wait_until(after_stream)
