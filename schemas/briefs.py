@@ -1,12 +1,11 @@
 """The brief generator's wire models: the request, the brief the model writes, and what we add
 (evidence, meta). Pure pydantic; the JSON names are camelCase."""
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from schemas.base import WireModel
+from schemas.base import UtcDatetime, WireModel
 from schemas.events import Platform
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -109,7 +108,7 @@ class Brief(BriefContent):
     model_config = ConfigDict(extra="ignore")
 
     id: str
-    created_at: datetime
+    created_at: UtcDatetime
     request: BriefRequest
     evidence: list[EvidenceItem] = Field(
         description="Each number in the brief and the tool result it came from."
