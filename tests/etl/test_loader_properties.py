@@ -8,7 +8,7 @@ import io
 import itertools
 from pathlib import Path
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from core.clickhouse import Store
@@ -28,7 +28,7 @@ REASONS = {
 PLATFORMS = ("instagram", "tiktok", "youtube", "x", "facebook")
 # Each example loads one file into chDB (~0.1 s): a modest, reproducible budget.
 BUDGET = settings(
-    max_examples=40,
+    max_examples=80,
     deadline=None,
     derandomize=True,
     database=None,
@@ -42,8 +42,10 @@ cells = st.one_of(
     st.sampled_from(["", " ", "1.5", "1e3", "0x10", "+7", "007", "NaN", "-0", "9" * 25]),
     st.sampled_from([*PLATFORMS, "TikTok", " youtube ", "myspace"]),
     st.sampled_from(["2026-10-28", "2026-10-28T09:30:00Z", "2026-02-31", "1699999999000", "x"]),
-    st.text(st.characters(codec="utf-8"), max_size=12),
-    st.text(alphabet=",\"\r\n\t;\\'", max_size=4),
+    st.text(st.characters(codec="utf-8", exclude_characters="\r"), max_size=12),
+    # No lone carriage return: Python's reader (the row-count oracle) ends a record there, RFC
+    # 4180 and ClickHouse do not; test_any_bytes_under_a_valid_header covers those files.
+    st.text(alphabet=",\"\n\t;\\'", max_size=4),
 )
 
 
@@ -67,6 +69,7 @@ def csv_bodies(draw: st.DrawFn) -> bytes:
 
 
 def check_load(store: Store, tmp_path: Path, body: bytes) -> LoadReport | None:
+    note(f"file bytes: {body!r}")
     path = tmp_path / f"perf-{next(_files)}.csv"
     path.write_bytes(body)
     refusal = ""
@@ -102,7 +105,8 @@ def check_load(store: Store, tmp_path: Path, body: bytes) -> LoadReport | None:
 def test_any_rows_under_a_valid_header(store: Store, tmp_path: Path, body: bytes) -> None:
     report = check_load(store, tmp_path, body)
     assert report is not None, "a file with every required column is loaded"
-    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+    records = csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""))
+    rows = [r for r in records if r]  # blank lines are no rows
     assert report.rows == len(rows) - 1
 
 
@@ -113,6 +117,7 @@ HEADER = b"campaignId,influencerId,platform,views,likes,comments,shares\n"
 @given(tail=st.binary(max_size=200))
 @example(tail=b"\xff\xfe,\x00\n")
 @example(tail=b'"unterminated,1,2\n')
+@example(tail=b"0,0,0,0,\r0\n")  # a lone CR inside a record
 def test_any_bytes_under_a_valid_header(store: Store, tmp_path: Path, tail: bytes) -> None:
     check_load(store, tmp_path, HEADER + tail)
 
