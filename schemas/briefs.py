@@ -3,7 +3,7 @@
 
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, Strict, StringConstraints
 
 from schemas.base import UtcDatetime, WireModel
 from schemas.events import Platform
@@ -23,7 +23,10 @@ class BriefRequest(WireModel):
     goal: LongText = Field(description="What the campaign should achieve.")
     platform: Platform = Field(description="Where the content will be posted.")
     audience: LongText | None = Field(default=None, description="Who the brand wants to reach.")
-    budget: float | None = Field(default=None, ge=0, le=1e12, description="Campaign budget.")
+    # Strict: a boolean is no budget (lax parsing would read false as 0).
+    budget: Annotated[float, Strict()] | None = Field(
+        default=None, ge=0, le=1e12, description="Campaign budget."
+    )
     campaign_id: ShortText | None = Field(default=None, description="An existing campaign's id.")
     tone: ShortText | None = Field(default=None, description="Preferred tone of voice.")
     language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")] = (

@@ -5,7 +5,8 @@ sequences along the document's links) and without one. A fixed seed and budget k
 reproducible; on a failure the output names each case with a curl line to replay it.
 
 Checks: no 5xx; every error is problem details; status codes, content types, headers and bodies
-are those the document declares; operations that need a token answer 401 without one."""
+are those the document declares; requests the document calls invalid are refused; operations that
+need a token answer 401 without one."""
 
 import os
 import subprocess
