@@ -1,6 +1,8 @@
 """One error base class carrying its status, and the handlers that render every error as RFC 9457
 problem details (`application/problem+json`). Expected conditions are never a 500."""
 
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -105,7 +107,30 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document declares for this path."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^/}]+\}", template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
+def install_error_handlers(
+    app: FastAPI, *, authenticate: Callable[[Request], Awaitable[object]] | None = None
+) -> None:
+    """`authenticate` (raising `ApiError` for a caller without a valid token) runs before an
+    unparsable or malformed body is answered with 400 or 422."""
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return problem(
@@ -119,6 +144,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if authenticate is not None and any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # Malformed JSON is found while the body is read, before the dependencies run.
+            try:
+                await authenticate(request)
+            except ApiError as refused:
+                return await _api_error(request, refused)
         return problem(
             422,
             "Unprocessable Content",
@@ -129,13 +160,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not Found", 405: "Method Not Allowed", 401: "Unauthorized"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 400 and authenticate is not None:
+            # FastAPI parses the body (400 when it cannot) before it resolves dependencies; a
+            # caller without a valid token learns only that (every operation with a body needs
+            # one).
+            try:
+                await authenticate(request)
+            except ApiError as refused:
+                return await _api_error(request, refused)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route with this path.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem(
             exc.status_code,
-            titles.get(exc.status_code, "Error"),
+            _TITLES.get(exc.status_code, "Error"),
             str(exc.detail) if exc.detail else None,
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(StoreUnavailable)

@@ -13,8 +13,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from api.cache import TtlCache
-from api.deps import BEARER_SCHEME, Services
-from api.errors import install_error_handlers
+from api.deps import BEARER_SCHEME, Services, require_principal
+from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
 from api.routes import (
@@ -49,8 +49,41 @@ Lifespan = Callable[[], AbstractAsyncContextManager[object]]
 _PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/dashboard"}
 
 
+_PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_UNPARSABLE = {
+    "description": "The body cannot be parsed (not UTF-8, broken multipart).",
+    "content": _PROBLEM,
+}
+_UNAUTHORIZED = {
+    "description": "No bearer token, or an invalid or expired one.",
+    "content": _PROBLEM,
+}
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Document errors as they are served: RFC 9457 problem details (`application/problem+json`),
+    FastAPI's own 422 shape included, plus the 401 of every authenticated operation."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                responses.setdefault("401", dict(_UNAUTHORIZED))
+            if "requestBody" in operation:
+                responses.setdefault("400", dict(_UNPARSABLE))
+            for code, response in responses.items():
+                # /readyz answers its 503 with the Readiness body naming the failed check.
+                if code.isdigit() and int(code) >= 400 and (path, code) != ("/readyz", "503"):
+                    response["content"] = _PROBLEM
+                    if response.get("description") == "Validation Error":
+                        response["description"] = "The request is not valid (see `errors`)."
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
 def _document_bearer_auth(app: FastAPI) -> None:
-    """Declare the bearer scheme in the OpenAPI document for every authenticated operation."""
+    """Declare the bearer scheme in the OpenAPI document for every authenticated operation, and
+    document its errors as problem details."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -63,6 +96,7 @@ def _document_bearer_auth(app: FastAPI) -> None:
                     continue
                 for operation in operations.values():
                     operation["security"] = [{"bearerAuth": []}]
+            _document_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -147,7 +181,7 @@ def create_app(
         summary="Streaming engagement metrics, batch ETL, campaigns and briefs on Kafka.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, authenticate=require_principal)
     _document_bearer_auth(app)
     app.include_router(health.router)
     # The hottest reads first: routes are matched in order.

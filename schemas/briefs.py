@@ -1,12 +1,11 @@
 """The brief generator's wire models: the request, the brief the model writes, and what we add
 (evidence, meta). Pure pydantic; the JSON names are camelCase."""
 
-from datetime import datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, Strict, StringConstraints
 
-from schemas.base import WireModel
+from schemas.base import UtcDatetime, WireModel
 from schemas.events import Platform
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -24,7 +23,10 @@ class BriefRequest(WireModel):
     goal: LongText = Field(description="What the campaign should achieve.")
     platform: Platform = Field(description="Where the content will be posted.")
     audience: LongText | None = Field(default=None, description="Who the brand wants to reach.")
-    budget: float | None = Field(default=None, ge=0, le=1e12, description="Campaign budget.")
+    # Strict: a boolean is no budget (lax parsing would read false as 0).
+    budget: Annotated[float, Strict()] | None = Field(
+        default=None, ge=0, le=1e12, description="Campaign budget."
+    )
     campaign_id: ShortText | None = Field(default=None, description="An existing campaign's id.")
     tone: ShortText | None = Field(default=None, description="Preferred tone of voice.")
     language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")] = (
@@ -109,7 +111,7 @@ class Brief(BriefContent):
     model_config = ConfigDict(extra="ignore")
 
     id: str
-    created_at: datetime
+    created_at: UtcDatetime
     request: BriefRequest
     evidence: list[EvidenceItem] = Field(
         description="Each number in the brief and the tool result it came from."

@@ -5,7 +5,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
 
 from schemas.base import WireModel
 from schemas.events import Platform
@@ -32,7 +39,14 @@ def _aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+def _not_a_number(value: object) -> object:
+    # Lax parsing would read a number as seconds since 1970; dates are RFC 3339 text.
+    if isinstance(value, int | float):
+        raise ValueError("dates are RFC 3339 text, e.g. 2026-12-01T00:00:00Z")
+    return value
+
+
+AwareDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_aware_utc)]
 CampaignId = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
 ]

@@ -1,12 +1,10 @@
 """Response bodies of the small read endpoints behind the live dashboard (`/dashboard`): busiest
 campaigns, trending hashtags, recent campaign changes and webhook health."""
 
-from datetime import datetime
-
 from pydantic import Field
 
 from schemas.api import MetricsWindow
-from schemas.base import WireModel
+from schemas.base import UtcDatetime, WireModel
 from schemas.campaigns import CampaignStatus
 
 
@@ -31,7 +29,7 @@ class CampaignEngagementList(WireModel):
 
     items: list[CampaignEngagement]
     limit: int = Field(description="The most campaigns the answer holds.")
-    as_of: datetime = Field(description="The moment the windows are relative to.")
+    as_of: UtcDatetime = Field(description="The moment the windows are relative to.")
 
 
 class TrendingHashtag(WireModel):
@@ -51,7 +49,7 @@ class TrendingHashtags(WireModel):
 
     platform: str | None = Field(description="The platform filtered on; null for every one.")
     items: list[TrendingHashtag]
-    as_of: datetime = Field(description="The moment the windows are relative to.")
+    as_of: UtcDatetime = Field(description="The moment the windows are relative to.")
 
 
 class CampaignActivity(WireModel):
@@ -62,7 +60,7 @@ class CampaignActivity(WireModel):
     brand: str | None = None
     status: CampaignStatus
     version: int = Field(description="1 after creation; one more per accepted change.")
-    updated_at: datetime = Field(description="When the newest version was accepted.")
+    updated_at: UtcDatetime = Field(description="When the newest version was accepted.")
 
 
 class CampaignActivityList(WireModel):
@@ -81,7 +79,7 @@ class EndpointHealth(WireModel):
     retrying: int = Field(description="Failed attempts after which another was scheduled.")
     dead: int = Field(description="Failed attempts after which the delivery was dead-lettered.")
     last_status: str = Field(description="`delivered`, `retrying` or `dead`: the newest attempt.")
-    last_attempt_at: datetime
+    last_attempt_at: UtcDatetime
     p95_latency_ms: float = Field(description="95th percentile attempt latency.")
 
 
@@ -98,4 +96,4 @@ class WebhookHealth(WireModel):
     endpoints: list[EndpointHealth] = Field(
         description="Endpoints with attempts, the most failing first (at most 50)."
     )
-    as_of: datetime
+    as_of: UtcDatetime

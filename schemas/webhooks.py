@@ -1,12 +1,11 @@
 """Webhook endpoints, the delivery audit log and dead-letter replay (API bodies and the
 `webhook-commands` contract)."""
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, HttpUrl
 
-from schemas.base import WireModel
+from schemas.base import UtcDatetime, WireModel
 from schemas.campaigns import CampaignEventType
 
 
@@ -32,8 +31,8 @@ class Endpoint(WireModel):
     event_types: list[CampaignEventType] = Field(description="Empty means every event type.")
     enabled: bool
     disabled_reason: str | None = Field(default=None, description="e.g. 410 Gone from the URL.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class EndpointWithSecret(Endpoint):
@@ -88,7 +87,7 @@ class DeliveryAttempt(WireModel):
     http_status: int | None
     error: str | None
     latency_ms: float
-    timestamp: datetime
+    timestamp: UtcDatetime
 
 
 class AttemptPage(WireModel):

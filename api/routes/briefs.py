@@ -34,13 +34,26 @@ def _api_error(exc: BriefError) -> ApiError:
     return kind(exc.detail, errors=errors)
 
 
+_READ_BRIEF = {
+    "GetBrief": {
+        "operationId": "get_brief_briefs__brief_id__get",
+        "parameters": {"brief_id": "$response.body#/id"},
+    }
+}
+
+
 @router.post(
     "/generate-brief",
     response_model=Brief,
     status_code=status.HTTP_201_CREATED,
     summary="Plan a campaign brief with tools over our engagement data (200 when cached).",
     responses={
-        200: {"model": Brief, "description": "An identical request's brief, from the cache."},
+        201: {"description": "The new brief.", "links": _READ_BRIEF},
+        200: {
+            "model": Brief,
+            "description": "An identical request's brief, from the cache.",
+            "links": _READ_BRIEF,
+        },
         422: {"model": Problem, "description": "Invalid request, refusal, or ungrounded brief."},
         502: {"model": Problem, "description": "The model provider failed or answered badly."},
         504: {"model": Problem, "description": "The model provider timed out."},

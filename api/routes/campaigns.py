@@ -55,12 +55,52 @@ def _unavailable(exc: CommandNotPublished) -> ServiceUnavailable:
     )
 
 
+_ETAG_HEADER = {
+    "ETag": {
+        "description": 'The version, e.g. "3": send it as If-Match to change the campaign.',
+        "schema": {"type": "string"},
+    }
+}
+_CAMPAIGN_ID = "$response.body#/id"
+# Where a campaign answer leads (OpenAPI links; the stateful schema fuzz run follows them).
+_CHANGE_LINK = {
+    "ChangeCampaign": {
+        "operationId": "patch_campaign_campaigns__campaign_id__patch",
+        "parameters": {"campaign_id": _CAMPAIGN_ID, "header.if-match": "$response.header.ETag"},
+        "description": "Change the campaign at the version just returned.",
+    }
+}
+_CAMPAIGN_LINKS = {
+    "GetCampaign": {
+        "operationId": "get_campaign_campaigns__campaign_id__get",
+        "parameters": {"campaign_id": _CAMPAIGN_ID},
+    },
+    **_CHANGE_LINK,
+    "CampaignMetrics": {
+        "operationId": "campaign_metrics_campaigns__campaign_id__metrics_get",
+        "parameters": {"campaign_id": _CAMPAIGN_ID},
+    },
+    "CampaignDeliveries": {
+        "operationId": "delivery_log_logs_get",
+        "parameters": {"campaignId": _CAMPAIGN_ID},
+    },
+}
+
+
 @router.post(
     "/campaigns",
     status_code=status.HTTP_201_CREATED,
     response_model=Campaign,
     summary="Create a campaign (status draft, version 1).",
     responses={
+        201: {
+            "description": "The campaign, at version 1.",
+            "headers": {
+                **_ETAG_HEADER,
+                "Location": {"description": "The campaign's URL.", "schema": {"type": "string"}},
+            },
+            "links": _CAMPAIGN_LINKS,
+        },
         409: {"model": Problem, "description": "A campaign with this id exists."},
         422: {"model": Problem, "description": "Invalid body, or Idempotency-Key reused."},
         503: {"model": Problem, "description": "The broker did not accept the event."},
@@ -120,7 +160,10 @@ async def get_campaigns(
     "/campaigns/{campaign_id}",
     response_model=Campaign,
     summary="One campaign; its ETag is the version for If-Match.",
-    responses={404: {"model": Problem, "description": "No such campaign in your organisation."}},
+    responses={
+        200: {"description": "The campaign.", "headers": _ETAG_HEADER, "links": _CHANGE_LINK},
+        404: {"model": Problem, "description": "No such campaign in your organisation."},
+    },
 )
 async def get_campaign(
     campaign_id: CampaignPath, response: Response, services: ServicesDep, principal: PrincipalDep
@@ -136,6 +179,11 @@ async def get_campaign(
     response_model=Campaign,
     summary="Change fields and/or request a status transition, at the version in If-Match.",
     responses={
+        200: {
+            "description": "The campaign at its new version.",
+            "headers": _ETAG_HEADER,
+            "links": _CHANGE_LINK,
+        },
         404: {"model": Problem, "description": "No such campaign in your organisation."},
         409: {"model": Problem, "description": "Transition not allowed (lists allowed ones)."},
         412: {"model": Problem, "description": "If-Match is not the current version."},

@@ -27,6 +27,15 @@ _CHUNK = 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The load report.",
+        "links": {
+            "RejectedRows": {
+                "operationId": "rejected_rows_etl_uploads__load_id__rejected_get",
+                "parameters": {"load_id": "$response.body#/loadId"},
+            }
+        },
+    },
     413: {"model": Problem, "description": "The file exceeds FK_ETL_MAX_UPLOAD_BYTES."},
     422: {"model": Problem, "description": "No file, or it lacks required columns / a header."},
 }

@@ -44,7 +44,24 @@ def _now() -> datetime:
     status_code=status.HTTP_201_CREATED,
     response_model=EndpointWithSecret,
     summary="Register an endpoint; the answer carries its whsec_ secret, shown only once.",
-    responses={422: {"model": Problem, "description": "Invalid or private URL."}},
+    responses={
+        201: {
+            "description": "The endpoint with its secret.",
+            "links": {
+                "ChangeEndpoint": {
+                    "operationId": "update_endpoint_webhooks_endpoints__endpoint_id__patch",
+                    "parameters": {"endpoint_id": "$response.body#/id"},
+                },
+                "RotateSecret": {
+                    "operationId": (
+                        "rotate_secret_webhooks_endpoints__endpoint_id__rotate_secret_post"
+                    ),
+                    "parameters": {"endpoint_id": "$response.body#/id"},
+                },
+            },
+        },
+        422: {"model": Problem, "description": "Invalid or private URL."},
+    },
 )
 async def create_endpoint(
     body: EndpointCreate, services: ServicesDep, principal: PrincipalDep

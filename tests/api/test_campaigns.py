@@ -120,6 +120,8 @@ async def test_create_with_every_field_and_a_chosen_id(client: httpx.AsyncClient
         {"name": "x", "budget": -1},
         {"name": "x", "platforms": ["myspace"]},
         {"name": "x", "startDate": "2030-01-01T00:00:00"},
+        {"name": "x", "endDate": 0},  # found by the schema fuzzer: a number read as 1970
+        {"name": "x", "startDate": 1893456000},
         {"name": "x", "startDate": "2030-01-02T00:00:00Z", "endDate": "2030-01-01T00:00:00Z"},
         {"name": "x", "status": "live"},
         {"name": "x", "id": "has space"},
@@ -338,3 +340,29 @@ async def test_a_created_campaign_without_events_has_zero_metrics_for_its_owner_
     assert body["window1h"] == body["window24h"] == body["total"]
     other = await client.get("/campaigns/cmp_quiet/metrics", headers=other_org(settings))
     assert other.status_code == 404
+
+
+async def test_openapi_links_a_created_campaign_to_its_reads_and_changes(
+    client: httpx.AsyncClient,
+) -> None:
+    """The links the stateful schema fuzz run follows: create → read, change (with the ETag as
+    If-Match), metrics and delivery log; change → change again. Every link names an operation of
+    the document, and the headers it reads are documented."""
+    schema = (await client.get("/openapi.json")).json()
+    operation_ids = {
+        op["operationId"] for operations in schema["paths"].values() for op in operations.values()
+    }
+    created = schema["paths"]["/campaigns"]["post"]["responses"]["201"]
+    changed = schema["paths"]["/campaigns/{campaign_id}"]["patch"]["responses"]["200"]
+    read = schema["paths"]["/campaigns/{campaign_id}"]["get"]["responses"]["200"]
+    assert {"ETag", "Location"} <= set(created["headers"])
+    assert "ETag" in changed["headers"]
+    assert "ETag" in read["headers"]
+    assert len(created["links"]) >= 4
+    assert changed["links"]
+    for link in [*created["links"].values(), *changed["links"].values()]:
+        assert link["operationId"] in operation_ids, link
+    patch_link = next(
+        link for link in created["links"].values() if link["operationId"].startswith("patch_")
+    )
+    assert patch_link["parameters"]["header.if-match"] == "$response.header.ETag"

@@ -232,6 +232,26 @@ async def test_webhook_health_counts_per_endpoint_failing_first(
     assert 20.0 <= endpoints["ep_ok"]["p95LatencyMs"] <= 40.0
 
 
+async def test_webhook_times_are_rfc3339_with_an_offset(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """The store hands DateTime64 values back without a zone; the answers must still carry one
+    (OpenAPI `date-time`), as the schema fuzzer found."""
+    response = await client.post("/webhooks/endpoints", json={"url": "https://hooks.example.com/a"})
+    assert response.status_code == 201, response.text
+    add_attempts(store, [{"endpoint_id": response.json()["id"]}])
+    endpoint = (await get_json(client, "/webhooks/endpoints"))["items"][0]
+    attempt = (await get_json(client, "/logs", campaignId="cmp_a"))["items"][0]
+    health = (await get_json(client, "/webhooks/health"))["endpoints"][0]
+    for value in (
+        endpoint["createdAt"],
+        endpoint["updatedAt"],
+        attempt["timestamp"],
+        health["lastAttemptAt"],
+    ):
+        assert datetime.fromisoformat(value).utcoffset() == timedelta(0), value
+
+
 # -- auth and validation ----------------------------------------------------------------------
 
 _READS = ["/engagement/campaigns", "/trends/hashtags", "/activity/campaigns", "/webhooks/health"]

@@ -136,6 +136,26 @@ async def test_bad_path_parameter_is_422(client: httpx.AsyncClient) -> None:
     assert body["errors"]
 
 
+async def test_openapi_documents_every_error_as_problem_details(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found by the schema fuzzer: errors were documented as application/json (422 even as
+    FastAPI's own shape) while every error is served as application/problem+json, and the 401 of
+    authenticated operations was not documented at all."""
+    schema = (await client.get("/openapi.json")).json()
+    problem = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if operation.get("security"):
+                assert "401" in responses, (method, path)
+            for code, response in responses.items():
+                # A 503 of /readyz is its Readiness body, naming the check that failed.
+                if int(code) >= 400 and (path, code) != ("/readyz", "503"):
+                    assert response.get("content") == problem, (method, path, code)
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
 async def test_post_events_publishes_valid_events(
     client: httpx.AsyncClient, settings: Settings, pipeline: EngagementConsumer
 ) -> None:
@@ -197,3 +217,39 @@ async def test_post_events_refuses_non_json(client: httpx.AsyncClient) -> None:
         "/events", content=b"{oops", headers={"content-type": "application/json"}
     )
     assert_problem(response, 422)
+
+
+# -- found by the schema fuzzer (tests/fuzz) --------------------------------------------------
+
+
+async def test_a_body_that_cannot_be_parsed_is_a_documented_400(client: httpx.AsyncClient) -> None:
+    body = assert_problem(
+        await client.post(
+            "/campaigns", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+        ),
+        400,
+    )
+    assert body["title"] == "Bad Request"
+    operation = (await client.get("/openapi.json")).json()["paths"]["/campaigns"]["post"]
+    assert "400" in operation["responses"]
+
+
+@pytest.mark.parametrize("path", ["/campaigns", "/webhooks/endpoints", "/etl/uploads"])
+async def test_an_unparsable_body_without_a_token_is_401(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Authentication comes first, even though FastAPI reads the body before the dependencies."""
+    for content_type in ("application/json", "multipart/form-data; boundary=x"):
+        for body in (b"\xff\xfe{", b"{oops", b"\x00"):
+            response = await client.post(
+                path, content=body, headers={"content-type": content_type, "Authorization": ""}
+            )
+            assert_problem(response, 401)
+
+
+async def test_405_allows_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    response = await client.request("OPTIONS", "/campaigns")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"
+    response = await client.request("DELETE", "/campaigns/cmp_a")
+    assert response.headers["allow"] == "GET, PATCH"

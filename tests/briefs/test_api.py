@@ -94,6 +94,9 @@ async def test_invalid_request_is_problem_details(client: httpx.AsyncClient) -> 
     assert response.headers["content-type"].startswith("application/problem+json")
     missing = await client.post("/generate-brief", json={"brand": "x"})
     assert missing.status_code == 422
+    # Found by the schema fuzzer: a boolean passed for the number.
+    boolean = await client.post("/generate-brief", json={**REQUEST, "budget": False})
+    assert boolean.status_code == 422
 
 
 async def test_unknown_brief_is_404(client: httpx.AsyncClient) -> None:
