@@ -64,7 +64,12 @@ class RequestMetrics:
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` (by Content-Length, or while a chunked body streams)."""
+    """Refuses bodies over `max_bytes` (by Content-Length, or while a chunked body streams).
+
+    A streamed body is refused when the route reads past the limit. Frameworks wrap errors
+    raised while a body is parsed (FastAPI answers 400 "error parsing the body", a form parser
+    may give up on the part), so once the limit is crossed whatever the app answers is replaced
+    by the 413."""
 
     def __init__(
         self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
@@ -83,20 +88,36 @@ class BodyLimit:
                 await _too_large(send, limit, scope["path"])
                 return
         received = 0
+        exceeded = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise _TooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                # The app's own answer to the failed read (a 400 or 422) becomes the 413.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _too_large(send, limit, scope["path"])
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
-            await _too_large(send, limit, scope["path"])
+            if not started:
+                await _too_large(send, limit, scope["path"])
 
 
 class _TooLarge(Exception):
