@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     top_performers_cache_max_stale_seconds: float = Field(
         default=60.0, description="Up to this age a stale answer is served while it reloads."
     )
+    rate_limit_writes_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Writes (POST/PATCH/DELETE) per minute per token subject; 0 = no limit.",
+    )
+    rate_limit_events_per_minute: int = Field(
+        default=60_000, ge=0, description="POST /events requests per minute per token subject."
+    )
+    rate_limit_briefs_per_minute: int = Field(
+        default=120, ge=0, description="POST /generate-brief per minute per token subject."
+    )
 
     # Batch ETL
     etl_max_upload_bytes: int = Field(
