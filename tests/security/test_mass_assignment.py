@@ -104,3 +104,4 @@ async def test_webhook_endpoint_bodies_refuse_server_owned_fields(
         assert_problem(response, 422)
     listed = (await client.get("/webhooks/endpoints")).json()["items"]
     assert [e["url"] for e in listed] == [url]
+    assert "secret" not in listed[0], "the secret is shown only when created or rotated"
