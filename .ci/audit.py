@@ -41,16 +41,22 @@ def pins(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def fetch(url: str, timeout: float) -> dict[str, Any] | None:
-    """The JSON at `url`; None for a 404. Other failures propagate."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data: dict[str, Any] = json.load(response)
-            return data
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
+def fetch(url: str, timeout: float, tries: int = 3) -> dict[str, Any] | None:
+    """The JSON at `url`; None for a 404. Other failures are tried again, then propagate."""
+    for attempt in range(1, tries + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                data: dict[str, Any] = json.load(response)
+                return data
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            if attempt == tries:
+                raise
+        except OSError:
+            if attempt == tries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def per_release_available(index: str, name: str, version: str, timeout: float) -> bool:
