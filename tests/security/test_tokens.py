@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import jwt
 import orjson
-import pytest
 
 from core.settings import Settings
 from tests.api.test_http import PROBLEM, assert_problem
@@ -121,16 +120,19 @@ async def test_every_refused_token_is_401_with_a_bearer_challenge(
     assert len(refused_tokens(settings.jwt_secret)) >= 25
 
 
-@pytest.mark.parametrize(
-    "header",
-    ["", "Bearer", "Bearer ", "bearer", "Basic YWNtZTpzZWNyZXQ=", "Token abc", "Bearer a b"],
-)
-async def test_missing_or_malformed_authorization_is_401(
-    client: httpx.AsyncClient, header: str
-) -> None:
-    response = await client.get(ROUTE, headers={"Authorization": header})
-    assert_problem(response, 401)
-    assert response.headers["www-authenticate"].startswith("Bearer")
+async def test_missing_or_malformed_authorization_is_401(client: httpx.AsyncClient) -> None:
+    for header in (
+        "",
+        "Bearer",
+        "Bearer ",
+        "bearer",
+        "Basic YWNtZTpzZWNyZXQ=",
+        "Token abc",
+        "Bearer a b",
+    ):
+        response = await client.get(ROUTE, headers={"Authorization": header})
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer"), header
 
 
 async def test_a_hand_signed_hs256_token_is_accepted(
