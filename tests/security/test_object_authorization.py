@@ -13,12 +13,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from core.clickhouse import Store
 from core.settings import Settings
+from streams.deliveries import Delivery
 from streams.demo import demo_events
+from streams.queries import dead_deliveries, insert_delivery_states
 from tests.api.test_http import assert_problem
 from tests.briefs.conftest import insert_events
+from tests.conftest import wait_until
 from tests.factories import make_event
 from tests.security.conftest import ORG_A, ORG_B, Operation, api_client, bearer, operations
 
@@ -219,3 +223,52 @@ async def test_another_organisation_cannot_reach_the_object(
         )
         assert own.status_code == call.owner_status, own.text
         assert call.owner_sees(own), own.text
+
+
+async def test_dead_letter_replay_is_scoped_to_the_callers_organisation(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    """`POST /webhooks/dlq/replay` names endpoints and campaigns in its body (so the route
+    classification above does not see them): the command carries the caller's organisation, the
+    body cannot name another, and the dispatcher's lookup only returns that organisation's dead
+    deliveries, even for another's endpoint or campaign id."""
+    dead = [
+        Delivery(
+            f"dl_{org}", f"msg_{org}", org, "ep_shared", "cmp_shared", "CampaignCreated", 0, "{}"
+        )
+        for org in (ORG_A, ORG_B)
+    ]
+    await insert_delivery_states(store, [(d, "dead", "HTTP 500", 1) for d in dead])
+    for endpoint_id, campaign_id in ((None, None), ("ep_shared", None), (None, "cmp_shared")):
+        found = await dead_deliveries(
+            store, ORG_B, endpoint_id=endpoint_id, campaign_id=campaign_id
+        )
+        assert [d.org for d in found] == [ORG_B]
+
+    async with api_client(settings, store) as client:
+        other = bearer(settings, ORG_B)
+        smuggled = await client.post("/webhooks/dlq/replay", json={"org": ORG_A}, headers=other)
+        assert_problem(smuggled, 422)
+        accepted = await client.post(
+            "/webhooks/dlq/replay", json={"campaignId": "cmp_shared"}, headers=other
+        )
+        assert accepted.status_code == 202, accepted.text
+    consumer = AIOKafkaConsumer(
+        settings.webhook_commands_topic,
+        bootstrap_servers=settings.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        commands = []
+
+        async def published() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                commands.extend(orjson.loads(r.value or b"") for r in records)
+            return bool(commands)
+
+        await wait_until(published)
+    finally:
+        await consumer.stop()
+    assert [(c["org"], c["campaignId"]) for c in commands] == [(ORG_B, "cmp_shared")]
