@@ -88,8 +88,7 @@ class BodyLimit:
                 await _too_large(send, limit, scope["path"])
                 return
         received = 0
-        exceeded = False
-        started = False
+        exceeded = started = replaced = False
 
         async def limited_receive() -> Message:
             nonlocal received, exceeded
@@ -102,12 +101,14 @@ class BodyLimit:
             return message
 
         async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if exceeded:
+            nonlocal started, replaced
+            if exceeded and not started:
                 # The app's own answer to the failed read (a 400 or 422) becomes the 413.
-                if message["type"] == "http.response.start" and not started:
-                    started = True
+                if message["type"] == "http.response.start":
+                    started = replaced = True
                     await _too_large(send, limit, scope["path"])
+                return
+            if replaced:
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -115,9 +116,12 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except _TooLarge:
-            if not started:
-                await _too_large(send, limit, scope["path"])
+        except Exception:
+            # Whatever the app raised after the limit was crossed follows from the refused read.
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await _too_large(send, limit, scope["path"])
 
 
 class _TooLarge(Exception):

@@ -5,9 +5,12 @@ route handles it. Generated from the OpenAPI document, so a new write route is c
 import re
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.main import MAX_BODY_BYTES, create_app
+from api.middleware import BodyLimit
 from api.routes.etl import MULTIPART_OVERHEAD
 from core.clickhouse import Store
 from core.settings import Settings
@@ -108,3 +111,33 @@ async def test_an_upload_over_its_file_limit_is_413(
             headers=bearer(settings, ORG_A),
         )
         assert_problem(response, 413)
+
+
+async def _swallowing_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the body, gives up quietly on any error and answers nothing."""
+    try:
+        while (await receive()).get("more_body"):
+            pass
+    except Exception:  # the point: an app that hides the failed read
+        return
+
+
+async def _raising_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Turns the failed read into an error of its own."""
+    try:
+        while (await receive()).get("more_body"):
+            pass
+    except Exception as exc:
+        raise RuntimeError("body parsing failed") from exc
+
+
+@pytest.mark.parametrize("app", [_swallowing_app, _raising_app])
+async def test_a_streamed_body_is_413_whatever_the_app_makes_of_the_failed_read(
+    app: ASGIApp,
+) -> None:
+    limited = BodyLimit(app, max_bytes=10)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=limited), base_url="http://api"
+    ) as client:
+        response = await client.post("/x", content=_chunks(100, size=8))
+    assert_problem(response, 413)
