@@ -33,7 +33,10 @@ lint: $(STAMP) ## ruff lint + format check, mypy strict.
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-check: lint test ## What CI runs.
+audit: $(STAMP) ## Known vulnerabilities in the pinned dependencies (constraints.txt), from PyPI.
+	$(BIN)/python .ci/audit.py constraints.txt
+
+check: lint audit test ## What CI runs.
 
 $(COMPOSE):
 	test -x $(COMPOSE_VENV)/bin/python || $(PYTHON) -m venv $(COMPOSE_VENV)
@@ -75,4 +78,4 @@ token: $(STAMP) ## Print a development JWT (ORG=demo).
 clean: ## Remove the virtual environments and local data.
 	rm -rf $(VENV) $(COMPOSE_VENV) data
 
-.PHONY: help install run test lint check deploy-tools dashboards bench etl sample token clean
+.PHONY: help install run test lint audit check deploy-tools dashboards bench etl sample token clean

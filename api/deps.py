@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from api.cache import TtlCache
 from api.errors import Unauthorized
+from api.ratelimit import WRITE_METHODS, RateLimits
 from briefs.service import BriefService
 from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
@@ -28,6 +29,7 @@ class Services:
     top_cache: TtlCache[bytes | None]
     known_owners: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, Principal] = field(default_factory=dict)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     briefs: BriefService | None = None
     events_version: Callable[[], Awaitable[Hashable]] | None = None
     campaigns_version: Callable[[], Awaitable[Hashable]] | None = None
@@ -59,7 +61,8 @@ BEARER_SCHEME = {
 
 async def require_principal(request: Request) -> Principal:
     """The caller, from `Authorization: Bearer <JWT>`; verified tokens are remembered until they
-    expire so the signature check is not paid on every request.
+    expire so the signature check is not paid on every request. A write (POST, PATCH, DELETE)
+    also takes one request from the caller's rate limit (`api.ratelimit`), 429 when used up.
 
     Deliberately one dependency reading the request itself (not HTTPBearer + Services): each
     FastAPI dependency node costs tens of microseconds on the hottest routes. The OpenAPI document
@@ -73,6 +76,8 @@ async def require_principal(request: Request) -> Principal:
     token = token.strip()
     cached = services.tokens.get(token)
     if cached is not None and cached.expires_at > time.time():
+        if request.method in WRITE_METHODS:
+            services.rate_limits.check(request.method, request.url.path, cached)
         return cached
     try:
         principal = verify_token(
@@ -86,6 +91,8 @@ async def require_principal(request: Request) -> Principal:
     if len(services.tokens) >= _MAX_CACHED_TOKENS:
         services.tokens.clear()
     services.tokens[token] = principal
+    if request.method in WRITE_METHODS:
+        services.rate_limits.check(request.method, request.url.path, principal)
     return principal
 
 

@@ -63,6 +63,10 @@ class PayloadTooLarge(ApiError):
     status, title = 413, "Content Too Large"
 
 
+class TooManyRequests(ApiError):
+    status, title = 429, "Too Many Requests"
+
+
 class ServiceUnavailable(ApiError):
     status, title = 503, "Service Unavailable"
 

@@ -17,6 +17,7 @@ from api.deps import BEARER_SCHEME, Services, require_principal
 from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import warm_up
+from api.ratelimit import RateLimits
 from api.routes import (
     activity,
     briefs,
@@ -154,6 +155,7 @@ def create_app(
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
             briefs=await asyncio.to_thread(BriefService.build, settings, st),
+            rate_limits=RateLimits.from_settings(settings),
             events_version=ENGAGEMENT_WRITES.current if writers_in_process else None,
             campaigns_version=CAMPAIGN_WRITES.current if writers_in_process else None,
             top_version=engagement_and_campaign_writes if writers_in_process else None,

@@ -64,7 +64,12 @@ class RequestMetrics:
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` (by Content-Length, or while a chunked body streams)."""
+    """Refuses bodies over `max_bytes` (by Content-Length, or while a chunked body streams).
+
+    A streamed body is refused when the route reads past the limit. Frameworks wrap errors
+    raised while a body is parsed (FastAPI answers 400 "error parsing the body", a form parser
+    may give up on the part), so once the limit is crossed whatever the app answers is replaced
+    by the 413."""
 
     def __init__(
         self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
@@ -83,19 +88,39 @@ class BodyLimit:
                 await _too_large(send, limit, scope["path"])
                 return
         received = 0
+        exceeded = started = replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise _TooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal started, replaced
+            if exceeded and not started:
+                # The app's own answer to the failed read (a 400 or 422) becomes the 413.
+                if message["type"] == "http.response.start":
+                    started = replaced = True
+                    await _too_large(send, limit, scope["path"])
+                return
+            if replaced:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            # Whatever the app raised after the limit was crossed follows from the refused read.
+            if not exceeded:
+                raise
+        if exceeded and not started:
             await _too_large(send, limit, scope["path"])
 
 

@@ -66,6 +66,11 @@ API_REQUEST_SECONDS = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+API_RATE_LIMITED = Counter(
+    "fk_api_rate_limited_total",
+    "Requests refused with 429 by a per-caller rate limit.",
+    ["limit"],
+)
 API_CACHE = Counter("fk_api_cache_total", "Metrics cache lookups.", ["result"])
 
 CAMPAIGN_EVENTS = Counter(

@@ -25,9 +25,31 @@ class AddressRefused(Exception):
     """The URL's host is, or resolves to, an address webhooks may not reach."""
 
 
+# IPv6 prefixes that carry an IPv4 address a gateway may forward to: NAT64 (well-known and
+# local-use) and IPv4-compatible addresses (deprecated, still routed by some stacks).
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, Teredo server, NAT64,
+    IPv4-compatible), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(ip: IpAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not is_public(embedded):
+            return False
     return ip.is_global and not ip.is_multicast and ip not in _METADATA
 
 
@@ -60,8 +82,9 @@ def check_url(url: str, allowed_hosts: Collection[str]) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused("only http(s) URLs with a host")
-    host = parts.hostname.lower()
-    if host in allowed_hosts:
+    # A trailing dot names the same host ("localhost." is localhost).
+    host = parts.hostname.lower().rstrip(".")
+    if host in allowed_hosts or parts.hostname.lower() in allowed_hosts:
         return
     if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
         raise AddressRefused(f"{host} is not a public host")

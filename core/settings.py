@@ -15,6 +15,9 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 
 
 class Settings(BaseSettings):
+    """Secret values (`repr=False`) never show in the settings' repr, so neither in a log line
+    nor in a traceback that prints it."""
+
     model_config = SettingsConfigDict(
         env_prefix="FK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
@@ -47,7 +50,7 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = "fk"
     clickhouse_user: str = "default"
-    clickhouse_password: str = ""
+    clickhouse_password: str = Field(default="", repr=False)
 
     # Pipeline
     sink_max_batch: int = 20_000
@@ -71,6 +74,17 @@ class Settings(BaseSettings):
     top_performers_cache_max_stale_seconds: float = Field(
         default=60.0, description="Up to this age a stale answer is served while it reloads."
     )
+    rate_limit_writes_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Writes (POST/PATCH/DELETE) per minute per token subject; 0 = no limit.",
+    )
+    rate_limit_events_per_minute: int = Field(
+        default=60_000, ge=0, description="POST /events requests per minute per token subject."
+    )
+    rate_limit_briefs_per_minute: int = Field(
+        default=120, ge=0, description="POST /generate-brief per minute per token subject."
+    )
 
     # Batch ETL
     etl_max_upload_bytes: int = Field(
@@ -81,7 +95,7 @@ class Settings(BaseSettings):
     )
 
     # Auth
-    jwt_secret: str = DEV_JWT_SECRET
+    jwt_secret: str = Field(default=DEV_JWT_SECRET, repr=False)
     jwt_issuer: str = "fk"
     dev_token_ttl_hours: int = 24 * 30
 
@@ -116,17 +130,19 @@ class Settings(BaseSettings):
     webhook_default_url: str | None = Field(
         default=None, description="An endpoint that receives every organisation's events."
     )
-    webhook_default_secret: str | None = Field(default=None, description="whsec_... for it.")
-    slack_webhook_url: str | None = Field(
-        default=None, description="Slack incoming-webhook URL for status updates."
+    webhook_default_secret: str | None = Field(
+        default=None, description="whsec_... for it.", repr=False
     )
-    telegram_bot_token: str | None = None
+    slack_webhook_url: str | None = Field(
+        default=None, description="Slack incoming-webhook URL for status updates.", repr=False
+    )
+    telegram_bot_token: str | None = Field(default=None, repr=False)
     telegram_chat_id: str | None = None
     telegram_api_base: str = "https://api.telegram.org"
 
     # LLM (used by the brief generator)
     llm_base_url: str | None = None
-    llm_api_key: str | None = None
+    llm_api_key: str | None = Field(default=None, repr=False)
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(default=60.0, description="One model request, end to end.")
     llm_max_retries: int = Field(

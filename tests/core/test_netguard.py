@@ -7,6 +7,7 @@ import pytest
 
 from core import netguard
 from core.netguard import AddressRefused, GuardedTransport
+from tests.receivers import Receiver
 
 
 @pytest.mark.parametrize(
@@ -24,6 +25,15 @@ from core.netguard import AddressRefused, GuardedTransport
         "fd00:ec2::254",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        # IPv6 forms that carry a private IPv4 address a gateway would forward to.
+        "::127.0.0.1",
+        "::169.254.169.254",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a00:1",
+        "2002:7f00:1::",
+        "2002:a9fe:a9fe::1",
+        "2002:c0a8:101::1",
     ],
 )
 def test_non_public_addresses(address: str) -> None:
@@ -33,6 +43,9 @@ def test_non_public_addresses(address: str) -> None:
 def test_public_addresses() -> None:
     assert netguard.is_public(ipaddress.ip_address("93.184.216.34"))
     assert netguard.is_public(ipaddress.ip_address("2606:4700::1111"))
+    # The same IPv6 forms around a public IPv4 address stay public.
+    assert netguard.is_public(ipaddress.ip_address("64:ff9b::5db8:d822"))
+    assert netguard.is_public(ipaddress.ip_address("2002:5db8:d822::1"))
 
 
 @pytest.mark.parametrize(
@@ -44,6 +57,13 @@ def test_public_addresses() -> None:
         "http://metadata.google.internal/",
         "http://169.254.169.254/latest",
         "ftp://example.com/",
+        "http://localhost./",
+        "http://LOCALHOST/",
+        "http://hooks.localhost./",
+        "http://metadata.google.internal./",
+        "http://[::127.0.0.1]/",
+        "http://[64:ff9b::a9fe:a9fe]/latest",
+        "http://[2002:7f00:1::]/",
     ],
 )
 def test_registration_refuses_private_literals(url: str) -> None:
@@ -96,3 +116,18 @@ async def test_connects_to_the_checked_address_with_the_original_host_header(
     assert seen[0].url.host == "93.184.216.34"
     assert seen[0].headers["host"] == "hooks.example.com"
     assert seen[0].extensions["sni_hostname"] == "hooks.example.com"
+
+
+async def test_redirects_are_not_followed() -> None:
+    """A public endpoint that redirects to a metadata address gets its 3xx back as the answer
+    (a failed delivery), and nothing follows it."""
+    receiver = await Receiver(
+        respond=lambda _: (302, {"Location": "http://169.254.169.254/latest/meta-data/"})
+    ).start()
+    try:
+        async with netguard.guarded_client(frozenset({"127.0.0.1"}), timeout=5) as client:
+            response = await client.post(receiver.url, content=b"{}")
+        assert response.status_code == 302
+        assert receiver.hits == 1
+    finally:
+        await receiver.stop()
