@@ -39,7 +39,9 @@ posts AS (
            sum(saves) AS post_saves,
            log((post_likes + post_comments + post_shares + 0.5) / (post_views + 1)) AS x
     FROM scoped
-    GROUP BY influencer_id, platform, post
+    -- A post's 64-bit hash groups as its id does (a collision between two posts of one
+    -- creator on one platform, ~1e-19 a pair, is the price) at a fraction of the cost.
+    GROUP BY influencer_id, platform, cityHash64(post)
 ),
 bounds AS (
     SELECT platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
