@@ -34,7 +34,9 @@ class EngagementSink:
         columns = await self.store.query_columns(
             "SELECT event_id FROM engagement_events WHERE source = 'stream'"
         )
-        self.seen = set(columns[0]) if columns else set()
+        # In place: a batch being decoded holds a reference to this set.
+        self.seen.clear()
+        self.seen.update(columns[0] if columns else ())
         log.info(
             "sink.seen_loaded", ids=len(self.seen), seconds=round(time.perf_counter() - started, 3)
         )

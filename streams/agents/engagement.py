@@ -174,20 +174,26 @@ class EngagementConsumer(mode.Service):
         rejected: list[tuple[ConsumerRecord[bytes, bytes], Rejection]] = []
         duplicates = 0
         received = 0
-        is_new = self.sink.is_new
+        # The per-event loop, written out: method calls per event cost a tenth of it.
+        seen, ids = self.sink.seen, events.ids
+        rows, partitions, offsets = events.rows, events.partitions, events.offsets
         with _collector_paused():
             for tp, records in batch.items():
                 received += len(records)
+                partition = tp.partition
                 for n, record in enumerate(records, 1):
                     if n % _YIELD_EVERY == 0:
                         await asyncio.sleep(0)  # let the API and heartbeats run between chunks
                     result = decode_row(record.value, now_ms=now_ms, max_future_ms=max_future_ms)
                     if isinstance(result, Rejection):
                         rejected.append((record, result))
-                    elif is_new(result[0]) and result[0] not in events.ids:
-                        events.add_row(result, partition=tp.partition, offset=record.offset)
-                    else:
+                    elif result[0] in seen or result[0] in ids:
                         duplicates += 1
+                    else:  # EventBatch.add_row, inline
+                        rows.append(result)
+                        partitions.append(partition)
+                        offsets.append(record.offset)
+                        ids.add(result[0])
             events.columns  # noqa: B018 - laid out here, while the collector is paused
         self.sink.claim(events)
         metrics.PIPELINE_EVENTS_IN.inc(received)
