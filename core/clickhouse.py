@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import clickhouse_connect
+import pyarrow as pa
 import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -152,6 +153,14 @@ class Store:
         except ClickHouseError as exc:
             raise self._translate(exc) from exc
 
+    def insert_arrow_sync(self, table: str, data: pa.Table) -> None:
+        """Insert an Arrow table (columns named as the table's). Cheaper in Python than
+        `insert_sync`: the store parses the Arrow buffer natively, outside the GIL."""
+        try:
+            self.client.insert_arrow(table, data)
+        except ClickHouseError as exc:
+            raise self._translate(exc) from exc
+
     def command_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         try:
             return self.client.command(sql, parameters=parameters)
@@ -174,6 +183,9 @@ class Store:
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
     ) -> None:
         await self._run(self.insert_sync, table, columns, names)
+
+    async def insert_arrow(self, table: str, data: pa.Table) -> None:
+        await self._run(self.insert_arrow_sync, table, data)
 
     async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return await self._run(self.command_sync, sql, parameters)

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.clickhouse import Store
 from schemas.events import DeadLetterReason, EngagementEvent, Platform
-from streams.transforms import EVENT_COLUMNS, EventBatch, Rejection, decode_event
+from streams.transforms import EVENT_COLUMNS, EventBatch, Rejection, decode_event, decode_row
 from tests.factories import encode, make_event
 
 # Fixed at import: every case below states its timestamps relative to it.
@@ -135,3 +136,27 @@ def test_batch_lays_out_columns_in_store_order() -> None:
     assert row["hashtags"] == ("#a",)
     assert (row["kafka_partition"], row["kafka_offset"]) == (2, 41)
     assert len(batch) == 1
+
+
+async def test_a_batch_stored_as_arrow_reads_back_as_it_was_decoded(store: Store) -> None:
+    raws = [
+        make_event(eventId="a1", followers=12, hashtags=["#x", "#y"], timestamp=1093077386909),
+        make_event(
+            eventId="a2", campaignId=None, postId="p9", timestamp="2026-11-27T15:48:10+05:30"
+        ),
+    ]
+    batch = EventBatch(source="stream")
+    for offset, raw in enumerate(raws):
+        row = decode_row(encode(raw), now_ms=NOW_MS, max_future_ms=0)
+        assert isinstance(row, tuple)
+        batch.add_row(row, partition=3, offset=offset)
+    await store.insert_arrow("engagement_events", batch.arrow())
+    stored = await store.query_rows(
+        f"SELECT {', '.join(EVENT_COLUMNS[:1])}, toUnixTimestamp64Milli(event_time), "
+        f"{', '.join(EVENT_COLUMNS[2:])} FROM engagement_events ORDER BY event_id"
+    )
+    expected = [
+        (*row[:12], list(row[12]), "stream", 3, offset) for offset, row in enumerate(batch.rows)
+    ]
+    assert [tuple(r) for r in stored] == expected
+    assert (stored[0][1], stored[0][11], stored[1][11]) == (1093077386909, 12, None)
