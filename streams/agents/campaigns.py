@@ -21,6 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
 from core import lifecycle, metrics, queries
+from core.changes import STORED
 from core.clickhouse import Store, StoreError
 from core.ledger import CampaignLedger, CommandNotPublished
 from core.settings import Settings
@@ -130,6 +131,10 @@ class CampaignConsumer(mode.Service):
         ]
         await delivery_queries.insert_delivery_states(
             self.store, [(d, "pending", "", 0) for d in fresh]
+        )
+        STORED.advance(
+            self.settings.campaign_topic,
+            {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},
         )
         try:
             await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})

@@ -19,6 +19,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from core import metrics
+from core.changes import STORED
 from core.clickhouse import Store
 from core.settings import Settings
 from schemas.events import REQUEST_ID_KAFKA_HEADER
@@ -137,6 +138,11 @@ class EngagementConsumer(mode.Service):
 
         await self._dead_letter(rejected)
         await self.sink.write(events, stopping=self._stopping)
+        # The effects are durable now: the embedded API may acknowledge these records' writers.
+        STORED.advance(
+            self.settings.engagement_topic,
+            {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},
+        )
         try:
             await self.consumer.commit(
                 {tp: records[-1].offset + 1 for tp, records in batch.items()}
