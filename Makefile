@@ -61,7 +61,7 @@ bench: $(STAMP) ## Benchmarks beside their baselines (BENCHMARKS.md); ONLY="pipe
 	  || echo "hey is needed for the latency runs: apt-get install hey"
 	$(BIN)/python -m bench $(ONLY)
 
-chaos: $(STAMP) ## Kill and restart platform, broker and webhook receiver under load; check exact results (DURATION=180 SEED=1 SHAPE=embedded|split).
+chaos: $(STAMP) ## Kill -9 and restart the platform (embedded: with its broker) and a webhook receiver under load; check exact results (DURATION=180 SEED=1 SHAPE=embedded|split).
 	$(BIN)/python -m chaos --duration $(or $(DURATION),180) --seed $(or $(SEED),1) --shape $(or $(SHAPE),embedded)
 
 etl: $(STAMP) ## Load a performance CSV: make etl FILE=performance.csv (through `fk up` if it runs).

@@ -16,11 +16,14 @@ What is killed, always with SIGKILL by PID (chaos.processes):
 - embedded shape: `fk up` is the broker (its child, which dies with it and forgets every
   message: it keeps them in memory), the worker and the API in one process, so killing it kills
   all three; it is started again at once on the same ports and data directory.
-- split shape: a standalone Tansu broker and `fk up` pointed at it (`FK_KAFKA_BOOTSTRAP`), killed
-  independently; killing the broker alone empties every topic while the worker and the API run
-  on. A separate `fk worker` and `fk api` cannot be run here: each would need the one chDB data
-  path (one process per path), and no ClickHouse server is available, so the worker and the API
-  share a process in both shapes.
+- split shape: a standalone Tansu broker that stays up, and `fk up` pointed at it
+  (`FK_KAFKA_BOOTSTRAP`: the worker and the API, no broker of its own), killed and restarted as
+  above. Unconsumed events and uncommitted offsets then survive on the broker, as with a Kafka
+  cluster, so this exercises re-reading after a crash rather than acknowledgement after storage.
+  The standalone broker itself is not killed: its storage is memory, so killing it loses what it
+  acknowledged by construction (a Kafka cluster replicates instead). A separate `fk worker` and
+  `fk api` cannot be run here: both need the one chDB data path (one process per path) and no
+  ClickHouse server is available, so the worker and the API share a process in both shapes.
 - the receiver (chaos.receiver), a process of its own: it verifies every delivery with the
   official Standard Webhooks library, answers 500 or holds the request past the platform's
   timeout at random, and records each accepted webhook-id; it is down 1-6 s per kill.

@@ -181,16 +181,6 @@ class Chaos:
         self.platform.kill()
         await self.start_platform()
 
-    async def kill_broker(self) -> None:
-        assert self.broker is not None
-        self.platform_up.clear()
-        self.broker.kill()
-        await asyncio.sleep(self.rng.uniform(0.5, 3))
-        await self.start_broker()
-        # The platform reconnects on its own; it is up again once it is ready.
-        await wait_platform_ready(self.platform, self.http, READY_TIMEOUT)
-        self.platform_up.set()
-
     async def kill_receiver(self) -> None:
         assert self.receiver is not None
         self.receiver.kill()
@@ -199,8 +189,6 @@ class Chaos:
 
     async def schedule(self, stop: asyncio.Event) -> None:
         targets = [(self.kill_platform, 2.0), (self.kill_receiver, 1.0)]
-        if self.broker is not None:
-            targets.append((self.kill_broker, 1.5))
         first = [t for t, _ in targets]
         while not stop.is_set():
             wait = self.o.interval * self.rng.uniform(0.6, 1.4)
@@ -339,10 +327,7 @@ class Chaos:
         return out
 
     def down_windows(self) -> list[Window]:
-        windows = list(self.platform.windows)
-        if self.broker is not None:
-            windows += self.broker.windows
-        return windows
+        return list(self.platform.windows)
 
     def report(self, mismatches: list[str], chaos_seconds: float, settled: float) -> Report:
         r = Report(mismatches=list(mismatches) + list(self.workload.unexpected))
@@ -389,8 +374,6 @@ class Chaos:
         kills = {"platform": self.platform.kills}
         if self.receiver is not None:
             kills["receiver"] = self.receiver.kills
-        if self.broker is not None:
-            kills["broker"] = self.broker.kills
         r.add("kills", ", ".join(f"{k} {v}" for k, v in kills.items()))
         down = sum((win.end or time.monotonic()) - win.start for win in windows)
         r.add("platform down (s)", f"{down:.1f}")
