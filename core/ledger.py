@@ -163,14 +163,15 @@ class CampaignLedger:
             )
         except (KafkaError, TimeoutError) as exc:
             raise CommandNotPublished(type(exc).__name__) from exc
-        await queries.insert_campaigns(self.store, [event.current])
+        # With the embedded broker the worker's projection records the version first, after the
+        # event's webhook deliveries: the version never shows before they are stored.
         if self.ack_after_store and not await STORED.wait(
             [(record.topic, record.partition, record.offset)],
             self.settings.ack_store_timeout_seconds,
         ):
-            # The change is published and recorded; only its fan-out is late. Answering an error
-            # would make a retry fail with 412, so say it in the log instead.
+            # Published, only stored late: the version is recorded below so the answer holds.
             log.warning("campaign.fan_out_late", campaign_id=event.campaign_id)
+        await queries.insert_campaigns(self.store, [event.current])
         log.info(
             "campaign.changed",
             campaign_id=event.campaign_id,
