@@ -38,6 +38,7 @@ class Component:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     kills: int = 0
+    early_kills: int = 0
     windows: list[Window] = field(default_factory=list)
 
     @property
@@ -64,6 +65,14 @@ class Component:
         """SIGKILL by PID: no shutdown code runs. The window stays open until `mark_ready`."""
         self.windows.append(Window(self.name, time.monotonic()))
         self.kills += 1
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def kill_starting(self) -> None:
+        """SIGKILL a start that is not ready yet (its down window stays open)."""
+        self.kills += 1
+        self.early_kills += 1
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)

@@ -179,6 +179,11 @@ class Chaos:
     async def kill_platform(self) -> None:
         self.platform_up.clear()
         self.platform.kill()
+        if self.rng.random() < 0.3:
+            # Also kill the restart before it is ready (migrations, id reload, group join).
+            self.platform.spawn()
+            await asyncio.sleep(self.rng.uniform(0.5, 5))
+            self.platform.kill_starting()
         await self.start_platform()
 
     async def kill_receiver(self) -> None:
@@ -375,6 +380,7 @@ class Chaos:
         if self.receiver is not None:
             kills["receiver"] = self.receiver.kills
         r.add("kills", ", ".join(f"{k} {v}" for k, v in kills.items()))
+        r.add("  of which during a start", self.platform.early_kills)
         down = sum((win.end or time.monotonic()) - win.start for win in windows)
         r.add("platform down (s)", f"{down:.1f}")
         r.add("webhooks expected", expected_webhooks)
