@@ -83,6 +83,9 @@ class EngagementConsumer(mode.Service):
             max_poll_records=s.sink_max_batch,
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=64 * 1024 * 1024,
+            # The embedded API answers POST /events once this consumer stored them: do not let
+            # the broker hold an idle fetch for aiokafka's default 500 ms.
+            fetch_max_wait_ms=20,
         )
         self.consumer.subscribe([s.engagement_topic], listener=_ReloadOnAssign(self.sink))
         await self.producer.start()
