@@ -64,6 +64,9 @@ bench: $(STAMP) ## Benchmarks beside their baselines (BENCHMARKS.md); ONLY="pipe
 	  || echo "hey is needed for the latency runs: apt-get install hey"
 	$(BIN)/python -m bench $(ONLY)
 
+chaos: $(STAMP) ## Kill -9 and restart the platform (embedded: with its broker) and a webhook receiver under load; check exact results (DURATION=180 SEED=1 SHAPE=embedded|split).
+	$(BIN)/python -m chaos --duration $(or $(DURATION),180) --seed $(or $(SEED),1) --shape $(or $(SHAPE),embedded)
+
 etl: $(STAMP) ## Load a performance CSV: make etl FILE=performance.csv (through `fk up` if it runs).
 	@test -n "$(FILE)" || { echo "usage: make etl FILE=performance.csv"; exit 2; }
 	$(BIN)/fk etl $(FILE)
@@ -78,4 +81,4 @@ token: $(STAMP) ## Print a development JWT (ORG=demo).
 clean: ## Remove the virtual environments and local data.
 	rm -rf $(VENV) $(COMPOSE_VENV) data
 
-.PHONY: help install run test lint audit check deploy-tools dashboards bench etl sample token clean
+.PHONY: help install run test lint audit check deploy-tools dashboards bench chaos etl sample token clean

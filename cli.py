@@ -70,7 +70,9 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
     )
     # One ledger for the API and the worker's clock: their commands share its per-campaign locks.
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
-    ledger = CampaignLedger(settings, store, producer)
+    # The embedded broker keeps messages in memory only: acknowledge writes once stored.
+    ack_after_store = worker and settings.embedded_broker and settings.embedded_ack_after_store
+    ledger = CampaignLedger(settings, store, producer, ack_after_store=ack_after_store)
     try:
         await producer.start()
         lifespans = []
@@ -87,7 +89,12 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
 
             lifespans.append(demo_replay)
         api = create_app(
-            settings, store=store, ledger=ledger, lifespans=lifespans, writers_in_process=worker
+            settings,
+            store=store,
+            ledger=ledger,
+            lifespans=lifespans,
+            writers_in_process=worker,
+            ack_after_store=ack_after_store,
         )
         config = uvicorn.Config(
             api,

@@ -33,6 +33,9 @@ class Services:
     briefs: BriefService | None = None
     events_version: Callable[[], Awaitable[Hashable]] | None = None
     campaigns_version: Callable[[], Awaitable[Hashable]] | None = None
+    ack_after_store: bool = False
+    """Set in the embedded platform, whose broker keeps messages in memory only: POST /events
+    answers once the in-process worker has stored the events (`core.changes.STORED`)."""
     """Set when the engagement writers live in this process (embedded platform): metrics answers
     are then reloaded only after new events were written, instead of on every TTL."""
     top_version: Callable[[], Awaitable[Hashable]] | None = None

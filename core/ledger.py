@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from core import lifecycle, queries
+from core.changes import STORED
 from core.clickhouse import Store
 from core.settings import Settings
 from schemas.campaigns import (
@@ -61,8 +62,18 @@ def body_hash(body: CampaignCreate) -> str:
 
 class CampaignLedger:
     def __init__(
-        self, settings: Settings, store: Store, producer: AIOKafkaProducer, *, timeout: float = 10
+        self,
+        settings: Settings,
+        store: Store,
+        producer: AIOKafkaProducer,
+        *,
+        timeout: float = 10,
+        ack_after_store: bool = False,
     ) -> None:
+        """With `ack_after_store` (the embedded platform, whose broker keeps messages in memory
+        only) a command returns once the in-process worker has stored the event's pending webhook
+        deliveries, so a kill -9 right after the answer cannot lose them."""
+        self.ack_after_store = ack_after_store
         self.settings = settings
         self.store = store
         self.producer = producer
@@ -142,7 +153,7 @@ class CampaignLedger:
         """Publish first (the topic is the source of truth), then record the version so the next
         command sees it. If the process dies in between, the worker's projection records it."""
         try:
-            await asyncio.wait_for(
+            record = await asyncio.wait_for(
                 self.producer.send_and_wait(
                     self.settings.campaign_topic,
                     value=event.model_dump_json(by_alias=True).encode(),
@@ -152,6 +163,14 @@ class CampaignLedger:
             )
         except (KafkaError, TimeoutError) as exc:
             raise CommandNotPublished(type(exc).__name__) from exc
+        # With the embedded broker the worker's projection records the version first, after the
+        # event's webhook deliveries: the version never shows before they are stored.
+        if self.ack_after_store and not await STORED.wait(
+            [(record.topic, record.partition, record.offset)],
+            self.settings.ack_store_timeout_seconds,
+        ):
+            # Published, only stored late: the version is recorded below so the answer holds.
+            log.warning("campaign.fan_out_late", campaign_id=event.campaign_id)
         await queries.insert_campaigns(self.store, [event.current])
         log.info(
             "campaign.changed",

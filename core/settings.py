@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         description="Past the TTL and up to this age an answer is still served while it reloads.",
     )
     max_events_per_request: int = 1000
+    embedded_ack_after_store: bool = Field(
+        default=True,
+        description=(
+            "Embedded platform: answer a write (POST /events, campaign commands) once its effects"
+            " are stored, not just once the in-memory broker has it, so a kill -9 loses nothing"
+            " that was acknowledged."
+        ),
+    )
+    ack_store_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long such a write waits for the store (then 503)."
+    )
     top_performers_cache_ttl_seconds: float = Field(
         default=5.0, description="How long a /top-performers answer is served as fresh."
     )

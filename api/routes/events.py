@@ -11,6 +11,7 @@ from pydantic import Field
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import InvalidInput, ServiceUnavailable
+from core.changes import STORED
 from schemas.api import EventsAccepted, Problem
 from schemas.events import REQUEST_ID_KAFKA_HEADER, EngagementEvent
 
@@ -39,7 +40,8 @@ async def post_events(
 ) -> EventsAccepted:
     """All or nothing: if any event is invalid (including a timestamp more than five minutes in the
     future), the answer is 422 naming each one and nothing is published. Accepted events are
-    acknowledged by the broker before the 202."""
+    acknowledged by the broker before the 202; in the embedded platform, whose broker keeps
+    messages in memory only, they are also stored before the 202 (a 503 otherwise)."""
     settings = services.settings
     events = body if isinstance(body, list) else [body]
     if len(events) > settings.max_events_per_request:
@@ -60,7 +62,7 @@ async def post_events(
     # (dead letters, duplicates) can be joined to the API's.
     headers = [(REQUEST_ID_KAFKA_HEADER, str(request.state.request_id).encode())]
     try:
-        sends = [
+        sent = [
             await services.producer.send(
                 settings.engagement_topic,
                 value=e.model_dump_json(by_alias=True, exclude_none=True).encode(),
@@ -69,12 +71,20 @@ async def post_events(
             )
             for e in events
         ]
-        await asyncio.wait_for(asyncio.gather(*sends), timeout=10)
+        records = await asyncio.wait_for(asyncio.gather(*sent), timeout=10)
     except (KafkaError, TimeoutError) as exc:
         raise ServiceUnavailable(
             f"The broker did not accept the events ({type(exc).__name__}).",
             headers={"Retry-After": "1"},
         ) from None
+    if services.ack_after_store and not await STORED.wait(
+        [(r.topic, r.partition, r.offset) for r in records], settings.ack_store_timeout_seconds
+    ):
+        # Published but not stored yet: resending the same eventIds is safe (they count once).
+        raise ServiceUnavailable(
+            "The events were not stored in time; send them again with the same eventIds.",
+            headers={"Retry-After": "1"},
+        )
     event_ids = [e.event_id for e in events]
     log.info("events.published", events=len(events), event_ids=event_ids[:20])
     return EventsAccepted(accepted=len(events), event_ids=event_ids)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mode
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -21,10 +22,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
 from core import lifecycle, metrics, queries
+from core.changes import STORED
 from core.clickhouse import Store, StoreError
 from core.ledger import CampaignLedger, CommandNotPublished
 from core.settings import Settings
-from schemas.campaigns import CAMPAIGN_EVENT, CampaignEvent
+from schemas.campaigns import CAMPAIGN_EVENT, Campaign, CampaignEvent
 from streams import queries as delivery_queries
 from streams.agents.webhooks import Dispatcher
 from streams.deliveries import Delivery, fan_out
@@ -33,8 +35,9 @@ log = structlog.get_logger(__name__)
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, store: Store) -> None:
         self.dispatcher = dispatcher
+        self.store = store
         self.assigned_at_ms = 0
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -42,7 +45,35 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned_at_ms = int(time.time() * 1000)
-        await self.dispatcher.assign({tp.partition for tp in assigned})
+        partitions = {tp.partition for tp in assigned}
+        pending = await delivery_queries.pending_deliveries(self.store, partitions)
+        await roll_forward(self.store, pending)
+        await self.dispatcher.assign(partitions)
+
+
+async def roll_forward(store: Store, pending: list[Delivery]) -> list[Campaign]:
+    """Record the campaign versions that stored deliveries announce but the campaigns table
+    lacks. A batch stores its deliveries before its campaigns rows; a crash in between (with the
+    embedded broker's copy of the events gone) would otherwise leave webhooks announcing a
+    version the campaign never shows."""
+    newest: dict[str, Campaign] = {}
+    for delivery in pending:
+        try:
+            event = CampaignEvent.model_validate(orjson.loads(delivery.payload)["data"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        known = newest.get(event.campaign_id)
+        if known is None or event.current.version > known.version:
+            newest[event.campaign_id] = event.current
+    behind = []
+    for campaign in newest.values():
+        recorded = await queries.campaign_by_id(store, campaign.id)
+        if recorded is None or recorded.version < campaign.version:
+            behind.append(campaign)
+    await queries.insert_campaigns(store, behind)
+    for campaign in behind:
+        log.warning("campaigns.rolled_forward", campaign_id=campaign.id, version=campaign.version)
+    return behind
 
 
 class CampaignConsumer(mode.Service):
@@ -52,7 +83,7 @@ class CampaignConsumer(mode.Service):
         self.settings = settings
         self.store = store
         self.dispatcher = dispatcher
-        self.assignment = _Assignment(dispatcher)
+        self.assignment = _Assignment(dispatcher, store)
         self.consumer: AIOKafkaConsumer | None = None
         super().__init__(**kwargs)
 
@@ -115,8 +146,7 @@ class CampaignConsumer(mode.Service):
                     # Published before we owned the partition: a previous owner may have handled
                     # it without committing. Newer events cannot have been seen by anyone.
                     maybe_seen.add(event.event_id)
-        _, _, seen_events = await asyncio.gather(
-            queries.insert_campaigns(self.store, [e.current for _, e in events]),
+        _, seen_events = await asyncio.gather(
             self.dispatcher.reload_endpoints(),
             delivery_queries.known_webhook_ids(self.store, maybe_seen),
         )
@@ -128,8 +158,15 @@ class CampaignConsumer(mode.Service):
             if e.event_id not in seen_events
             for d in fan_out(e, endpoints, partition=p, now=now)
         ]
+        # Deliveries before the projection: a version the campaigns table shows always has its
+        # webhooks stored; a crash in between is rolled forward on assignment (`roll_forward`).
         await delivery_queries.insert_delivery_states(
             self.store, [(d, "pending", "", 0) for d in fresh]
+        )
+        await queries.insert_campaigns(self.store, [e.current for _, e in events])
+        STORED.advance(
+            self.settings.campaign_topic,
+            {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},
         )
         try:
             await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})

@@ -22,6 +22,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from core import metrics
+from core.changes import STORED
 from core.clickhouse import Store, StoreUnavailable
 from core.settings import Settings
 from schemas.events import REQUEST_ID_KAFKA_HEADER
@@ -115,6 +116,9 @@ class EngagementConsumer(mode.Service):
             max_poll_records=s.sink_max_batch,
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=64 * 1024 * 1024,
+            # The embedded API answers POST /events once this consumer stored them: do not let
+            # the broker hold an idle fetch for aiokafka's default 500 ms.
+            fetch_max_wait_ms=20,
         )
         self.consumer.subscribe([s.engagement_topic], listener=_SettleAndReload(self))
         await self.producer.start()
@@ -205,6 +209,11 @@ class EngagementConsumer(mode.Service):
         batch, events = decoded.records, decoded.events
         await self._dead_letter(decoded.rejected)
         await self.sink.write(events, stopping=self._stopping)
+        # The effects are durable now: the embedded API may acknowledge these records' writers.
+        STORED.advance(
+            self.settings.engagement_topic,
+            {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},
+        )
         try:
             await self.consumer.commit(
                 {tp: records[-1].offset + 1 for tp, records in batch.items()}

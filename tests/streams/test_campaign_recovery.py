@@ -1,0 +1,75 @@
+"""A crash between the campaign worker's two writes of a batch (found by `make chaos`): the
+event's pending webhook deliveries were stored, its campaigns row and the embedded broker's copy
+of the event were not. The version the webhooks announce must become the campaign's state when
+the partitions are assigned again, or the state and the webhooks disagree."""
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from core import lifecycle, queries
+from core.clickhouse import Store
+from core.settings import Settings
+from schemas.campaigns import CampaignPatch
+from streams import queries as delivery_queries
+from streams.app import Orchestrator
+from streams.deliveries import fan_out
+from tests.conftest import wait_until
+from tests.receivers import Receiver
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"webhook_allowed_hosts": "127.0.0.1", "webhook_sweep_seconds": 0.5}
+    )
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forward(
+    client: httpx.AsyncClient, settings: Settings, store: Store, receiver: Receiver
+) -> None:
+    endpoint = await client.post("/webhooks/endpoints", json={"url": receiver.url})
+    assert endpoint.status_code == 201, endpoint.text
+    receiver.secrets.append(endpoint.json()["secret"])
+    created = await client.post("/campaigns", json={"name": "Crash", "budget": 100})
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["id"]
+
+    # The state a kill -9 left: version 2's deliveries stored, its campaigns row not.
+    v1 = await queries.campaign_by_id(store, campaign_id)
+    assert v1 is not None
+    event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
+    assert event is not None
+    endpoints = await delivery_queries.registered_endpoints(store)
+    deliveries = fan_out(event, endpoints, partition=0, now=time.time())
+    assert len(deliveries) == 1
+    await delivery_queries.insert_delivery_states(
+        store, [(d, "pending", "", 0) for d in deliveries]
+    )
+
+    orchestrator = Orchestrator(settings, store)
+    await orchestrator.start()
+    try:
+
+        async def version() -> int:
+            found = await queries.campaign_by_id(store, campaign_id)
+            return found.version if found else 0
+
+        # The roll-forward runs on assignment, before the dispatcher sends anything.
+        await wait_until(lambda: receiver.ids() >= {event.event_id}, timeout=20)
+        assert await version() == 2
+        answer = await client.get(f"/campaigns/{campaign_id}")
+        assert answer.json()["version"] == 2
+        assert float(answer.json()["budget"]) == 5
+    finally:
+        await orchestrator.stop()
