@@ -61,6 +61,9 @@ bench: $(STAMP) ## Benchmarks beside their baselines (BENCHMARKS.md); ONLY="pipe
 	  || echo "hey is needed for the latency runs: apt-get install hey"
 	$(BIN)/python -m bench $(ONLY)
 
+soak: $(STAMP) ## Mixed load on `fk up` for DURATION s (1800) at RATE req/s (200) + EVENTS events/s (2000).
+	$(BIN)/python -m soak --duration $(or $(DURATION),1800) --rate $(or $(RATE),200) --events-rate $(or $(EVENTS),2000)
+
 etl: $(STAMP) ## Load a performance CSV: make etl FILE=performance.csv (through `fk up` if it runs).
 	@test -n "$(FILE)" || { echo "usage: make etl FILE=performance.csv"; exit 2; }
 	$(BIN)/fk etl $(FILE)
@@ -75,4 +78,4 @@ token: $(STAMP) ## Print a development JWT (ORG=demo).
 clean: ## Remove the virtual environments and local data.
 	rm -rf $(VENV) $(COMPOSE_VENV) data
 
-.PHONY: help install run test lint check deploy-tools dashboards bench etl sample token clean
+.PHONY: help install run test lint check deploy-tools dashboards bench soak etl sample token clean
