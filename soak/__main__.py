@@ -5,19 +5,19 @@ consumer lag was unbounded."""
 
 import argparse
 import asyncio
-import importlib
 import os
-import socket
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
+from soak.heap import heap_growth
 from soak.load import Load, Options
-from soak.processes import Platform
+from soak.model import Model
+from soak.processes import Platform, free_port
 from soak.receiver import Receiver
 from soak.report import render
 
@@ -26,47 +26,46 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def soak(options: Options, workdir: Path, max_growth: float, demo: bool) -> bool:
-    # The test suite's scripted model; imported by name so that type-checking this package
-    # does not pull in the tests (which are not checked as strictly).
-    fake_llm = importlib.import_module("tests.briefs.fake_llm")
-
+async def soak(
+    options: Options, workdir: Path, max_growth: float, demo: bool, traced: bool
+) -> bool:
     receiver = Receiver()
     await receiver.start()
-    llm = fake_llm.FakeLLM()
-    llm.start()
-    prepare_brief: Callable[[], None] = lambda: llm.load(*fake_llm.happy_path())  # noqa: E731
+    model = Model()
+    model.start()
     platform = Platform(
         workdir,
         free_port(),
         {
             "FK_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-            "FK_LLM_BASE_URL": llm.base_url,
+            "FK_LLM_BASE_URL": model.base_url,
             "FK_LLM_API_KEY": "soak-fake-key",
             "FK_LLM_MODEL": "fake-model",
         },
         demo=demo,
+        traced=traced,
     )
     load_before = load_average()
+    # SIGTERM (e.g. from `timeout`) cancels the run, so fk up is still stopped below.
+    current = asyncio.current_task()
+    assert current is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
     try:
         await asyncio.to_thread(platform.start)
         print(f"fk up ready on {platform.base_url} (processes: {platform.pids()})", flush=True)
         token = issue_token(DEV_JWT_SECRET, org="soak", ttl_seconds=int(options.duration) + 3600)
-        results = await Load(platform, token, receiver, options, prepare_brief).run()
+        results = await Load(platform, token, receiver, options).run()
         alive = platform.alive()
+        heap = await asyncio.to_thread(heap_growth, platform.snapshots) if traced else ""
     finally:
         code = await asyncio.to_thread(platform.stop)
-        llm.stop()
+        model.stop()
         await receiver.stop()
     report, passed = render(results, options, receiver, max_growth)
     print(f"load average (1/5/15 min) before: {load_before}, after: {load_average()}")
     print(report)
+    if heap:
+        print(heap)
     if not alive:
         print(f"fk up died during the soak (exit {code}):\n{platform.log_tail()}")
     return passed and alive
@@ -84,6 +83,9 @@ def main() -> int:
     parser.add_argument("--webhook-every", type=float, default=60)
     parser.add_argument("--max-memory-growth", type=float, default=0.10)
     parser.add_argument("--demo", action="store_true", help="start fk up with demo data")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="trace fk up's Python heap (slower)"
+    )
     parser.add_argument("--workdir", type=Path, help="kept after the run (default: a temp dir)")
     args = parser.parse_args()
     options = Options(
@@ -102,10 +104,14 @@ def main() -> int:
         flush=True,
     )
     if args.workdir:
-        passed = asyncio.run(soak(options, args.workdir, args.max_memory_growth, args.demo))
+        passed = asyncio.run(
+            soak(options, args.workdir, args.max_memory_growth, args.demo, args.tracemalloc)
+        )
     else:
         with tempfile.TemporaryDirectory(prefix="fk-soak-") as tmp:
-            passed = asyncio.run(soak(options, Path(tmp), args.max_memory_growth, args.demo))
+            passed = asyncio.run(
+                soak(options, Path(tmp), args.max_memory_growth, args.demo, args.tracemalloc)
+            )
     return 0 if passed else 1
 
 

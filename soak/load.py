@@ -68,6 +68,8 @@ class Results:
     load_seconds: float = 0.0
     drain_seconds: float | None = None
     delayed_starts: int = 0
+    not_started: int = 0
+    """Requests of the schedule still unsent when the duration was over (the client fell behind)."""
 
     def record(self, name: str, ms: float) -> None:
         self.latencies_ms.setdefault(name, []).append(ms)
@@ -89,12 +91,10 @@ class Load:
         token: str,
         receiver: Receiver,
         options: Options,
-        prepare_brief: Callable[[], None] | None,
     ) -> None:
         self.platform = platform
         self.options = options
         self.receiver = receiver
-        self.prepare_brief = prepare_brief
         self.results = Results()
         self.rng = random.Random(options.seed)
         self.headers = {"Authorization": f"Bearer {token}"}
@@ -137,6 +137,7 @@ class Load:
             await self._mixed()
             self.results.load_seconds = time.monotonic() - self.results.started
             await self._sample_memory()
+            self.platform.snapshot()
             stop.set()
             await asyncio.gather(*samplers)
             await self._drain()
@@ -145,7 +146,8 @@ class Load:
     # -- scheduling -------------------------------------------------------------------------
 
     async def _mixed(self) -> None:
-        """Open loop: request n is started at start + n / rate, whatever the answers take."""
+        """Open loop: request n is started at start + n / rate, whatever the answers take (up to
+        `max_in_flight` at once); the schedule ends with the duration, sent or not."""
         names = list(MIX)
         weights = [MIX[n] for n in names]
         operations: dict[str, Callable[[], Awaitable[None]]] = {
@@ -162,6 +164,9 @@ class Load:
         started = self.results.started
         total = int(self.options.duration * self.options.rate)
         for n in range(total):
+            if time.monotonic() >= started + self.options.duration:
+                self.results.not_started = total - n
+                break
             due = started + n / self.options.rate
             delay = due - time.monotonic()
             if delay > 0:
@@ -335,10 +340,7 @@ class Load:
         await self._timed("POST /webhooks/endpoints", register)
 
     async def _brief(self) -> None:
-        if self.prepare_brief is None:
-            return
         async with self._brief_lock:
-            self.prepare_brief()
             request = {
                 "brand": "Soak Co",
                 "product": "Festive snack box",
@@ -348,7 +350,14 @@ class Load:
             }
             await self._timed(
                 "POST /generate-brief",
-                lambda: self._expect("POST", "/generate-brief", 201, json=request),
+                # The platform allows a model request 60 s (FK_LLM_TIMEOUT_SECONDS) and retries.
+                lambda: self._expect(
+                    "POST",
+                    "/generate-brief",
+                    201,
+                    json=request,
+                    timeout=aiohttp.ClientTimeout(total=180),
+                ),
             )
 
     async def _upload(self) -> None:
@@ -395,7 +404,19 @@ class Load:
             if (rss := rss_bytes(pid)) is not None
         }
         at = time.monotonic() - self.results.started
+        if at >= self.options.warmup and all(
+            t < self.options.warmup for t, *_ in self.results.memory
+        ):
+            self.platform.snapshot()  # with the first sample after the warm-up
         self.results.memory.append((at, self.results.events_accepted, sample))
+        done = sum(len(v) for v in self.results.latencies_ms.values())
+        backlog = self.results.lag[-1][2] if self.results.lag else 0.0
+        print(
+            f"{at:6.0f} s  requests {done:,}  errors {sum(self.results.errors.values())}  "
+            f"events {self.results.events_accepted:,}  backlog {backlog:.0f}  RSS MiB "
+            + ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sample.items()),
+            flush=True,
+        )
 
     async def _read_lag(self) -> tuple[float, float]:
         async with self.http.get("/metrics") as response:

@@ -3,6 +3,7 @@ data directory, and the resident memory of it and its children (read from /proc,
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,12 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def children(pid: int) -> list[int]:
@@ -63,6 +70,8 @@ class Platform:
     port: int
     env: dict[str, str]
     demo: bool = False
+    traced: bool = False
+    """Run `fk up` under tracemalloc (soak.traced); `snapshot()` then dumps the Python heap."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -79,13 +88,17 @@ class Platform:
             **{k: v for k, v in os.environ.items() if not k.startswith("FK_")},
             "FK_DATA_DIR": str(self.workdir / "data"),
             "FK_API_PORT": str(self.port),
+            "FK_KAFKA_EMBEDDED_PORT": str(free_port()),
             "FK_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(REPO),
             **self.env,
         }
+        if self.traced:
+            env["FK_SOAK_SNAPSHOTS"] = str(self.snapshots)
+        module = "soak.traced" if self.traced else "cli"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", "up", *(["--demo"] if self.demo else [])],
+                [sys.executable, "-m", module, "up", *(["--demo"] if self.demo else [])],
                 cwd=self.workdir,
                 env=env,
                 stdout=log,
@@ -108,6 +121,16 @@ class Platform:
                     return
                 time.sleep(0.2)
         raise RuntimeError(f"fk up not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    @property
+    def snapshots(self) -> Path:
+        return self.workdir / "snapshots"
+
+    def snapshot(self) -> None:
+        """Ask a traced `fk up` for a tracemalloc snapshot (written asynchronously)."""
+        if self.traced and self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGUSR1)
 
     def pids(self) -> dict[int, str]:
         """The platform's processes: `fk up` itself and every child (PID → name)."""

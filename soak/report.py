@@ -72,11 +72,14 @@ def render(
 ) -> tuple[str, bool]:
     """The report as Markdown, and whether the soak passed."""
     warmup = min(options.warmup, results.load_seconds)
+    answered = sum(len(v) for v in results.latencies_ms.values()) + sum(results.errors.values())
     lines = [
+        f"Achieved {answered / max(results.load_seconds, 1e-9):.1f} requests/s. "
         f"Offered: {options.rate:.0f} requests/s mixed + {options.events_rate:.0f} events/s "
         f"for {results.load_seconds:.0f} s (warm-up {warmup:.0f} s); "
         f"{results.events_accepted:,} events accepted; "
-        f"{results.delayed_starts} requests started > 100 ms late.",
+        f"{results.delayed_starts:,} requests started > 100 ms late, "
+        f"{results.not_started:,} not started by the end (the client fell behind).",
         "",
         "| endpoint | count | req/s | p50 ms | p99 ms | max ms | errors |",
         "|---|---|---|---|---|---|---|",

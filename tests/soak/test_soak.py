@@ -74,7 +74,8 @@ def test_a_failed_request_fails_the_soak() -> None:
 @pytest.mark.slow
 def test_a_short_soak_runs_every_operation_against_fk_up() -> None:
     # Memory is not judged here (30 s is all warm-up, and the in-memory embedded broker keeps
-    # every message); the verdict's arithmetic is tested above.
+    # every message); the verdict's arithmetic is tested above. --tracemalloc covers the heap
+    # snapshots of `fk up` (soak.traced) as well.
     run = subprocess.run(
         [
             sys.executable,
@@ -82,7 +83,7 @@ def test_a_short_soak_runs_every_operation_against_fk_up() -> None:
             "soak",
             *("--duration", "30", "--rate", "20", "--events-rate", "200", "--warmup", "5"),
             *("--sample-every", "5", "--brief-every", "10", "--upload-every", "10"),
-            *("--webhook-every", "10", "--max-memory-growth", "100"),
+            *("--webhook-every", "10", "--max-memory-growth", "100", "--tracemalloc"),
         ],
         cwd=REPO,
         capture_output=True,
@@ -111,3 +112,4 @@ def test_a_short_soak_runs_every_operation_against_fk_up() -> None:
     assert re.search(r"Webhooks: [\d,]+ deliveries", out)
     assert "Freshness (" in out
     assert "Soak: PASS" in out
+    assert re.search(r"Python heap \(tracemalloc\): [\d.]+ MiB at warm-up end", out)
