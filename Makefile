@@ -67,6 +67,9 @@ bench: $(STAMP) ## Benchmarks beside their baselines (BENCHMARKS.md); ONLY="pipe
 chaos: $(STAMP) ## Kill -9 and restart the platform (embedded: with its broker) and a webhook receiver under load; check exact results (DURATION=180 SEED=1 SHAPE=embedded|split).
 	$(BIN)/python -m chaos --duration $(or $(DURATION),180) --seed $(or $(SEED),1) --shape $(or $(SHAPE),embedded)
 
+soak: $(STAMP) ## Mixed load on `fk up` for DURATION s (1800) at RATE req/s (200) + EVENTS events/s (2000).
+	$(BIN)/python -m soak --duration $(or $(DURATION),1800) --rate $(or $(RATE),200) --events-rate $(or $(EVENTS),2000)
+
 etl: $(STAMP) ## Load a performance CSV: make etl FILE=performance.csv (through `fk up` if it runs).
 	@test -n "$(FILE)" || { echo "usage: make etl FILE=performance.csv"; exit 2; }
 	$(BIN)/fk etl $(FILE)
@@ -81,4 +84,4 @@ token: $(STAMP) ## Print a development JWT (ORG=demo).
 clean: ## Remove the virtual environments and local data.
 	rm -rf $(VENV) $(COMPOSE_VENV) data
 
-.PHONY: help install run test lint audit check deploy-tools dashboards bench chaos etl sample token clean
+.PHONY: help install run test lint audit check deploy-tools dashboards bench chaos soak etl sample token clean
