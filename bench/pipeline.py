@@ -50,12 +50,13 @@ async def pipeline(settings, store: Store, n: int) -> tuple[float, float]:
     joined = time.perf_counter() - t0
     started = time.perf_counter()
     try:
-        while True:
-            count = (await store.query_rows("SELECT count() FROM engagement_events"))[0][0]
-            if count >= n:
-                break
-            await asyncio.sleep(0.02)
+        # Watch the sink's own count of stored rows (no store query competing with the
+        # pipeline), then confirm once that the store holds them all.
+        while consumer.sink.stored < n:
+            await asyncio.sleep(0.005)
+        count = (await store.query_rows("SELECT count() FROM engagement_events"))[0][0]
         elapsed = time.perf_counter() - started
+        assert count >= n, (count, n)
     finally:
         await consumer.stop()
     return n / elapsed, joined

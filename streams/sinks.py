@@ -24,6 +24,8 @@ class EngagementSink:
     def __init__(self, store: Store, *, max_backoff: float = 5.0) -> None:
         self.store = store
         self.seen: set[str] = set()
+        self.stored = 0
+        """Rows this sink has inserted since it was created."""
         self.max_backoff = max_backoff
 
     async def load_seen(self) -> int:
@@ -77,4 +79,5 @@ class EngagementSink:
         metrics.SINK_INSERT_SECONDS.observe(time.perf_counter() - started)
         metrics.SINK_BATCH_ROWS.observe(len(batch))
         self.seen |= batch.ids  # already there when the caller claimed them
+        self.stored += len(batch)
         ENGAGEMENT_WRITES.bump()
