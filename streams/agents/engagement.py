@@ -40,12 +40,14 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a batch is decoded.
+    """Pause Python's cyclic garbage collector while a poll is read and decoded.
 
-    Decoding allocates a few container objects per event and keeps tens of thousands alive until
-    the insert, so the collector would run every 700 of them and re-scan the batch each time: a
-    third of the decode cost on a worker's heap (measured in docs/faust-profiling.md). The batch
-    holds no reference cycles; the collector resumes (and catches up) as soon as it is laid out.
+    A poll creates a record object per message and decoding keeps a row per event alive until
+    the insert, so the collector would run every 700 allocations and re-scan the batch each
+    time: about a third of the per-event cost (docs/faust-profiling.md). Paused, it runs once
+    between polls instead: the consumer loop re-enables it at least every poll timeout
+    (`FK_SINK_POLL_TIMEOUT_MS`), so the rest of the process (the embedded API shares the loop)
+    keeps collecting cycles, just in batches. The batch itself holds no reference cycles.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -148,9 +150,12 @@ class EngagementConsumer(mode.Service):
         assert self.consumer is not None
         timeout = self.settings.sink_poll_timeout_ms
         while not self.should_stop:
-            batch = await self.consumer.getmany(
-                timeout_ms=timeout, max_records=self.settings.sink_max_batch
-            )
+            # Reading a poll allocates a record object per message: the collector waits until
+            # the poll is decoded, then runs once (see `_collector_paused`).
+            with _collector_paused():
+                batch = await self.consumer.getmany(
+                    timeout_ms=timeout, max_records=self.settings.sink_max_batch
+                )
             if batch:
                 decoded = await self.decode(batch)
                 await self.settle()

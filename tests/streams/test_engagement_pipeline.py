@@ -3,6 +3,7 @@ dead letters, and nothing valid lost around bad input."""
 
 import random
 import time
+import weakref
 from typing import Any
 
 import httpx
@@ -220,3 +221,22 @@ async def test_dead_letter_log_lines_name_the_publishing_request(
         found = await wait_until(logged)
     assert found[0]["request_id"] == "req-dlq-1"
     assert found[0]["reason"] == "invalid_json"
+
+
+class _Node:
+    me: "_Node | None" = None
+
+
+async def test_the_collector_still_frees_cycles_while_the_consumer_polls(
+    pipeline: EngagementConsumer,
+) -> None:
+    # The consumer pauses the cyclic collector while it reads a poll; the rest of the process
+    # (the embedded API shares its loop) must still get its reference cycles freed.
+    def garbage_cycle() -> weakref.ref[_Node]:
+        node = _Node()
+        node.me = node
+        return weakref.ref(node)
+
+    await wait_until(lambda: pipeline.consumer is not None and pipeline.consumer.assignment())
+    cycles = [garbage_cycle() for _ in range(100)]
+    await wait_until(lambda: all(ref() is None for ref in cycles))
