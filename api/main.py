@@ -191,12 +191,12 @@ def create_app(
     app.include_router(health.router)
     # The hottest reads first: routes are matched in order.
     app.include_router(metrics.router)
+    app.include_router(top_performers.router)  # hot reads first: routes are matched in order
     app.include_router(events.router)
     app.include_router(campaigns.router)
     app.include_router(webhooks.router)
     app.include_router(logs.router)
     app.include_router(briefs.router)
-    app.include_router(top_performers.router)
     app.include_router(etl.router)
     app.include_router(engagement.router)
     app.include_router(trends.router)

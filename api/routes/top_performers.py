@@ -6,6 +6,7 @@ from collections.abc import Hashable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import NotFound
@@ -23,6 +24,30 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 MAX_LIMIT = 100
 
 
+class TopPerformersQuery(BaseModel):
+    """The query of `GET /top-performers`, validated as one model (one dependency, not six)."""
+
+    model_config = ConfigDict(populate_by_name=False, extra="ignore")
+
+    campaign_id: str | None = Field(
+        None,
+        alias="campaignId",
+        min_length=1,
+        max_length=200,
+        description="One campaign; without it: the organisation's campaigns, organic data "
+        "and campaigns nobody created.",
+    )
+    platform: Platform | None = Field(None, description="Only this platform's data.")
+    category: str | None = Field(
+        None, min_length=1, max_length=100, description="Creator category (case-insensitive)."
+    )
+    limit: int = Field(10, ge=1, le=MAX_LIMIT, description="At most 100.")
+    sort: TopSort = Field("engagementRate", description="Descending; ties by influencerId.")
+    min_views: int = Field(
+        0, alias="minViews", ge=0, description="Only creators with this many views."
+    )
+
+
 @router.get(
     "/top-performers",
     response_model=TopPerformers,
@@ -32,34 +57,15 @@ MAX_LIMIT = 100
 async def top_performers(
     services: ServicesDep,
     principal: PrincipalDep,
-    campaign_id: Annotated[
-        str | None,
-        Query(
-            alias="campaignId",
-            min_length=1,
-            max_length=200,
-            description="One campaign; without it: the organisation's campaigns, organic data "
-            "and campaigns nobody created.",
-        ),
-    ] = None,
-    platform: Annotated[Platform | None, Query(description="Only this platform's data.")] = None,
-    category: Annotated[
-        str | None,
-        Query(min_length=1, max_length=100, description="Creator category (case-insensitive)."),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most 100.")] = 10,
-    sort: Annotated[TopSort, Query(description="Descending; ties by influencerId.")] = (
-        "engagementRate"
-    ),
-    min_views: Annotated[
-        int, Query(alias="minViews", ge=0, description="Only creators with this many views.")
-    ] = 0,
+    query: Annotated[TopPerformersQuery, Query()],
 ) -> Response:
     """Counts are sums over the creator's rows in scope (batch and stream alike);
     `engagementRate` is their ratio; `engagementScore` compares the creator with its cohort
     within the same scope (docs/scoring.md)."""
     org = principal.org
-    platform_name = platform.value if platform else None
+    campaign_id, category, sort = query.campaign_id, query.category, query.sort
+    limit, min_views = query.limit, query.min_views
+    platform_name = query.platform.value if query.platform else None
     key = (
         "top",
         org,
