@@ -41,6 +41,11 @@ async def soak(
             "FK_LLM_BASE_URL": model.base_url,
             "FK_LLM_API_KEY": "soak-fake-key",
             "FK_LLM_MODEL": "fake-model",
+            # One client token stands for every user here: the per-caller write and brief
+            # limits (tested in tests/security) would turn the offered load into 429s.
+            "FK_RATE_LIMIT_WRITES_PER_MINUTE": "0",
+            "FK_RATE_LIMIT_EVENTS_PER_MINUTE": "0",
+            "FK_RATE_LIMIT_BRIEFS_PER_MINUTE": "0",
         },
         demo=demo,
         traced=traced,
