@@ -16,7 +16,7 @@ from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
 from soak.heap import heap_growth
 from soak.load import Load, Options
-from soak.model import Model
+from soak.model import fake_model
 from soak.processes import Platform, free_port
 from soak.receiver import Receiver
 from soak.report import render
@@ -31,7 +31,7 @@ async def soak(
 ) -> bool:
     receiver = Receiver()
     await receiver.start()
-    model = Model()
+    model = fake_model()
     model.start()
     platform = Platform(
         workdir,
