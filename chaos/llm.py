@@ -2,18 +2,16 @@
 conversation and answers with the next tool round, then a brief grounded in the tool results (as
 a good model would). Stateless, so concurrent briefs and platform restarts need no script."""
 
-import threading
+import importlib
 import time
 from typing import Any
 
 import orjson
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from briefs import composer
+
+# Imported by name so that type-checking this package does not pull in the tests.
+_fake_llm: Any = importlib.import_module("tests.briefs.fake_llm")
 
 
 def _completion(message: dict[str, Any], finish_reason: str) -> dict[str, Any]:
@@ -64,33 +62,7 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     return _completion({"role": "assistant", "content": brief}, "stop")
 
 
-class FakeModel:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.requests = 0
-        app = Starlette(routes=[Route("/v1/chat/completions", self._handle, methods=["POST"])])
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    async def _handle(self, request: Request) -> JSONResponse:
-        self.requests += 1
-        return JSONResponse(answer(orjson.loads(await request.body())))
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake model did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+def fake_model(port: int) -> Any:
+    """The test suite's fake OpenAI-compatible server (tests/briefs/fake_llm.py) answering every
+    request with `answer`; not started yet (start(), stop(), base_url, requests)."""
+    return _fake_llm.FakeLLM(fallback=answer, port=port)

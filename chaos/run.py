@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from chaos.llm import FakeModel
+from chaos.llm import fake_model
 from chaos.processes import (
     Component,
     Window,
@@ -79,7 +79,7 @@ class Chaos:
         self.api_port = free_port()
         self.broker_port = free_port()
         self.receiver_port = free_port()
-        self.model = FakeModel(free_port())
+        self.model = fake_model(free_port())
         self.record = self.workdir / "deliveries.jsonl"
         self.platform_up = asyncio.Event()
         token = issue_token(DEV_JWT_SECRET, org=ORG)
@@ -374,7 +374,7 @@ class Chaos:
         r.add("campaigns / versions", f"{len(ref.campaigns)} / {expected_webhooks}")
         r.add("stale If-Match answered 412", w.stale_412)
         r.add("briefs answered", w.briefs)
-        r.add("model requests", self.model.requests)
+        r.add("model requests", len(self.model.requests))
         r.add("requests", len(w.outcomes))
         kills = {"platform": self.platform.kills}
         if self.receiver is not None:
