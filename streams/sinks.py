@@ -44,9 +44,6 @@ class EngagementSink:
         )
         return len(self.seen)
 
-    def is_new(self, event_id: str) -> bool:
-        return event_id not in self.seen
-
     def claim(self, batch: EventBatch) -> None:
         """Count the batch's ids as seen from now on, before its insert: the next batch is
         decoded while this one is written. Should the write never happen (the worker stops
@@ -55,7 +52,8 @@ class EngagementSink:
         self.seen |= batch.ids
 
     async def write(self, batch: EventBatch, *, stopping: asyncio.Event | None = None) -> None:
-        """Insert the batch, retrying with back-off while the store is unavailable.
+        """Insert the batch, retrying with back-off while the store is unavailable. Its ids
+        were claimed (`claim`) when it was decoded.
 
         Raises `StoreUnavailable` only when `stopping` is set mid-retry: the caller must then not
         commit offsets, so the batch is read again after the restart.
@@ -78,6 +76,5 @@ class EngagementSink:
                 delay = min(delay * 2, self.max_backoff)
         metrics.SINK_INSERT_SECONDS.observe(time.perf_counter() - started)
         metrics.SINK_BATCH_ROWS.observe(len(batch))
-        self.seen |= batch.ids  # already there when the caller claimed them
         self.stored += len(batch)
         ENGAGEMENT_WRITES.bump()
