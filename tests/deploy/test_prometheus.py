@@ -2,8 +2,10 @@
 the dashboards and rules is accepted by a real Prometheus (Debian's) scraping a running `fk up`."""
 
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -58,7 +60,44 @@ def test_scrape_jobs_find_every_worker_and_api_replica() -> None:
     assert jobs["fk-api"]["dns_sd_configs"][0]["names"] == ["api"]
 
 
-class Prometheus:
+class NotReady(Exception):
+    """Prometheus answered 503 (it does so, in plain text, until its TSDB is open)."""
+
+
+class PrometheusAPI:
+    """The query API of a Prometheus at `base_url`; `alive` says whether its process still runs."""
+
+    def __init__(self, base_url: str, alive: Callable[[], bool] = lambda: True) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=10)
+        self.alive = alive
+
+    def query(self, expr: str) -> dict[str, object]:
+        response = self.http.get("/api/v1/query", params={"query": expr})
+        if response.status_code == 503:
+            raise NotReady(response.text)
+        try:
+            body: dict[str, object] = response.json()
+        except ValueError:
+            raise AssertionError(
+                f"prometheus answered {response.status_code} {response.text[:200]!r}"
+            ) from None
+        return body
+
+    def wait_until(self, condition: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.alive(), "prometheus exited"
+            try:
+                body = self.query(condition)
+                if body.get("status") == "success" and body["data"]["result"]:  # type: ignore[index]
+                    return
+            except (httpx.TransportError, NotReady):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{condition} not true within {timeout}s")
+
+
+class Prometheus(PrometheusAPI):
     def __init__(self, binary: str, workdir: Path, target: str) -> None:
         self.port = free_port()
         config = workdir / "prometheus.yml"
@@ -83,24 +122,7 @@ class Prometheus:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
-
-    def query(self, expr: str) -> dict[str, object]:
-        body: dict[str, object] = self.http.get("/api/v1/query", params={"query": expr}).json()
-        return body
-
-    def wait_until(self, condition: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "prometheus exited"
-            try:
-                body = self.query(condition)
-                if body.get("status") == "success" and body["data"]["result"]:  # type: ignore[index]
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{condition} not true within {timeout}s")
+        super().__init__(f"http://127.0.0.1:{self.port}", alive=lambda: self.process.poll() is None)
 
     def stop(self) -> None:
         self.http.close()
@@ -111,6 +133,42 @@ class Prometheus:
             self.process.kill()
             self.process.wait(5)
         self.log.close()
+
+
+def test_waiting_for_prometheus_outlasts_its_plain_text_503_while_it_starts() -> None:
+    """Until its TSDB is open Prometheus answers 503 "Service Unavailable" as text, not JSON."""
+    answers = [(503, b"Service Unavailable")] * 3 + [
+        (200, b'{"status":"success","data":{"resultType":"vector","result":[{"value":[0,"1"]}]}}')
+    ]
+    seen: list[str] = []
+
+    class Starting(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            status, body = answers[min(len(seen), len(answers)) - 1]
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Starting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api = PrometheusAPI(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        api.wait_until("up == 1", timeout=10)
+        assert len(seen) == 4
+        answers.append((500, b"oops"))
+        seen.extend(["filler"] * 10)
+        with pytest.raises(AssertionError, match="answered 500 'oops'"):
+            api.query("up")
+    finally:
+        api.http.close()
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
