@@ -1,6 +1,7 @@
 """The engagement pipeline end to end on the real broker and chDB: exact windowed aggregates,
 dead letters, and nothing valid lost around bad input."""
 
+import gc
 import random
 import time
 import weakref
@@ -14,7 +15,7 @@ from prometheus_client import REGISTRY
 from core.clickhouse import Store
 from core.settings import Settings
 from schemas.events import REQUEST_ID_KAFKA_HEADER
-from streams.agents.engagement import EngagementConsumer
+from streams.agents.engagement import _COLLECTOR, EngagementConsumer, _Collector
 from tests.conftest import wait_until
 from tests.factories import encode, make_event, reference_metrics
 
@@ -240,3 +241,52 @@ async def test_the_collector_still_frees_cycles_while_the_consumer_polls(
     await wait_until(lambda: pipeline.consumer is not None and pipeline.consumer.assignment())
     cycles = [garbage_cycle() for _ in range(100)]
     await wait_until(lambda: all(ref() is None for ref in cycles))
+
+
+def test_the_collector_runs_at_most_once_a_second_between_polls() -> None:
+    collector = _Collector()
+    assert gc.isenabled()
+    try:
+        with collector.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "collected less than a second ago: stays off"
+        assert collector.deferred
+        with collector.paused():
+            pass
+        assert not gc.isenabled()
+        collector.collected -= 1.0
+        with collector.paused():
+            pass
+        assert gc.isenabled(), "a second since the last run: back on"
+        assert not collector.deferred
+    finally:
+        gc.enable()
+
+
+def test_the_collector_leaves_alone_a_collector_someone_else_turned_off() -> None:
+    collector = _Collector()
+    collector.collected -= 1.0
+    gc.disable()
+    try:
+        with collector.paused():
+            pass
+        assert not gc.isenabled()
+        assert not collector.deferred
+    finally:
+        gc.enable()
+
+
+async def test_stopping_the_consumer_turns_a_deferred_collector_back_on(
+    settings: Settings, store: Store
+) -> None:
+    consumer = EngagementConsumer(settings, store)
+    await consumer.start()
+    try:
+        await wait_until(lambda: consumer.consumer is not None and consumer.consumer.assignment())
+        _COLLECTOR.collected = time.monotonic() + 3600  # never due while it runs
+        await wait_until(lambda: _COLLECTOR.deferred)
+        assert not gc.isenabled()
+    finally:
+        await consumer.stop()
+        _COLLECTOR.collected = time.monotonic()
+    assert gc.isenabled()
