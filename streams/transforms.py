@@ -4,10 +4,11 @@ batch of events as store columns. No I/O here; unit-tested without Kafka."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-import orjson
+import msgspec
 import pyarrow as pa
+from msgspec import Meta
 from pydantic import ValidationError
 
 from schemas.events import (
@@ -72,14 +73,55 @@ comments, shares, saves, followers, hashtags."""
 _MIN_EPOCH_MS = 946_684_800_000
 _MAX_EPOCH_MS = 4_102_444_800_000
 _MAX_COUNT = 2**53
-_PLATFORMS = frozenset(p.value for p in Platform)
-# Python-side names pydantic also accepts (populate_by_name): the fast path leaves them to it.
+
+_Id = Annotated[str, Meta(min_length=1, max_length=200)]
+_Count = Annotated[int, Meta(ge=0, le=_MAX_COUNT)]
+_Tag = Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class _WireEvent(msgspec.Struct, kw_only=True, rename="camel", gc=False):
+    """`EngagementEvent`'s constraints for msgspec's decoder, fields in `Row` order.
+
+    msgspec is strict where pydantic may coerce (no bools or floats for integers, no null for
+    strings), so it accepts a subset of what the model accepts; whatever it refuses goes to
+    the model.
+    """
+
+    event_id: _Id
+    timestamp: Annotated[int, Meta(ge=_MIN_EPOCH_MS, lt=_MAX_EPOCH_MS)] | str
+    influencer_id: _Id
+    # "" when absent, as in `Row` (defaults are not checked against min_length); None only
+    # when the message says null.
+    campaign_id: _Id | None = ""
+    platform: Literal["instagram", "tiktok", "youtube", "x", "facebook"]
+    post_id: _Id | None = ""
+    views: _Count = 0
+    likes: _Count = 0
+    comments: _Count = 0
+    shares: _Count = 0
+    saves: _Count = 0
+    followers: _Count | None = None
+    hashtags: Annotated[tuple[_Tag, ...], Meta(max_length=50)] = ()
+    # The Python-side names the model accepts too (`populate_by_name`), which msgspec would
+    # skip as unknown: read (escaped spellings included) so that a message using one of them
+    # goes to the model. Not part of the row.
+    snake_event_id: Any = msgspec.field(default=msgspec.UNSET, name="event_id")
+    snake_influencer_id: Any = msgspec.field(default=msgspec.UNSET, name="influencer_id")
+    snake_campaign_id: Any = msgspec.field(default=msgspec.UNSET, name="campaign_id")
+    snake_post_id: Any = msgspec.field(default=msgspec.UNSET, name="post_id")
+
+
 _SNAKE_NAMES = frozenset(
     name
     for name, info in EngagementEvent.model_fields.items()
     if info.alias is not None and info.alias != name
 )
-_ABSENT = object()
+assert {f.encode_name for f in msgspec.structs.fields(_WireEvent)} >= _SNAKE_NAMES
+_ROW_FIELDS = len(Row.__args__)  # type: ignore[attr-defined]
+_NO_SNAKE_NAMES = (msgspec.UNSET,) * (len(_WireEvent.__struct_fields__) - _ROW_FIELDS)
+assert {p.value for p in Platform} == set(get_args(_WireEvent.__annotations__["platform"]))
+_decode_wire = msgspec.json.Decoder(_WireEvent).decode
+_as_tuple = msgspec.structs.astuple
 
 
 def fast_row(raw: bytes) -> Row | None:
@@ -88,31 +130,26 @@ def fast_row(raw: bytes) -> Row | None:
     About 3x cheaper than the pydantic model, which stays the definition: this only accepts
     what `EngagementEvent` accepts, with the same values (a property test holds it to that), and
     leaves everything unusual - errors included, to get the model's messages - to `decode_event`.
-    The checks are written out inline: a helper call per field costs a fifth of the time here.
+    msgspec decodes and checks the fields in C: a third of the cost of orjson plus the same
+    checks written in Python.
     """
     try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        fields = _as_tuple(_decode_wire(raw))
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None
-    if type(d) is not dict or not _SNAKE_NAMES.isdisjoint(d):
+    if fields[_ROW_FIELDS:] != _NO_SNAKE_NAMES:
         return None
-    get = d.get
-    event_id = get("eventId")
-    influencer_id = get("influencerId")
-    platform = get("platform")
-    if (
-        type(event_id) is not str
-        or not 0 < len(event_id) <= 200
-        or type(influencer_id) is not str
-        or not 0 < len(influencer_id) <= 200
-        or platform not in _PLATFORMS
-    ):
-        return None
-    ms = get("timestamp")
-    if type(ms) is int:
-        if not _MIN_EPOCH_MS <= ms < _MAX_EPOCH_MS:
-            return None
-    elif type(ms) is str:
+    row: Row = fields[:_ROW_FIELDS]
+    # An RFC 3339 timestamp (a str, whatever `Row` says) or a null id needs completing.
+    if type(row[1]) is not int or row[3] is None or row[5] is None:
+        return _completed(row)
+    return row
+
+
+def _completed(row: tuple[Any, ...]) -> Row | None:
+    """`row` with an RFC 3339 timestamp as epoch milliseconds and "" for null ids."""
+    ms = row[1]
+    if type(ms) is str:
         try:
             parsed = datetime.fromisoformat(ms)
         except ValueError:
@@ -120,63 +157,14 @@ def fast_row(raw: bytes) -> Row | None:
         if parsed.tzinfo is None:
             return None
         ms = epoch_milliseconds(parsed.astimezone(UTC))
-    else:
-        return None
-    campaign_id = get("campaignId")
-    if campaign_id is None:
-        campaign_id = ""
-    elif type(campaign_id) is not str or not 0 < len(campaign_id) <= 200:
-        return None
-    post_id = get("postId")
-    if post_id is None:
-        post_id = ""
-    elif type(post_id) is not str or not 0 < len(post_id) <= 200:
-        return None
-    views = get("views", 0)
-    likes = get("likes", 0)
-    comments = get("comments", 0)
-    shares = get("shares", 0)
-    saves = get("saves", 0)
-    if (
-        type(views) is not int
-        or type(likes) is not int
-        or type(comments) is not int
-        or type(shares) is not int
-        or type(saves) is not int
-        or not 0 <= views <= _MAX_COUNT
-        or not 0 <= likes <= _MAX_COUNT
-        or not 0 <= comments <= _MAX_COUNT
-        or not 0 <= shares <= _MAX_COUNT
-        or not 0 <= saves <= _MAX_COUNT
-    ):
-        return None
-    followers = get("followers")
-    if followers is not None and (type(followers) is not int or not 0 <= followers <= _MAX_COUNT):
-        return None
-    tags = get("hashtags", _ABSENT)
-    if tags is _ABSENT:
-        hashtags: tuple[str, ...] = ()
-    elif type(tags) is not list or len(tags) > 50:
-        return None
-    else:
-        for tag in tags:
-            if type(tag) is not str or not 0 < len(tag) <= 100:
-                return None
-        hashtags = tuple(tags)
     return (
-        event_id,
+        row[0],
         ms,
-        influencer_id,
-        campaign_id,
-        platform,
-        post_id,
-        views,
-        likes,
-        comments,
-        shares,
-        saves,
-        followers,
-        hashtags,
+        row[2],
+        row[3] if row[3] is not None else "",
+        row[4],
+        row[5] if row[5] is not None else "",
+        *row[6:],
     )
 
 
@@ -271,6 +259,14 @@ class EventBatch:
         self.partitions.append(partition)
         self.offsets.append(offset)
         self.ids.add(row[0])
+
+    def extend(self, later: "EventBatch") -> None:
+        """Append another batch's events (ids disjoint from this one's: the consumer checks)."""
+        self._columns = None
+        self.rows.extend(later.rows)
+        self.partitions.extend(later.partitions)
+        self.offsets.extend(later.offsets)
+        self.ids |= later.ids
 
     def add(self, event: EngagementEvent, *, partition: int, offset: int) -> None:
         self.add_row(event_row(event), partition=partition, offset=offset)

@@ -34,6 +34,9 @@ _timestamps = (
     | st.sampled_from(["2026-11-27T10:15:00Z", "2026-11-27", "yesterday", "", "2026-11-27T10:15"])
     | _scalars
 )
+_containers = st.lists(_scalars, max_size=2) | st.dictionaries(
+    st.text(max_size=3), _scalars, max_size=2
+)
 _platforms = st.sampled_from(["instagram", "tiktok", "youtube", "x", "facebook", "X", "myspace"])
 _counts = st.integers(min_value=-2, max_value=2**53 + 2) | _scalars
 _tags = st.lists(_text | _scalars, max_size=3) | st.lists(st.just("#a"), min_size=49, max_size=52)
@@ -70,7 +73,7 @@ def event_like(draw: st.DrawFn) -> bytes:
     """A JSON object near the contract: mostly valid fields, some wrong, some missing."""
     obj: dict[str, Any] = {k: draw(v) for k, v in _valid.items() if draw(st.integers(0, 9))}
     for name in draw(st.lists(st.sampled_from(sorted(_fields)), max_size=6, unique=True)):
-        obj[name] = draw(_fields[name])
+        obj[name] = draw(_fields[name] | _containers)
     encoding = draw(st.sampled_from(["orjson", "ascii", "duplicate"]))
     if encoding == "orjson":
         try:
@@ -116,6 +119,8 @@ def _check(raw: bytes | None) -> None:
     b'{"eventId":"e","timestamp":1793077386909,"influencerId":"i","platform":"x","hashtags":null}'
 )
 @example(b'{"event_id":"e","timestamp":1793077386909,"influencerId":"i","platform":"x"}')
+@example(b'{"eventId":"e","timestamp":1793077386909,"influencerId":"i","platform":["x"]}')
+@example(b'{"eventId":"e","timestamp":1793077386909,"influencerId":"i","platform":{}}')
 @example(b'{"eventId":"e","timestamp":1793077386909,"influencerId":"i","platform":"x","views":1.0}')
 def test_near_contract_objects_decode_like_the_model(raw: bytes) -> None:
     _check(raw)
