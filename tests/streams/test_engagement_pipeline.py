@@ -290,3 +290,46 @@ async def test_stopping_the_consumer_turns_a_deferred_collector_back_on(
         await consumer.stop()
         _COLLECTOR.collected = time.monotonic()
     assert gc.isenabled()
+
+
+async def test_a_backlog_lands_in_inserts_of_at_most_the_batch_limit(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    limit, n = 5000, 12_345
+    settings = settings.model_copy(update={"sink_max_batch": limit})
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20)
+    await producer.start()
+    try:
+        events = [make_event(campaignId="cmp_backlog", views=1) for _ in range(n)]
+        await send_all(
+            producer,
+            settings.engagement_topic,
+            [encode(e) for e in events],
+            [e["influencerId"].encode() for e in events],
+        )
+    finally:
+        await producer.stop()
+
+    def inserts() -> tuple[float, float, float]:
+        def sample(suffix: str, labels: dict[str, str] | None = None) -> float:
+            return REGISTRY.get_sample_value(f"fk_sink_batch_rows_{suffix}", labels) or 0.0
+
+        return sample("count"), sample("sum"), sample("bucket", {"le": str(float(limit))})
+
+    count0, rows0, within0 = inserts()
+    consumer = EngagementConsumer(settings, store)
+    await consumer.start()
+    try:
+        await wait_until(lambda: consumer.sink.stored >= n, timeout=60)
+    finally:
+        await consumer.stop()
+    count, rows, within = inserts()
+    assert rows - rows0 == n
+    assert within - within0 == count - count0, "an insert was larger than FK_SINK_MAX_BATCH"
+    # The backlog is read in full polls, gathered up to the limit: no insert smaller than it
+    # but the last.
+    assert count - count0 == -(-n // limit)
+    total = await store.query_rows(
+        "SELECT sum(views), count() FROM engagement_events WHERE campaign_id = 'cmp_backlog'"
+    )
+    assert total[0] == (n, n)
