@@ -71,7 +71,7 @@ async def entity_metrics(
 ) -> EntityMetrics | None:
     """Windowed sums for one campaign or creator by event time; None when it has no events.
 
-    The sort key (campaign) or the `by_influencer` projection (creator) bounds the scan.
+    The sort key (campaign) or the `by_influencer_metrics` projection (creator) bounds the scan.
     """
     rows = await store.query_rows(
         _METRICS_SQL[kind],
