@@ -166,3 +166,27 @@ def test_creator_attributes_merge_newest_first(store: Store, tmp_path: Path) -> 
     assert store.query_rows_sync(
         "SELECT handle, category, country, followers FROM creators FINAL"
     ) == [("@new", "Travel", "IN", 150)]
+
+
+def test_line_numbers_stay_exact_across_many_blocks(store: Store, tmp_path: Path) -> None:
+    # Rows are parsed by one thread (it numbers them) and checked by two, in blocks of 16k:
+    # rejected rows far into the file, after quoted line breaks, keep their physical lines.
+    lines = [HEADER]
+    expected: list[tuple[int, str, str]] = []
+    line = 2  # where the next row starts
+    for n in range(60_000):
+        if n % 7919 == 0:
+            lines.append(f'c1,i{n},instagram,"multi\nline {n}",,100,10,2,1,')
+        elif n % 4001 == 0:
+            lines.append(f"c1,i{n},myspace,p{n},,100,10,2,1,")
+            expected.append((line, "platform", "unknown platform"))
+        else:
+            lines.append(f"c1,i{n % 500},tiktok,p{n},,{n + 1},1,0,0,")
+        line += 1 + lines[-1].count("\n")
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    report = load(store, path)
+    assert (report.rows, report.rejected) == (60_000, len(expected))
+    assert [(e.line, e.column, e.reason) for e in report.errors] == expected
+    assert expected[-1][0] > 50_000
+    with Path(report.rejected_file or "").open(newline="") as fh:
+        assert [int(r[0]) for r in list(csv.reader(fh))[1:]] == [e[0] for e in expected]
