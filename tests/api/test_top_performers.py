@@ -321,3 +321,17 @@ async def test_cached_answers_follow_new_rows_and_are_kept_while_nothing_changes
 
     await wait_until(both)
     assert loads == 2
+
+
+async def test_invalid_parameters_are_named_and_valid_ones_remembered(
+    client: httpx.AsyncClient,
+) -> None:
+    for _ in range(2):  # the second time from the remembered parse
+        body = assert_problem(
+            await client.get("/top-performers", params={"limit": "0", "minViews": "-1"}), 422
+        )
+        assert sorted(e["location"] for e in body["errors"]) == ["query.limit", "query.minViews"]
+        ok = await client.get("/top-performers", params={"limit": "3", "sort": "views"})
+        assert ok.status_code == 200
+        assert (ok.json()["limit"], ok.json()["sort"]) == (3, "views")
+    assert top_performers_routes._PARSED
