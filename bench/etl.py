@@ -221,7 +221,7 @@ def run(rounds: int = 3, seconds: int = 15) -> dict[str, Any]:
         return {
             "10k": _load_vs_pandas(tmp, small, rounds),
             "1m": _load_vs_pandas(tmp, large, rounds),
-            "latency": _latency(tmp, large, seconds, 2),
+            "latency": _latency(tmp, large, seconds, 3),
         }
 
 
