@@ -262,6 +262,17 @@ FROM ({_bucket(table)})
 """
 
 
+_INSERT_VALID_ROWS = """INSERT INTO engagement_events
+    (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
+     comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset)
+SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
+       comments, shares, saves, followers, [], 'batch', -1, rn
+FROM {table}
+WHERE empty(errors)"""
+"""The valid staged rows as `engagement_events` rows (source 'batch', the row number as offset);
+the two insert statements add their own conditions."""
+
+
 def insert_events(table: str) -> str:
     """Insert each valid row of one hash bucket whose content id the store does not hold yet,
     once (the first row wins). Bucketing bounds the memory of the id sets.
@@ -269,13 +280,7 @@ def insert_events(table: str) -> str:
     Parameters: buckets, bucket.
     """
     return f"""
-INSERT INTO engagement_events
-    (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
-     comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset)
-SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
-       comments, shares, saves, followers, [], 'batch', -1, rn
-FROM {table}
-WHERE empty(errors)
+{_INSERT_VALID_ROWS.format(table=table)}
   AND cityHash64(event_id) % {{buckets:UInt64}} = {{bucket:UInt64}}
   AND event_id NOT IN (
       SELECT event_id FROM engagement_events
@@ -291,13 +296,7 @@ def insert_new_events(table: str) -> str:
     that holds no `csv:` id at all (so none can be stored already): no existence check, no
     dedupe, one statement; two threads write the parts (sorted twice, for the projection)."""
     return f"""
-INSERT INTO engagement_events
-    (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
-     comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset)
-SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
-       comments, shares, saves, followers, [], 'batch', -1, rn
-FROM {table}
-WHERE empty(errors)
+{_INSERT_VALID_ROWS.format(table=table)}
 SETTINGS max_threads = 2, max_insert_threads = 2, max_partitions_per_insert_block = 0, {_BLOCKS}
 """
 
