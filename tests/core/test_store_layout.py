@@ -1,10 +1,13 @@
 """The store's physical layout serves the API's reads: creator metrics read the narrow
 `by_influencer_metrics` projection, not the whole table."""
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from api.queries import _METRICS_SQL
-from core.clickhouse import Store
+from core.clickhouse import MIGRATIONS_DIR, Store
+from core.settings import Settings
 from streams.transforms import EventBatch
 
 
@@ -33,3 +36,36 @@ def test_creator_metrics_read_the_projection_of_their_columns(store: Store) -> N
     assert "by_influencer_metrics" in plan, plan
     (row,) = store.query_rows_sync(_METRICS_SQL["influencer"], parameters)
     assert row[-1] == len([i for i in range(200) if i % 7 == 3])
+
+
+def test_a_store_from_before_the_narrow_projection_upgrades_in_place(
+    settings: Settings, tmp_path: Path
+) -> None:
+    earlier = tmp_path / "migrations"
+    earlier.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if path.name < "0022":
+            shutil.copy(path, earlier / path.name)
+    database = f"{settings.clickhouse_database}_up"
+    store = Store.open(settings.store_url, database, migrate=False)
+    try:
+        store.migrate(earlier)
+        now = datetime.now(UTC)
+        batch = EventBatch()
+        for i in range(300):
+            row = (f"u{i}", int(now.timestamp() * 1000) - i * 1000, f"inf_{i % 5}", "cmp_u")
+            batch.add_row((*row, "x", "", 2, 1, 0, 0, 0, None, ()), partition=0, offset=i)
+        store.insert_arrow_sync("engagement_events", batch.arrow())
+        assert store.migrate() == ["0022_narrow_influencer_projection.sql"]
+        names = store.query_rows_sync(
+            "SELECT name FROM system.projections WHERE database = currentDatabase() "
+            "AND table = 'engagement_events'"
+        )
+        assert names == [("by_influencer_metrics",)]
+        parameters = {"id": "inf_2", "h1": now - timedelta(hours=1), "h24": now - timedelta(days=1)}
+        (row,) = store.query_rows_sync(_METRICS_SQL["influencer"], parameters)
+        assert (row[-2], row[-1]) == (0, 60)  # sum(saves), count(): the rows are all there
+        assert row[12] == 120  # sum(views) over all time
+    finally:
+        store.command_sync(f"DROP DATABASE IF EXISTS `{database}`")
+        store.close()
