@@ -188,12 +188,13 @@ class EngagementConsumer(mode.Service):
 
         At most one batch is in flight: it is stored and its offsets committed before the next
         one starts landing, so commits stay in order and a crash replays only uncommitted
-        batches. The store insert runs in a thread, so this overlap is real parallelism. While
-        a batch is landing, the polls read meanwhile are decoded and gathered (up to
-        `FK_SINK_MAX_BATCH` records) into the next one: when the store is the slower side,
-        inserts grow instead of queueing, and fewer, larger inserts cost the store less (half
-        the CPU per event, merges included, at 60k rows than at 30k: BENCHMARKS.md). When the
-        consumer keeps up, a poll lands as soon as the one before it is stored.
+        batches. The store insert runs in a thread, so this overlap is real parallelism.
+
+        A poll of at least a tenth of `FK_SINK_MAX_BATCH` records means a backlog: the next
+        poll joins the same insert, up to that many records, because fewer, larger inserts cost
+        the store less (its merge CPU halved on million-event runs: docs/faust-profiling.md).
+        A smaller poll means the consumer has caught up, and lands as soon as the batch before
+        it is stored; the last poll of a backlog waits at most one poll timeout (100 ms).
         """
         assert self.consumer is not None
         timeout = self.settings.sink_poll_timeout_ms
