@@ -239,13 +239,6 @@ class EngagementConsumer(mode.Service):
             self._landing = asyncio.ensure_future(self.land(pending))
             await self.settle()
 
-    async def process(
-        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> None:
-        """Validate, dead-letter, dedupe and store one poll's records, then commit them."""
-        await self.settle()
-        await self.land(await self.decode(batch))
-
     async def decode(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> _Decoded:
