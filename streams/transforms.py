@@ -3,7 +3,6 @@ batch of events as store columns. No I/O here; unit-tested without Kafka."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -17,6 +16,7 @@ from schemas.events import (
     EngagementEvent,
     Platform,
     epoch_milliseconds,
+    parse_event_time,
 )
 
 
@@ -151,12 +151,9 @@ def _completed(row: tuple[Any, ...]) -> Row | None:
     ms = row[1]
     if type(ms) is str:
         try:
-            parsed = datetime.fromisoformat(ms)
+            ms = epoch_milliseconds(parse_event_time(ms))
         except ValueError:
             return None
-        if parsed.tzinfo is None:
-            return None
-        ms = epoch_milliseconds(parsed.astimezone(UTC))
     return (
         row[0],
         ms,
