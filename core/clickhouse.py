@@ -8,6 +8,7 @@ Driver errors become `StoreUnavailable` (the API answers 503) or `StoreQueryErro
 import asyncio
 import contextlib
 import re
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,12 +64,33 @@ def _only_comments(text: str) -> bool:
 
 
 class Store:
-    """A connected store bound to one database. Create with `Store.open(...)`."""
+    """A connected store bound to one database. Create with `Store.open(...)`.
 
-    def __init__(self, client: Client, database: str, *, workers: int = 4) -> None:
+    Each of the store's threads has a client of its own: chDB's client serialises every call
+    on a per-client lock, so one shared client ran the threads' queries one at a time (reads
+    queued behind inserts and rankings). chDB allows any number of clients on one engine.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        database: str,
+        *,
+        workers: int = 4,
+        connect: Callable[[], Client] | None = None,
+    ) -> None:
         self.client = client
         self.database = database
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
+        self._connect = connect
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._clients_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="store", initializer=self._mark_own_thread
+        )
+
+    def _mark_own_thread(self) -> None:
+        self._local.own = True
 
     @classmethod
     def open(
@@ -93,7 +115,7 @@ class Store:
             raise StoreUnavailable(f"cannot open store: {type(exc).__name__}") from exc
         except OSError as exc:
             raise StoreUnavailable(f"cannot reach store: {exc.strerror or exc}") from exc
-        store = cls(client, database)
+        store = cls(client, database, connect=lambda: _connect(url, database, user, password))
         if migrate:
             store.migrate()
         return store
@@ -125,11 +147,27 @@ class Store:
 
     # -- blocking calls (run in the store's threads by the async wrappers) -------------------
 
+    def _thread_client(self) -> Client:
+        """The calling store thread's own client; any other thread shares `self.client`."""
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            if self._connect is None or not getattr(self._local, "own", False):
+                client = self.client
+            else:
+                try:
+                    client = self._connect()
+                except ClickHouseError as exc:
+                    raise StoreUnavailable(f"cannot open store: {type(exc).__name__}") from exc
+                with self._clients_lock:
+                    self._clients.append(client)
+            self._local.client = client
+        return client
+
     def query_rows_sync(
         self, sql: str, parameters: dict[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
         try:
-            result = self.client.query(sql, parameters=parameters)
+            result = self._thread_client().query(sql, parameters=parameters)
             return [tuple(row) for row in result.result_rows]
         except ClickHouseError as exc:
             raise self._translate(exc) from exc
@@ -139,7 +177,7 @@ class Store:
     ) -> list[Sequence[Any]]:
         try:
             columns: list[Sequence[Any]] = list(
-                self.client.query(sql, parameters=parameters).result_columns
+                self._thread_client().query(sql, parameters=parameters).result_columns
             )
             return columns
         except ClickHouseError as exc:
@@ -149,7 +187,9 @@ class Store:
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
     ) -> None:
         try:
-            self.client.insert(table, columns, column_names=list(names), column_oriented=True)
+            self._thread_client().insert(
+                table, columns, column_names=list(names), column_oriented=True
+            )
         except ClickHouseError as exc:
             raise self._translate(exc) from exc
 
@@ -157,13 +197,13 @@ class Store:
         """Insert an Arrow table (columns named as the table's). Cheaper in Python than
         `insert_sync`: the store parses the Arrow buffer natively, outside the GIL."""
         try:
-            self.client.insert_arrow(table, data)
+            self._thread_client().insert_arrow(table, data)
         except ClickHouseError as exc:
             raise self._translate(exc) from exc
 
     def command_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         try:
-            return self.client.command(sql, parameters=parameters)
+            return self._thread_client().command(sql, parameters=parameters)
         except ClickHouseError as exc:
             raise self._translate(exc) from exc
 
@@ -216,6 +256,9 @@ class Store:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-        # Closing a dead connection is not worth failing a shutdown.
-        with contextlib.suppress(ClickHouseError):
-            self.client.close()
+        with self._clients_lock:
+            clients, self._clients = [*self._clients, self.client], []
+        for client in clients:
+            # Closing a dead connection is not worth failing a shutdown.
+            with contextlib.suppress(ClickHouseError):
+                client.close()
