@@ -115,7 +115,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     from core.kafka import EmbeddedBroker
 
     settings = _settings()
-    broker = EmbeddedBroker(settings.kafka_embedded_port) if settings.embedded_broker else None
+    broker = (
+        EmbeddedBroker(
+            settings.kafka_embedded_port, memory_warn_mb=settings.embedded_broker_warn_mb
+        )
+        if settings.embedded_broker
+        else None
+    )
     if broker is not None:
         broker.start()
     token = issue_token(

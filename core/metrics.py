@@ -58,6 +58,11 @@ CONSUMER_LAG = Gauge(
     "High-water mark minus position, per partition of engagement-events.",
     ["partition"],
 )
+EMBEDDED_BROKER_RESIDENT_BYTES = Gauge(
+    "fk_embedded_broker_resident_bytes",
+    "Resident memory of the embedded broker this process runs (it keeps every message in"
+    " memory), sampled every few seconds; 0 in a process that runs none.",
+)
 
 API_REQUESTS = Counter(
     "fk_api_requests_total", "HTTP requests by route template.", ["method", "route", "status"]

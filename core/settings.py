@@ -34,6 +34,14 @@ class Settings(BaseSettings):
         default=None, description="host:port list; unset in embedded mode = start the broker."
     )
     kafka_embedded_port: int = 19092
+    embedded_broker_warn_mb: int = Field(
+        default=2048,
+        ge=0,
+        description=(
+            "Embedded broker: warn (log line, /readyz) once its resident memory exceeds this many"
+            " MiB; it keeps every message in memory until `fk up` stops. 0 = never."
+        ),
+    )
     kafka_session_timeout_ms: int = Field(
         default=6000, description="Also bounds how long a group join takes on the embedded broker."
     )

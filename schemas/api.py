@@ -56,9 +56,19 @@ class ReadinessCheck(WireModel):
     error: str | None = None
 
 
+class ReadinessWarning(WireModel):
+    name: str = Field(description="What it concerns (`broker`).")
+    message: str = Field(description="What is wrong and what to do about it.")
+
+
 class Readiness(WireModel):
     status: str
     checks: list[ReadinessCheck]
+    warnings: list[ReadinessWarning] = Field(
+        default_factory=list,
+        description="Conditions that need an operator but do not make the platform unready, e.g."
+        " the embedded broker's memory above FK_EMBEDDED_BROKER_WARN_MB.",
+    )
 
 
 class ScoreComponents(WireModel):

@@ -9,7 +9,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
 from core.clickhouse import StoreError
-from schemas.api import Readiness, ReadinessCheck
+from core.kafka import running_broker
+from core.settings import Settings
+from schemas.api import Readiness, ReadinessCheck, ReadinessWarning
 
 router = APIRouter(tags=["health"])
 
@@ -30,9 +32,19 @@ async def _check_broker(bootstrap: str) -> None:
         await writer.wait_closed()
 
 
+def _warnings(settings: Settings) -> list[ReadinessWarning]:
+    """What needs an operator without making the platform unready: the memory of the embedded
+    broker this process runs (`fk up`), from its latest sample (no I/O here). A standalone API has
+    no embedded broker of its own and no such warning."""
+    broker = running_broker(settings.kafka_embedded_port) if settings.embedded_broker else None
+    message = broker.memory_warning() if broker is not None else None
+    return [ReadinessWarning(name="broker", message=message)] if message else []
+
+
 @router.get(
     "/readyz",
-    summary="Readiness: the broker and the store answer; 503 when either does not.",
+    summary="Readiness: the broker and the store answer; 503 when either does not. Warnings "
+    "(e.g. the embedded broker's memory) do not change the status.",
     response_model=Readiness,
     responses={503: {"model": Readiness}},
 )
@@ -49,7 +61,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     except (StoreError, TimeoutError) as exc:
         checks.append(ReadinessCheck(name="store", ok=False, error=type(exc).__name__))
     ready = all(c.ok for c in checks)
-    body = Readiness(status="ready" if ready else "unavailable", checks=checks)
+    body = Readiness(
+        status="ready" if ready else "unavailable",
+        checks=checks,
+        warnings=_warnings(services.settings),
+    )
     return JSONResponse(body.model_dump(by_alias=True), status_code=200 if ready else 503)
 
 
