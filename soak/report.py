@@ -4,6 +4,7 @@ process from the end of warm-up to the end of the load, consumer lag, freshness,
 from dataclasses import dataclass
 
 from soak.load import Options, Results
+from soak.processes import role
 from soak.receiver import Receiver
 
 
@@ -24,6 +25,11 @@ class MemoryChange:
     @property
     def change(self) -> float:
         return (self.end - self.start) / self.start
+
+    @property
+    def per_event(self) -> float:
+        """Bytes of resident memory gained per accepted event."""
+        return (self.end - self.start) / max(1, self.events)
 
 
 def memory_changes(results: Results, warmup: float) -> list[MemoryChange]:
@@ -111,13 +117,20 @@ def render(
         lines.append(
             f"| {change.process} | {change.start / 2**20:.0f} MiB | {change.end / 2**20:.0f} MiB | "
             f"{change.change * 100:+.1f} % | "
-            f"{(change.end - change.start) / max(1, change.events):+.0f} B | "
+            f"{change.per_event:+.0f} B | "
             f"{change.peak / 2**20:.0f} MiB | "
             f"{'PASS' if ok else 'FAIL'} |"
         )
     lines.append("")
+    if changes:
+        lines.append(
+            "Bytes per event (RSS growth / events accepted, warm-up end to end): "
+            + ", ".join(f"{role(c.process)} {c.per_event:+,.0f} B" for c in changes)
+            + ' (the embedded broker keeps every message: ~720 B per event, README "Restarts").'
+        )
+    names = [role(name) for name in results.memory[-1][2]] if results.memory else []
     lines.append(
-        "RSS per sample (MiB): "
+        f"RSS per sample (MiB; {' / '.join(names)}): "
         + "; ".join(
             f"{at:.0f} s " + ", ".join(f"{v / 2**20:.0f}" for v in sample.values())
             for at, _, sample in results.memory
