@@ -19,29 +19,24 @@ SCOPES = {
     ),
 }
 
+# Read from the maintained per-post state (`post_totals`, kept by the store as events and CSV
+# rows are inserted), never from raw events: a post's events are already folded together there.
 # CTEs are inlined by ClickHouse, so `creators_in_scope` is referenced once only; the follower
 # and attribute look-ups read their (small, per-creator) answers for every creator instead.
 _TOP_TEMPLATE = """
 WITH
-scoped AS (
-    SELECT influencer_id, platform, if(post_id != '', post_id, event_id) AS post,
-           views, likes, comments, shares, saves
-    FROM engagement_events
-    WHERE {scope}
-      AND ({{platform:String}} = '' OR platform = {{platform:String}})
-      AND ({{category:String}} = '' OR influencer_id IN (
-          SELECT influencer_id FROM creators FINAL
-          WHERE lower(category) = lower({{category:String}})))
-),
 posts AS (
     SELECT influencer_id, platform, sum(views) AS post_views, sum(likes) AS post_likes,
            sum(comments) AS post_comments, sum(shares) AS post_shares,
            sum(saves) AS post_saves,
            log((post_likes + post_comments + post_shares + 0.5) / (post_views + 1)) AS x
-    FROM scoped
-    -- A post's 64-bit hash groups as its id does (a collision between two posts of one
-    -- creator on one platform, ~1e-19 a pair, is the price) at a fraction of the cost.
-    GROUP BY influencer_id, platform, cityHash64(post)
+    FROM post_totals
+    WHERE {scope}
+      AND ({{platform:String}} = '' OR platform = {{platform:String}})
+      AND ({{category:String}} = '' OR influencer_id IN (
+          SELECT influencer_id FROM creators FINAL
+          WHERE lower(category) = lower({{category:String}})))
+    GROUP BY influencer_id, platform, post
 ),
 bounds AS (
     SELECT platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
@@ -74,9 +69,8 @@ SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.
        s.post_range
 FROM creators_in_scope AS s
 LEFT JOIN (
-    SELECT influencer_id, argMax(followers, event_time) AS latest_followers
-    FROM engagement_events
-    WHERE followers IS NOT NULL
+    SELECT influencer_id, argMaxMerge(latest) AS latest_followers
+    FROM creator_followers
     GROUP BY influencer_id
 ) AS f ON f.influencer_id = s.influencer_id
 LEFT JOIN (

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from core.clickhouse import Store
+
 _ids = itertools.count()
 
 
@@ -63,3 +65,13 @@ def reference_metrics(
         w["engagementRate"] = round(w["engagements"] / w["views"] * 100, 4) if w["views"] else 0.0
         out[name] = w
     return out
+
+
+ENGAGEMENT_TABLES = ("engagement_events", "post_totals", "creator_followers", "hashtag_minute")
+"""The events table and the state the store maintains from it."""
+
+
+def clear_events(store: Store) -> None:
+    """Empty the events table and everything maintained from it (a truncate fires no view)."""
+    for table in ENGAGEMENT_TABLES:
+        store.command_sync(f"TRUNCATE TABLE {table}")

@@ -56,7 +56,14 @@ def test_a_store_from_before_the_narrow_projection_upgrades_in_place(
             row = (f"u{i}", int(now.timestamp() * 1000) - i * 1000, f"inf_{i % 5}", "cmp_u")
             batch.add_row((*row, "x", "", 2, 1, 0, 0, 0, None, ()), partition=0, offset=i)
         store.insert_arrow_sync("engagement_events", batch.arrow())
-        assert store.migrate() == ["0022_narrow_influencer_projection.sql"]
+        assert store.migrate() == [
+            "0022_narrow_influencer_projection.sql",
+            "0023_post_totals.sql",
+        ]
+        # The per-post state is filled from the events stored before it existed.
+        assert store.query_rows_sync("SELECT sum(events), sum(views) FROM post_totals") == [
+            (300, 600)
+        ]
         names = store.query_rows_sync(
             "SELECT name FROM system.projections WHERE database = currentDatabase() "
             "AND table = 'engagement_events'"

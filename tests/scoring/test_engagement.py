@@ -13,6 +13,7 @@ from core.clickhouse import Store
 from scoring.engagement import CreatorStats, score_creators, tier
 from scoring.queries import Candidate, scored_creators
 from tests.api.test_top_performers import insert_rows
+from tests.factories import clear_events
 
 _SETTINGS = settings(
     max_examples=12,
@@ -59,7 +60,7 @@ async def test_one_viral_post_moves_a_score_by_less_than_5_points(
     """The issue's property, for creators with 1-60 posts in a 40-creator cohort: one post gets
     20x the likes (20x the rate), or 20x the likes and the views (the usual rate, 20x reach)."""
     rng = random.Random(seed)
-    store.command_sync("TRUNCATE TABLE engagement_events")
+    clear_events(store)
     cohort = []
     for n in range(40):
         cohort += posts_of(
@@ -69,7 +70,7 @@ async def test_one_viral_post_moves_a_score_by_less_than_5_points(
     insert_rows(store, cohort + target)
     before = (await scores(store))["inf_target"].engagement_score
 
-    store.command_sync("TRUNCATE TABLE engagement_events")
+    clear_events(store)
     viral = dict(target[rng.randrange(posts)])
     viral["likes"] *= 20
     if views_too:
@@ -87,7 +88,7 @@ async def test_score_does_not_follow_size_when_the_true_rate_does_not(
     store: Store, seed: int
 ) -> None:
     rng = random.Random(seed)
-    store.command_sync("TRUNCATE TABLE engagement_events")
+    clear_events(store)
     rows = []
     followers = {}
     for n in range(300):
