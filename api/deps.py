@@ -16,6 +16,7 @@ from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
 from core.settings import Settings
+from scoring.queries import ScopeRanking
 
 
 @dataclass
@@ -26,8 +27,10 @@ class Services:
     metrics_cache: TtlCache[bytes | None]
     ledger: CampaignLedger
     owners: TtlCache[str | None]
-    top_cache: TtlCache[bytes | None]
+    top_cache: TtlCache[ScopeRanking | None]
     known_owners: dict[str, str] = field(default_factory=dict)
+    top_ranked: dict[Hashable, tuple[int, bytes]] = field(default_factory=dict)
+    """Per top-performers query: the scoring generation it was ranked from and the answer."""
     tokens: dict[str, Principal] = field(default_factory=dict)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     briefs: BriefService | None = None

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How long such a write waits for the store (then 503)."
     )
     top_performers_cache_ttl_seconds: float = Field(
-        default=5.0, description="How long a /top-performers answer is served as fresh."
+        default=1.0, description="How long a scope's /top-performers scoring is served as fresh."
     )
     top_performers_cache_max_stale_seconds: float = Field(
         default=60.0, description="Up to this age a stale answer is served while it reloads."

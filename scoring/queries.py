@@ -2,6 +2,7 @@
 the ranking. Shared by the API (`GET /top-performers`) and the brief generator (`topCreators`)."""
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -168,6 +169,22 @@ _SORT_KEYS: dict[str, Callable[[Candidate], float]] = {
     "views": lambda c: c.views,
     "engagements": lambda c: c.engagements,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRanking:
+    """Every creator of one scope, scored once; `generation` tells scorings apart (a ranking
+    made from one scoring is valid until the scope is scored again)."""
+
+    generation: int
+    creators: list[Candidate]
+
+    @classmethod
+    def of(cls, creators: list[Candidate]) -> "ScopeRanking":
+        return cls(next(_GENERATIONS), creators)
+
+
+_GENERATIONS = itertools.count()
 
 
 async def scored_creators(

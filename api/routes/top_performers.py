@@ -1,5 +1,6 @@
 """`GET /top-performers`: creators of the caller's scope ranked by rate, score, views or
-engagements, served from a short-lived cache keyed by the normalised query and organisation."""
+engagements. Each scope (organisation, campaign, platform, category) is scored into a short-lived
+cache; each query ranks a scoring once."""
 
 import asyncio
 from collections.abc import Hashable
@@ -9,12 +10,18 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import CallerDep
+from api.deps import CallerDep, Services
 from api.errors import NotFound
 from api.queries import campaign_owner
 from schemas.api import Problem, TopPerformers
 from schemas.events import Platform
-from scoring.queries import TopSort, rank, scored_creators, top_performers_version
+from scoring.queries import (
+    ScopeRanking,
+    TopSort,
+    rank,
+    scored_creators,
+    top_performers_version,
+)
 
 router = APIRouter(tags=["top performers"])
 
@@ -105,46 +112,67 @@ async def top_performers(
     """Counts are sums over the creator's rows in scope (batch and stream alike);
     `engagementRate` is their ratio; `engagementScore` compares the creator with its cohort
     within the same scope (docs/scoring.md)."""
-    services, principal = caller.services, caller.principal
-    org = principal.org
-    campaign_id, category, sort = query.campaign_id, query.category, query.sort
-    limit, min_views = query.limit, query.min_views
+    services, org = caller.services, caller.principal.org
+    campaign_id, category = query.campaign_id, query.category
     platform_name = query.platform.value if query.platform else None
-    key = (
-        "top",
-        org,
-        campaign_id,
-        platform_name,
-        category and category.lower(),
-        sort,
-        limit,
-        min_views,
-    )
+    scored = await scope_ranking(services, org, campaign_id, platform_name, category)
+    if scored is None:
+        raise NotFound(f"No campaign {campaign_id!r} in your organisation.")
+    scope = (org, campaign_id, platform_name, category and category.lower())
+    body = await _ranked(services.top_ranked, scope, scored, query)
+    return Response(body, media_type="application/json")
 
-    async def load() -> bytes | None:
+
+async def scope_ranking(
+    services: Services,
+    org: str,
+    campaign_id: str | None,
+    platform: str | None,
+    category: str | None,
+) -> ScopeRanking | None:
+    """Every creator of one scope, scored; None for another organisation's campaign.
+
+    A scope is scored from the maintained per-post state only when the data changed since it
+    was last scored, at most once per TTL (longer for an expensive scoring, see `load_share`);
+    the previous scoring is served meanwhile. The embedded platform knows its own writes; a
+    standalone API asks the store's parts metadata."""
+
+    async def load() -> ScopeRanking | None:
         if campaign_id is not None:
             owner = await campaign_owner(services, campaign_id)
             if owner is not None and owner != org:
                 return None
         creators = await scored_creators(
-            services.store,
-            org=org,
-            campaign_id=campaign_id,
-            platform=platform_name,
-            category=category,
+            services.store, org=org, campaign_id=campaign_id, platform=platform, category=category
         )
-        ranked = await asyncio.to_thread(
-            rank, creators, sort=sort, limit=limit, min_views=min_views
-        )
-        return ranked.model_dump_json(by_alias=True).encode()
+        return ScopeRanking.of(creators)
 
     async def parts_version() -> Hashable:
         return await top_performers_version(services.store)
 
-    # Reloads (a scan of the scope and scoring every creator in it) happen only when the data
-    # changed since the cached answer was computed; the stale answer is served meanwhile. The
-    # embedded platform knows its own writes; a standalone API asks the store's parts metadata.
-    body = await services.top_cache.get(key, load, services.top_version or parts_version)
-    if body is None:
-        raise NotFound(f"No campaign {campaign_id!r} in your organisation.")
-    return Response(body, media_type="application/json")
+    key = ("top", org, campaign_id, platform, category and category.lower())
+    return await services.top_cache.get(key, load, services.top_version or parts_version)
+
+
+_RANKED_MAX = 4096
+
+
+async def _ranked(
+    cache: dict[Hashable, tuple[int, bytes]],
+    scope: Hashable,
+    scored: ScopeRanking,
+    query: TopPerformersQuery,
+) -> bytes:
+    """The answer for `query` from one scoring of its scope, ranked once per scoring."""
+    key = (scope, query.sort, query.limit, query.min_views)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == scored.generation:
+        return hit[1]
+    ranked = await asyncio.to_thread(
+        rank, scored.creators, sort=query.sort, limit=query.limit, min_views=query.min_views
+    )
+    body = ranked.model_dump_json(by_alias=True).encode()
+    if len(cache) >= _RANKED_MAX:
+        cache.clear()
+    cache[key] = (scored.generation, body)
+    return body

@@ -1,6 +1,7 @@
 """The read cache: hits, single-flight misses, stale-while-revalidate, errors not cached."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -107,3 +108,37 @@ async def test_a_failing_version_check_is_not_cached() -> None:
     with pytest.raises(RuntimeError):
         await cache.get("k", load, broken)
     assert await cache.get("k", load) == 2
+
+
+async def test_an_expensive_load_stays_fresh_for_its_cost_over_the_load_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("api.cache.time.monotonic", lambda: clock[0])
+    cache: TtlCache[int] = TtlCache(ttl=1.0, max_stale=60, load_share=0.25)
+    loads = 0
+
+    def loader(seconds: float) -> Callable[[], Awaitable[int]]:
+        async def load() -> int:
+            nonlocal loads
+            loads += 1
+            clock[0] += seconds  # the load's cost
+            return loads
+
+        return load
+
+    assert await cache.get("slow", loader(2.0)) == 1
+    clock[0] += 5.0  # 7 s after the load started: fresh for 2 s / 0.25 = 8 s, not the 1 s TTL
+    assert await cache.get("slow", loader(2.0)) == 1
+    await asyncio.sleep(0)
+    assert loads == 1
+    clock[0] += 2.0  # past 8 s: served stale while one refresh runs
+    assert await cache.get("slow", loader(2.0)) == 1
+    await asyncio.sleep(0)
+    assert loads == 2
+    # A quick load keeps the TTL.
+    assert await cache.get("quick", loader(0.01)) == 3
+    clock[0] += 1.1
+    assert await cache.get("quick", loader(0.01)) == 3
+    await asyncio.sleep(0)
+    assert loads == 4

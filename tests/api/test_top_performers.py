@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from api.main import create_app
 from api.routes import top_performers as top_performers_routes
 from core.clickhouse import Store
 from core.settings import Settings
@@ -306,7 +307,7 @@ async def test_cached_answers_follow_new_rows_and_are_kept_while_nothing_changes
 
     async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
         nonlocal loads
-        loads += 1
+        loads += kwargs["campaign_id"] == "cmp_a"  # not the start-up scoring of organisations
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
@@ -335,3 +336,96 @@ async def test_invalid_parameters_are_named_and_valid_ones_remembered(
         assert ok.status_code == 200
         assert (ok.json()["limit"], ok.json()["sort"]) == (3, "views")
     assert top_performers_routes._PARSED
+
+
+async def test_sort_limit_and_min_views_rank_one_scoring_of_the_scope(
+    client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free parameters cannot make every request a reload: one scope is scored once."""
+    loads = 0
+    real = top_performers_routes.scored_creators
+
+    async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
+        nonlocal loads
+        loads += kwargs["org"] == "acme"  # not the start-up scoring of the demo organisation
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+    insert_rows(
+        store,
+        [
+            {"influencer_id": "inf_a", "views": 100, "likes": 9},
+            {"influencer_id": "inf_b", "views": 1000, "likes": 20},
+            {"influencer_id": "inf_c", "views": 10, "likes": 5},
+        ],
+    )
+    answers = {}
+    for sort in ("engagementRate", "views", "engagements", "engagementScore"):
+        for limit in (1, 2, 10):
+            for min_views in (0, 50, 999):
+                body = await top(
+                    client, campaignId="cmp_a", sort=sort, limit=limit, minViews=min_views
+                )
+                answers[sort, limit, min_views] = [i["influencerId"] for i in body["items"]]
+    assert loads == 1
+    assert answers["engagementRate", 10, 0] == ["inf_c", "inf_a", "inf_b"]
+    assert answers["views", 2, 0] == ["inf_b", "inf_a"]
+    assert answers["engagements", 10, 50] == ["inf_b", "inf_a"]
+    assert answers["views", 10, 999] == ["inf_b"]
+    # Another scope is scored on its own.
+    await top(client, platform="instagram")
+    assert loads == 2
+
+
+async def test_a_new_event_reaches_a_ranking_that_is_read_continuously(
+    settings: Settings, pipeline: EngagementConsumer, client: httpx.AsyncClient, store: Store
+) -> None:
+    """With the default TTL, a scoring served stale is refreshed once the data changed (how
+    soon is measured by `make bench`, not here)."""
+    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    assert (
+        services.top_cache.ttl == Settings.model_fields["top_performers_cache_ttl_seconds"].default
+    )
+    insert_rows(store, [{"influencer_id": "inf_a", "views": 100, "likes": 1}])
+    assert [i["influencerId"] for i in (await top(client, campaignId="cmp_a"))["items"]] == [
+        "inf_a"
+    ]
+    response = await client.post(
+        "/events",
+        json=[make_event(influencerId="inf_new", campaignId="cmp_a", views=10, likes=9)],
+    )
+    assert response.status_code == 202, response.text
+
+    async def ranked_first() -> bool:
+        items = (await top(client, campaignId="cmp_a"))["items"]
+        return bool(items) and items[0]["influencerId"] == "inf_new"
+
+    await wait_until(ranked_first, timeout=10)
+
+
+async def test_organisation_rankings_are_scored_at_start_so_the_first_request_does_not_wait(
+    settings: Settings, store: Store, topics: None, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insert_rows(store, [{"influencer_id": "inf_a", "campaign_id": "cmp_w", "likes": 3}])
+    add_campaign(store, "cmp_w", "acme")
+    app = create_app(settings, store=store)
+    async with app.router.lifespan_context(app):
+        services = app.state.services
+        scored = ("top", "acme", None, None, None)
+        await wait_until(lambda: scored in services.top_cache._entries)
+        loads = 0
+
+        async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
+            nonlocal loads
+            loads += 1
+            return []
+
+        monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+            body = await top(client)
+    assert [i["influencerId"] for i in body["items"]] == ["inf_a"]
+    assert loads == 0
