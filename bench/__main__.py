@@ -1,4 +1,4 @@
-"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl]`): every
+"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl|mix]`): every
 benchmark, each figure beside its baseline from the same run."""
 
 import asyncio
@@ -6,7 +6,7 @@ import platform
 import sys
 import time
 
-from bench import api, briefs, etl, freshness, pipeline, webhooks
+from bench import api, briefs, etl, freshness, mix, pipeline, webhooks
 
 
 def main() -> int:
@@ -27,6 +27,8 @@ def main() -> int:
         asyncio.run(briefs.run())
     if not only or "etl" in only:
         etl.run()
+    if not only or "mix" in only:
+        mix.run()
     return 0
 
 

@@ -10,12 +10,13 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
 from soak.heap import heap_growth
-from soak.load import Load, Options
+from soak.load import Load, Options, Results
 from soak.model import fake_model
 from soak.processes import Platform, free_port
 from soak.receiver import Receiver
@@ -26,9 +27,25 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def soak(
-    options: Options, workdir: Path, max_growth: float, demo: bool, traced: bool
-) -> bool:
+@dataclass
+class Run:
+    """What one load run on a fresh `fk up` gave."""
+
+    results: Results
+    receiver: Receiver
+    alive: bool
+    exit_code: int | None
+    log_tail: str
+    heap: str
+    load_before: str
+    load_after: str
+
+
+async def run_load(
+    options: Options, workdir: Path, *, demo: bool = False, traced: bool = False
+) -> Run:
+    """Start `fk up` in `workdir` (with a webhook receiver and a fake model on 127.0.0.1), offer
+    the load, stop everything and return what was measured."""
     receiver = Receiver()
     await receiver.start()
     model = fake_model()
@@ -66,14 +83,23 @@ async def soak(
         code = await asyncio.to_thread(platform.stop)
         model.stop()
         await receiver.stop()
-    report, passed = render(results, options, receiver, max_growth)
-    print(f"load average (1/5/15 min) before: {load_before}, after: {load_average()}")
+    return Run(
+        results, receiver, alive, code, platform.log_tail(), heap, load_before, load_average()
+    )
+
+
+async def soak(
+    options: Options, workdir: Path, max_growth: float, demo: bool, traced: bool
+) -> bool:
+    run = await run_load(options, workdir, demo=demo, traced=traced)
+    report, passed = render(run.results, options, run.receiver, max_growth)
+    print(f"load average (1/5/15 min) before: {run.load_before}, after: {run.load_after}")
     print(report)
-    if heap:
-        print(heap)
-    if not alive:
-        print(f"fk up died during the soak (exit {code}):\n{platform.log_tail()}")
-    return passed and alive
+    if run.heap:
+        print(run.heap)
+    if not run.alive:
+        print(f"fk up died during the soak (exit {run.exit_code}):\n{run.log_tail}")
+    return passed and run.alive
 
 
 def main() -> int:

@@ -51,12 +51,17 @@ class Options:
     upload_rows: int = 200
     max_in_flight: int = 128
     seed: int = 1
+    healthz_every: float | None = None
+    """Sample `GET /healthz` this often (the floor of a route under the same load)."""
+    request_timeout: float = 30.0
 
 
 @dataclass
 class Results:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    server_errors: dict[str, int] = field(default_factory=dict)
+    """Of the errors, answers with a 5xx status."""
     error_samples: list[str] = field(default_factory=list)
     memory: list[tuple[float, int, dict[str, int]]] = field(default_factory=list)
     """(seconds since start, events accepted so far, RSS per process)"""
@@ -82,6 +87,10 @@ class Results:
 
 class Unexpected(Exception):
     """An answer the workload did not expect (wrong status); counted as an error."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Load:
@@ -114,7 +123,7 @@ class Load:
 
     async def run(self) -> Results:
         connector = aiohttp.TCPConnector(limit=self.options.max_in_flight)
-        timeout = aiohttp.ClientTimeout(total=30)
+        timeout = aiohttp.ClientTimeout(total=self.options.request_timeout)
         async with aiohttp.ClientSession(
             base_url=self.platform.base_url,
             headers=self.headers,
@@ -134,6 +143,12 @@ class Load:
                 asyncio.create_task(self._every(self.options.upload_every, self._upload, stop)),
                 asyncio.create_task(self._every(self.options.webhook_every, self._webhook, stop)),
             ]
+            if self.options.healthz_every is not None:
+                samplers.append(
+                    asyncio.create_task(
+                        self._every(self.options.healthz_every, self._healthz, stop)
+                    )
+                )
             await self._mixed()
             self.results.load_seconds = time.monotonic() - self.results.started
             await self._sample_memory()
@@ -146,8 +161,10 @@ class Load:
     # -- scheduling -------------------------------------------------------------------------
 
     async def _mixed(self) -> None:
-        """Open loop: request n is started at start + n / rate, whatever the answers take (up to
-        `max_in_flight` at once); the schedule ends with the duration, sent or not."""
+        """Open loop: request n is due at start + n / rate, whatever the answers take (up to
+        `max_in_flight` at once); the schedule ends with the duration, sent or not. Latency is
+        measured from the due time, so a request that had to wait for a free slot or for the
+        client to catch up is charged that wait (no coordinated omission)."""
         names = list(MIX)
         weights = [MIX[n] for n in names]
         operations: dict[str, Callable[[], Awaitable[None]]] = {
@@ -175,20 +192,25 @@ class Load:
                 self.results.delayed_starts += 1
             name = self.rng.choices(names, weights)[0]
             await gate.acquire()
-            task = asyncio.create_task(self._timed(name, operations[name]))
+            task = asyncio.create_task(self._timed(name, operations[name], due))
             task.add_done_callback(lambda _: gate.release())
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
         await asyncio.gather(*in_flight)
 
-    async def _timed(self, name: str, operation: Callable[[], Awaitable[object]]) -> None:
-        started = time.perf_counter()
+    async def _timed(
+        self, name: str, operation: Callable[[], Awaitable[object]], due: float | None = None
+    ) -> None:
+        """Run one request; its latency counts from `due` (monotonic) when given, else now."""
+        started = time.monotonic() if due is None else due
         try:
             await operation()
         except Exception as exc:  # any failure of a request is counted and reported, never raised
             self.results.fail(name, f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, Unexpected) and exc.status >= 500:
+                self.results.server_errors[name] = self.results.server_errors.get(name, 0) + 1
             return
-        self.results.record(name, (time.perf_counter() - started) * 1000)
+        self.results.record(name, (time.monotonic() - started) * 1000)
 
     async def _every(
         self, seconds: float, operation: Callable[[], Awaitable[None]], stop: asyncio.Event
@@ -206,7 +228,9 @@ class Load:
         async with self.http.request(method, path, **kwargs) as response:  # type: ignore[arg-type]
             body = await response.read()
             if response.status != status:
-                raise Unexpected(f"{method} {path} -> {response.status}: {body[:200]!r}")
+                raise Unexpected(
+                    f"{method} {path} -> {response.status}: {body[:200]!r}", response.status
+                )
             return body, response.headers.copy()
 
     # -- data --------------------------------------------------------------------------------
@@ -322,6 +346,9 @@ class Load:
         await self._expect("GET", f"/campaigns/{campaign_id}", 200)
 
     # -- timed operations --------------------------------------------------------------------
+
+    async def _healthz(self) -> None:
+        await self._timed("GET /healthz", lambda: self._expect("GET", "/healthz", 200))
 
     async def _webhook(self) -> None:
         """Register an endpoint at the receiver and disable the previous one, so the number of

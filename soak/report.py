@@ -85,7 +85,8 @@ def render(
         f"for {results.load_seconds:.0f} s (warm-up {warmup:.0f} s); "
         f"{results.events_accepted:,} events accepted; "
         f"{results.delayed_starts:,} requests started > 100 ms late, "
-        f"{results.not_started:,} not started by the end (the client fell behind).",
+        f"{results.not_started:,} not started by the end (the client fell behind). "
+        "Latency counts from each request's scheduled send time.",
         "",
         "| endpoint | count | req/s | p50 ms | p99 ms | max ms | errors |",
         "|---|---|---|---|---|---|---|",
