@@ -14,6 +14,7 @@ from api.ratelimit import WRITE_METHODS, RateLimits
 from briefs.service import BriefService
 from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
+from core.coalesce import Gathered
 from core.ledger import CampaignLedger
 from core.settings import Settings
 from scoring.queries import ScopeRanking
@@ -29,6 +30,8 @@ class Services:
     owners: TtlCache[str | None]
     top_cache: TtlCache[ScopeRanking | None]
     known_owners: dict[str, str] = field(default_factory=dict)
+    metrics_reads: dict[str, Gathered[str, bytes]] = field(default_factory=dict)
+    """Per kind (campaign, influencer): the gathered point reads behind `metrics_cache`."""
     top_ranked: dict[Hashable, tuple[int, bytes]] = field(default_factory=dict)
     """Per top-performers query: the scoring generation it was ranked from and the answer."""
     tokens: dict[str, Principal] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from api.cache import TtlCache
 from api.deps import BEARER_SCHEME, Services, require_principal
 from api.errors import PROBLEM_JSON, install_error_handlers
 from api.middleware import BodyLimit, RequestMetrics
-from api.queries import warm_up
+from api.queries import metrics_reads, warm_up
 from api.ratelimit import RateLimits
 from api.routes import (
     activity,
@@ -172,6 +172,7 @@ def create_app(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
+            metrics_reads={kind: metrics_reads(st, kind) for kind in ("campaign", "influencer")},
             ledger=ledger or CampaignLedger(settings, st, producer),
             owners=TtlCache(
                 settings.metrics_cache_ttl_seconds,

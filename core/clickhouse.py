@@ -20,6 +20,8 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from core.coalesce import GatheredWrites
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -88,6 +90,7 @@ class Store:
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="store", initializer=self._mark_own_thread
         )
+        self._gathered: dict[tuple[str, tuple[str, ...]], GatheredWrites[Sequence[Any]]] = {}
 
     def _mark_own_thread(self) -> None:
         self._local.own = True
@@ -223,6 +226,22 @@ class Store:
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
     ) -> None:
         await self._run(self.insert_sync, table, columns, names)
+
+    async def insert_gathered(
+        self, table: str, rows: Sequence[Sequence[Any]], names: Sequence[str]
+    ) -> None:
+        """Insert rows, gathered with the rows other callers insert into the same table and
+        columns meanwhile: one insert (one part) for many small writes under load. Returns once
+        the insert that holds them has returned; fails as it failed."""
+        key = (table, tuple(names))
+        writes = self._gathered.get(key)
+        if writes is None:
+
+            async def insert(gathered: list[Sequence[Any]]) -> None:
+                await self.insert(table, list(zip(*gathered, strict=True)), key[1])
+
+            writes = self._gathered[key] = GatheredWrites(insert)
+        await writes.write(rows)
 
     async def insert_arrow(self, table: str, data: pa.Table) -> None:
         await self._run(self.insert_arrow_sync, table, data)

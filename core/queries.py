@@ -40,9 +40,9 @@ CAMPAIGN_COLUMNS = (
 )
 
 
-def campaign_columns(campaigns: Sequence[Campaign]) -> list[list[Any]]:
-    """Column-oriented rows of `campaigns` for one insert."""
-    rows = [
+def campaign_rows(campaigns: Sequence[Campaign]) -> list[tuple[Any, ...]]:
+    """Rows of `campaigns` in `CAMPAIGN_COLUMNS` order."""
+    return [
         (
             c.id,
             c.org,
@@ -58,12 +58,11 @@ def campaign_columns(campaigns: Sequence[Campaign]) -> list[list[Any]]:
         )
         for c in campaigns
     ]
-    return [list(col) for col in zip(*rows, strict=True)] if rows else []
 
 
 async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
     if campaigns:
-        await store.insert("campaigns", campaign_columns(campaigns), CAMPAIGN_COLUMNS)
+        await store.insert_gathered("campaigns", campaign_rows(campaigns), CAMPAIGN_COLUMNS)
         CAMPAIGN_WRITES.bump()
 
 
@@ -110,8 +109,8 @@ async def idempotency_key(store: Store, org: str, key: str) -> tuple[str, str] |
 async def record_idempotency_key(
     store: Store, org: str, key: str, body_sha256: str, campaign_id: str
 ) -> None:
-    await store.insert(
+    await store.insert_gathered(
         "campaign_idempotency_keys",
-        [[org], [key], [body_sha256], [campaign_id]],
+        [(org, key, body_sha256, campaign_id)],
         ("org", "key", "body_sha256", "campaign_id"),
     )

@@ -49,44 +49,38 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    return [list(c) for c in zip(*rows, strict=True)]
-
-
 async def insert_delivery_states(store: Store, rows: Sequence[DeliveryRow]) -> None:
     if not rows:
         return
     now = datetime.now(UTC)
-    await store.insert(
+    await store.insert_gathered(
         "webhook_deliveries",
-        _columns(
-            [
-                (
-                    d.delivery_id,
-                    d.webhook_id,
-                    d.org,
-                    d.endpoint_id,
-                    d.campaign_id,
-                    d.event_type,
-                    d.partition,
-                    d.payload,
-                    d.attempt,
-                    state,
-                    _utc(d.due_at),
-                    error,
-                    seq,
-                    now,
-                )
-                for d, state, error, seq in rows
-            ]
-        ),
+        [
+            (
+                d.delivery_id,
+                d.webhook_id,
+                d.org,
+                d.endpoint_id,
+                d.campaign_id,
+                d.event_type,
+                d.partition,
+                d.payload,
+                d.attempt,
+                state,
+                _utc(d.due_at),
+                error,
+                seq,
+                now,
+            )
+            for d, state, error, seq in rows
+        ],
         DELIVERY_COLUMNS,
     )
 
 
 async def insert_attempts(store: Store, rows: Sequence[Sequence[Any]]) -> None:
     if rows:
-        await store.insert("webhook_attempts", _columns(rows), ATTEMPT_COLUMNS)
+        await store.insert_gathered("webhook_attempts", rows, ATTEMPT_COLUMNS)
 
 
 async def known_webhook_ids(store: Store, ids: Collection[str]) -> set[str]:

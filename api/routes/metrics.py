@@ -1,13 +1,12 @@
 """Windowed engagement metrics of a campaign or a creator, served from a short-lived cache."""
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
 
 from api.deps import CallerDep, Services
 from api.errors import NotFound
-from api.queries import campaign_owner, entity_metrics
+from api.queries import campaign_owner
 from schemas.api import EntityMetrics, MetricsWindow, Problem
 
 router = APIRouter(tags=["metrics"])
@@ -42,8 +41,7 @@ async def _metrics(
     with a record (a created campaign) but no events yet answers zeros, not 404."""
 
     async def load() -> bytes | None:
-        found = await entity_metrics(services.store, kind, entity_id, datetime.now(UTC))
-        return None if found is None else found.model_dump_json(by_alias=True).encode()
+        return await services.metrics_reads[kind].get(entity_id)
 
     body = await services.metrics_cache.get((kind, entity_id), load, services.events_version)
     if body is None:

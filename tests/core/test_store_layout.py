@@ -26,7 +26,11 @@ def test_creator_metrics_read_the_projection_of_their_columns(store: Store) -> N
         )
     ]
     assert projections == ["by_influencer_metrics"]
-    parameters = {"id": "inf_3", "h1": now - timedelta(hours=1), "h24": now - timedelta(hours=24)}
+    parameters = {
+        "ids": ["inf_3"],
+        "h1": now - timedelta(hours=1),
+        "h24": now - timedelta(hours=24),
+    }
     plan = "\n".join(
         line
         for (line,) in store.query_rows_sync(
@@ -69,10 +73,14 @@ def test_a_store_from_before_the_narrow_projection_upgrades_in_place(
             "AND table = 'engagement_events'"
         )
         assert names == [("by_influencer_metrics",)]
-        parameters = {"id": "inf_2", "h1": now - timedelta(hours=1), "h24": now - timedelta(days=1)}
+        parameters = {
+            "ids": ["inf_2"],
+            "h1": now - timedelta(hours=1),
+            "h24": now - timedelta(days=1),
+        }
         (row,) = store.query_rows_sync(_METRICS_SQL["influencer"], parameters)
         assert (row[-2], row[-1]) == (0, 60)  # sum(saves), count(): the rows are all there
-        assert row[12] == 120  # sum(views) over all time
+        assert row[13] == 120  # sum(views) over all time (after the id)
     finally:
         store.command_sync(f"DROP DATABASE IF EXISTS `{database}`")
         store.close()
