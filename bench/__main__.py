@@ -1,12 +1,12 @@
-"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl|mix]`): every
-benchmark, each figure beside its baseline from the same run."""
+"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl|rankings|mix]`):
+every benchmark, each figure beside its baseline from the same run."""
 
 import asyncio
 import platform
 import sys
 import time
 
-from bench import api, briefs, etl, freshness, mix, pipeline, webhooks
+from bench import api, briefs, etl, freshness, mix, pipeline, rankings, webhooks
 
 
 def main() -> int:
@@ -27,6 +27,8 @@ def main() -> int:
         asyncio.run(briefs.run())
     if not only or "etl" in only:
         etl.run()
+    if not only or "rankings" in only:
+        rankings.run()
     if not only or "mix" in only:
         mix.run()
     return 0

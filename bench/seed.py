@@ -1,6 +1,10 @@
 """Fill a store with N engagement events straight through the sink's insert path (no broker):
-`python -m bench.seed CHDB_URL DATABASE N CAMPAIGNS`. Runs in its own process because chDB
-allows one data path per process."""
+`python -m bench.seed CHDB_URL DATABASE N CAMPAIGNS [POSTS_PER_CREATOR]`. Runs in its own process
+because chDB allows one data path per process.
+
+Without POSTS_PER_CREATOR every event names no post (each is a post of its own, the worst case
+for rankings); with it, events are engagement increments on that many posts per creator, as a
+platform's post-level stream sends them."""
 
 import random
 import sys
@@ -12,20 +16,23 @@ from streams.transforms import EVENT_COLUMNS
 CHUNK = 200_000
 
 
-def seed(url: str, database: str, n: int, campaigns: int, creators: int = 50_000) -> None:
+def seed(
+    url: str, database: str, n: int, campaigns: int, creators: int = 50_000, posts: int = 0
+) -> None:
     store = Store.open(url, database)
     rng = random.Random(3)
     now_ms = int(time.time() * 1000)
     platforms = ["instagram", "tiktok", "youtube", "x", "facebook"]
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
+        influencers = [f"inf_{rng.randrange(creators)}" for _ in range(size)]
         columns: list[list[object]] = [
             [f"seed-{start + i}" for i in range(size)],
             [now_ms - rng.randint(0, 72 * 3_600_000) for _ in range(size)],
-            [f"inf_{rng.randrange(creators)}" for _ in range(size)],
+            list(influencers),
             [f"cmp_{rng.randrange(campaigns)}" for _ in range(size)],
             [rng.choice(platforms) for _ in range(size)],
-            [""] * size,
+            [f"{i}-p{rng.randrange(posts)}" for i in influencers] if posts else [""] * size,
             [rng.randint(1, 5000) for _ in range(size)],
             [rng.randint(0, 300) for _ in range(size)],
             [rng.randint(0, 30) for _ in range(size)],
@@ -43,4 +50,10 @@ def seed(url: str, database: str, n: int, campaigns: int, creators: int = 50_000
 
 
 if __name__ == "__main__":
-    seed(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    seed(
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        posts=int(sys.argv[5]) if len(sys.argv) > 5 else 0,
+    )

@@ -1,0 +1,143 @@
+"""Top performers from maintained state, at 1M and 10M events: `python -m bench rankings`.
+
+For each size, a store is seeded with that many events (50,000 creators, 10,000 campaigns, 20
+posts per creator: events are engagement increments on posts), `fk up` starts on it, and in the
+same run:
+- the first organisation-wide `/top-performers` request after the start, for the organisation
+  `fk up` prints a token for (`demo`, whose ranking the API scores in the background at start);
+- `hey -c 50 -q 10` (500 requests/s) on `/healthz` and on three scopes of `/top-performers`
+  (the organisation, one campaign, a platform with the score as sort), alternated, p99 medians;
+- how long a new event, posted through the API, takes to reach each ranking (a creator with the
+  highest engagement rate, read until it ranks first).
+"""
+
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+
+from bench.api import REPO, Platform, hey, wait_ready
+from bench.common import environment, free_port, median
+from core.auth import issue_token
+from core.settings import DEV_JWT_SECRET
+
+SIZES = (1_000_000, 10_000_000)
+POSTS_PER_CREATOR = 20
+POSTS = str(POSTS_PER_CREATOR)
+SCOPES = {
+    "organisation": "limit=10",
+    "campaign": "campaignId=cmp_42&limit=10",
+    "platform+score": "platform=tiktok&sort=engagementScore&limit=10",
+}
+
+
+def reaches_top(base: str, token: str, scope: str, query: str, tag: str) -> float:
+    """Seconds from a 202 for a new top creator's event until `query` ranks it first."""
+    headers = {"Authorization": f"Bearer {token}"}
+    creator = f"inf_new_{scope.replace('+', '_')}_{tag}"
+    event = {
+        "eventId": creator,
+        "timestamp": int(time.time() * 1000),
+        "influencerId": creator,
+        "campaignId": "cmp_42",
+        "platform": "tiktok",
+        "views": 10_000_000,
+        "likes": 9_000_000,
+    }
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        assert http.post("/events", json=event).status_code == 202
+        started = time.perf_counter()
+        deadline = started + 120
+        while time.perf_counter() < deadline:
+            items = http.get(f"/top-performers?{query}&sort=engagementRate").json()["items"]
+            if items and items[0]["influencerId"] == creator:
+                return time.perf_counter() - started
+            time.sleep(0.02)
+    raise TimeoutError(f"{creator} not ranked first by {query} within 120 s")
+
+
+def measure(events: int, seconds: int, rounds: int) -> dict[str, float]:
+    with environment() as (bootstrap, tmp):
+        port = free_port()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(REPO),
+            "FK_KAFKA_BOOTSTRAP": bootstrap,
+            "FK_DATA_DIR": str(tmp / "data"),
+            "FK_API_PORT": str(port),
+            "FK_LOG_LEVEL": "WARNING",
+        }
+        url = f"chdb://{(tmp / 'data' / 'clickhouse').resolve()}"
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "bench.seed", url, "fk", str(events), "10000", POSTS],
+            check=True,
+            env=env,
+            cwd=REPO,
+        )
+        print(f"  seeded {events:,} events in {time.perf_counter() - started:.0f} s", flush=True)
+        base = f"http://127.0.0.1:{port}"
+        token = issue_token(DEV_JWT_SECRET, org="demo")
+        platform = Platform(tmp, env)
+        started = time.perf_counter()
+        platform.start()
+        try:
+            wait_ready(base, timeout=600)
+            ready_s = time.perf_counter() - started
+            t = time.perf_counter()
+            first = httpx.get(
+                f"{base}/top-performers?limit=10",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            )
+            first_ms = (time.perf_counter() - t) * 1000
+            assert first.status_code == 200, first.text
+            health: list[float] = []
+            scoped: dict[str, list[float]] = {name: [] for name in SCOPES}
+            for _ in range(rounds):
+                health.append(hey(f"{base}/healthz", None, seconds)["p99_ms"])
+                for name, query in SCOPES.items():
+                    scoped[name].append(
+                        hey(f"{base}/top-performers?{query}", token, seconds)["p99_ms"]
+                    )
+            fresh = {
+                name: reaches_top(base, token, name, query, str(events))
+                for name, query in SCOPES.items()
+            }
+        finally:
+            platform.stop()
+    result = {"events": float(events), "ready_s": ready_s, "first_ms": first_ms}
+    result["healthz_p99_ms"] = median(health)
+    for name in SCOPES:
+        result[f"{name}_p99_ms"] = median(scoped[name])
+        result[f"{name}_fresh_s"] = fresh[name]
+    return result
+
+
+def run(sizes: tuple[int, ...] = SIZES, seconds: int = 10, rounds: int = 2) -> None:
+    if shutil.which("hey") is None:
+        raise SystemExit("hey not found: apt-get install hey")
+    results = [measure(events, seconds, rounds) for events in sizes]
+    print(
+        f"## Top performers from maintained state ({POSTS_PER_CREATOR} posts per creator, "
+        "50,000 creators; hey -c 50 -q 10, p99 medians)\n"
+    )
+    header = "| events | ready after start | first org-wide request | /healthz p99 |"
+    header += "".join(f" {n} p99 (x healthz) |" for n in SCOPES)
+    header += "".join(f" new event ranked ({n}) |" for n in SCOPES)
+    print(header)
+    print("|" + "---|" * (4 + 2 * len(SCOPES)))
+    for r in results:
+        h = r["healthz_p99_ms"]
+        row = f"| {r['events']:,.0f} | {r['ready_s']:.1f} s | {r['first_ms']:.0f} ms | {h:.1f} ms |"
+        row += "".join(
+            f" {r[f'{n}_p99_ms']:.1f} ms ({r[f'{n}_p99_ms'] / h:.2f}x) |" for n in SCOPES
+        )
+        row += "".join(f" {r[f'{n}_fresh_s']:.2f} s |" for n in SCOPES)
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    run(tuple(int(a) for a in sys.argv[1:]) or SIZES)
