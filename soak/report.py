@@ -73,6 +73,10 @@ def lag_bounded(results: Results, options: Options, warmup: float) -> tuple[bool
     )
 
 
+BROKER_MAX_BYTES_PER_EVENT = 1024
+"""The embedded broker's stated growth is ~720 bytes per event; more than this fails the soak."""
+
+
 def render(
     results: Results, options: Options, receiver: Receiver, max_growth: float
 ) -> tuple[str, bool]:
@@ -113,7 +117,11 @@ def render(
     changes = memory_changes(results, warmup)
     memory_ok = bool(changes)
     for change in changes:
-        ok = change.change <= max_growth
+        if role(change.process) == "embedded broker":
+            # It keeps every message by design (README, "Restarts"): held to its stated rate.
+            ok = change.per_event <= BROKER_MAX_BYTES_PER_EVENT
+        else:
+            ok = change.change <= max_growth
         memory_ok &= ok
         lines.append(
             f"| {change.process} | {change.start / 2**20:.0f} MiB | {change.end / 2**20:.0f} MiB | "

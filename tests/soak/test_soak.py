@@ -113,3 +113,20 @@ def test_a_short_soak_runs_every_operation_against_fk_up() -> None:
     assert "Freshness (" in out
     assert "Soak: PASS" in out
     assert re.search(r"Python heap \(tracemalloc\): [\d.]+ MiB at warm-up end", out)
+
+
+def test_the_embedded_broker_is_held_to_its_stated_bytes_per_event() -> None:
+    def run(broker_end: int) -> tuple[str, bool]:
+        memory = [
+            (10.0, 0, {"fk up (1)": 200 * MiB, "tansu-v0.6.0-51 (2)": 20 * MiB}),
+            (60.0, 100_000, {"fk up (1)": 201 * MiB, "tansu-v0.6.0-51 (2)": broker_end}),
+        ]
+        return render(results(memory, [0, 0, 0, 0]), options(), Receiver(), max_growth=0.10)
+
+    # +70 MB over 100k events: 700 B per event (+350 %), the broker's stated growth.
+    report, passed = run(20 * MiB + 70_000_000)
+    assert passed, report
+    assert re.search(r"\| tansu-v0\.6\.0-51 \(2\) .* \+700 B .* \| PASS \|", report)
+    report, passed = run(20 * MiB + 200_000_000)  # 2,000 B per event
+    assert not passed
+    assert re.search(r"\| tansu-v0\.6\.0-51 \(2\) .* \| FAIL \|", report)
