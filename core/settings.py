@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     sink_max_batch: int = 50_000
     sink_poll_timeout_ms: int = 100
     max_future_skew_seconds: int = 300
+    dedupe_window_days: int = Field(
+        default=7,
+        ge=1,
+        description=(
+            "The consumer keeps in memory the ids of this many days of event time (whole UTC"
+            " days); an older event's id is checked against the store instead."
+        ),
+    )
 
     # API
     api_host: str = "127.0.0.1"

@@ -10,7 +10,7 @@ in effect.
 import asyncio
 import gc
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +28,7 @@ from core.clickhouse import Store, StoreUnavailable
 from core.settings import Settings
 from schemas.events import MAX_EVENT_BYTES, REQUEST_ID_KAFKA_HEADER
 from streams.sinks import EngagementSink
-from streams.transforms import EventBatch, Rejection, decode_event, event_row, fast_row
+from streams.transforms import EventBatch, Rejection, Row, decode_event, event_row, fast_row
 
 log = structlog.get_logger(__name__)
 
@@ -127,16 +127,30 @@ class _Decoded:
 
 
 class EngagementConsumer(mode.Service):
-    """Consumes `engagement-events` in batches and lands them in the store."""
+    """Consumes `engagement-events` in batches and lands them in the store.
 
-    def __init__(self, settings: Settings, store: Store, **kwargs: Any) -> None:
+    `clock` (seconds since the epoch) is what "now" is for the future-timestamp check and the
+    dedupe window.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
         self.settings = settings
-        self.sink = EngagementSink(store)
+        self.clock = clock
+        self.sink = EngagementSink(store, window_days=settings.dedupe_window_days, clock=clock)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self._landing: asyncio.Future[None] | None = None
         self._pending: _Decoded | None = None
+        self._in_flight: _Decoded | None = None
+        """The batch being landed, until the store has it."""
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -210,7 +224,11 @@ class EngagementConsumer(mode.Service):
                 )
             polled = 0
             if batch:
-                decoded = await self.decode(batch)
+                try:
+                    decoded = await self.decode(batch)
+                except StoreUnavailable:  # only while stopping: not landed, so read again
+                    log.warning("engagement.stopped_unstored", detail="the last poll is read again")
+                    return
                 polled = decoded.received
                 if self._pending is None:  # read again: a rebalance may have landed it
                     self._pending = decoded
@@ -221,9 +239,7 @@ class EngagementConsumer(mode.Service):
             # backlog: gather the next poll into the same insert, up to the limit.
             if pending is not None and (polled < limit // _BACKLOG or pending.received >= limit):
                 await self.settle()
-                pending, self._pending = self._pending, None
-                if pending is not None:
-                    self._landing = asyncio.ensure_future(self.land(pending))
+                self._land_pending()
 
     async def settle(self) -> None:
         """Wait until the batch in flight, if any, is stored and committed."""
@@ -231,19 +247,31 @@ class EngagementConsumer(mode.Service):
             landing, self._landing = self._landing, None
             await landing
 
+    def _land_pending(self) -> None:
+        """Start landing the polls gathered so far (the batch before them is settled)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._in_flight = pending
+            self._landing = asyncio.ensure_future(self.land(pending))
+
     async def flush(self) -> None:
         """Land the batch in flight and then the one gathered meanwhile, if any."""
         await self.settle()
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self._landing = asyncio.ensure_future(self.land(pending))
-            await self.settle()
+        self._land_pending()
+        await self.settle()
 
     async def decode(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> _Decoded:
-        """Validate and dedupe one poll's records (against every id stored or in flight)."""
-        now_ms = int(time.time() * 1000)
+        """Validate and dedupe one poll's records against every id stored or in flight.
+
+        An event of the dedupe window is looked up in memory (`sink.seen`, one set probe); an
+        older one is set aside and, after the loop, checked against the batches not stored yet
+        and the store, all of the poll's older events in one query (`_drop_known`). Raises
+        `StoreUnavailable` only when the consumer stops while the store is down: the poll is
+        then read again after the restart.
+        """
+        now_ms = int(self.clock() * 1000)
         max_future_ms = self.settings.max_future_skew_seconds * 1000
         events = EventBatch()
         rejected: list[tuple[ConsumerRecord[bytes, bytes], Rejection]] = []
@@ -252,8 +280,11 @@ class EngagementConsumer(mode.Service):
         # The per-event loop, written out (a call per event costs a tenth of it): `decode_row`
         # (fast path, else the model) and `EventBatch.add_row`, inline.
         horizon_ms = now_ms + max_future_ms
-        seen, ids = self.sink.seen, events.ids
+        window_start_ms = self.sink.seen.start_ms
+        seen, ids = self.sink.seen.ids, events.ids
         rows, partitions, offsets = events.rows, events.partitions, events.offsets
+        # The poll's events older than the window (first copies, by id): checked after the loop.
+        older: dict[str, tuple[Row, int, int]] = {}
         with _COLLECTOR.paused():
             for tp, records in batch.items():
                 received += len(records)
@@ -275,6 +306,12 @@ class EngagementConsumer(mode.Service):
                                 continue
                             row = event_row(result)
                         event_id = row[0]
+                        if row[1] < window_start_ms:
+                            if event_id in older:
+                                duplicates += 1
+                            else:
+                                older[event_id] = (row, partition, record.offset)
+                            continue
                         if event_id in seen or event_id in ids:
                             duplicates += 1
                             continue
@@ -282,9 +319,48 @@ class EngagementConsumer(mode.Service):
                         partitions.append(partition)
                         offsets.append(record.offset)
                         ids.add(event_id)
+        if older:
+            duplicates += await self._drop_known(older, ids, window_start_ms)
+            for row, partition, offset in older.values():
+                rows.append(row)
+                partitions.append(partition)
+                offsets.append(offset)
+                ids.add(row[0])
         self.sink.claim(events)
         metrics.PIPELINE_EVENTS_IN.inc(received)
         return _Decoded(batch, events, rejected, duplicates, received)
+
+    async def _drop_known(
+        self, older: dict[str, tuple[Row, int, int]], ids: set[str], window_start_ms: int
+    ) -> int:
+        """Remove from `older` (a poll's events before `window_start_ms`) those whose id is
+        known, and return how many.
+
+        Known: in the poll's own window events (`ids`) or in memory (the same id with a time in
+        the window), in a batch decoded but not stored yet, or in the store. The batches not
+        stored are looked at before the store is asked, so one stored meanwhile is found by one
+        or the other.
+        """
+        seen = self.sink.seen.ids
+        unstored = [d.events.ids for d in (self._in_flight, self._pending) if d is not None]
+        known = [i for i in older if i in ids or i in seen or any(i in u for u in unstored)]
+        for event_id in known:
+            del older[event_id]
+        if not older:
+            return len(known)
+        started = time.perf_counter()
+        stored = await self.sink.stored_before(
+            older.keys(), before_ms=window_start_ms, stopping=self._stopping
+        )
+        for event_id in stored:
+            del older[event_id]
+        log.debug(
+            "engagement.older_checked",
+            events=len(older) + len(stored),
+            stored=len(stored),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return len(known) + len(stored)
 
     async def land(self, decoded: _Decoded) -> None:
         """Dead-letter the rejects, store the events, then commit the batch's offsets."""
@@ -292,6 +368,8 @@ class EngagementConsumer(mode.Service):
         batch, events = decoded.records, decoded.events
         await self._dead_letter(decoded.rejected)
         await self.sink.write(events, stopping=self._stopping)
+        if self._in_flight is decoded:
+            self._in_flight = None
         # The effects are durable now: the embedded API may acknowledge these records' writers.
         STORED.advance(
             self.settings.engagement_topic,
