@@ -50,12 +50,14 @@ def reaches_top(base: str, token: str, scope: str, query: str, tag: str) -> floa
         assert http.post("/events", json=event).status_code == 202
         started = time.perf_counter()
         deadline = started + 120
+        items: list[dict[str, object]] = []
         while time.perf_counter() < deadline:
             items = http.get(f"/top-performers?{query}&sort=engagementRate").json()["items"]
             if items and items[0]["influencerId"] == creator:
                 return time.perf_counter() - started
             time.sleep(0.02)
-    raise TimeoutError(f"{creator} not ranked first by {query} within 120 s")
+    leaders = [(i["influencerId"], i["engagementRate"]) for i in items[:3]]
+    raise TimeoutError(f"{creator} not ranked first by {query} within 120 s: {leaders}")
 
 
 def measure(events: int, seconds: int, rounds: int) -> dict[str, float]:
