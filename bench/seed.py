@@ -25,14 +25,28 @@ def seed(
     platforms = ["instagram", "tiktok", "youtube", "x", "facebook"]
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
-        influencers = [f"inf_{rng.randrange(creators)}" for _ in range(size)]
+        who = [rng.randrange(creators) for _ in range(size)]
+        if posts:
+            # A post belongs to one creator, campaign and platform, as a real post does.
+            post = [rng.randrange(posts) for _ in range(size)]
+            campaign_of = [
+                (c * 7919 + p * 104_729) % campaigns for c, p in zip(who, post, strict=True)
+            ]
+            platform_of = [
+                platforms[(c + p) % len(platforms)] for c, p in zip(who, post, strict=True)
+            ]
+            post_ids = [f"inf_{c}-p{p}" for c, p in zip(who, post, strict=True)]
+        else:
+            campaign_of = [rng.randrange(campaigns) for _ in range(size)]
+            platform_of = [rng.choice(platforms) for _ in range(size)]
+            post_ids = [""] * size
         columns: list[list[object]] = [
             [f"seed-{start + i}" for i in range(size)],
             [now_ms - rng.randint(0, 72 * 3_600_000) for _ in range(size)],
-            list(influencers),
-            [f"cmp_{rng.randrange(campaigns)}" for _ in range(size)],
-            [rng.choice(platforms) for _ in range(size)],
-            [f"{i}-p{rng.randrange(posts)}" for i in influencers] if posts else [""] * size,
+            [f"inf_{c}" for c in who],
+            [f"cmp_{c}" for c in campaign_of],
+            list(platform_of),
+            list(post_ids),
             [rng.randint(1, 5000) for _ in range(size)],
             [rng.randint(0, 300) for _ in range(size)],
             [rng.randint(0, 30) for _ in range(size)],
