@@ -28,6 +28,8 @@ class Services:
     metrics_cache: TtlCache[bytes | None]
     ledger: CampaignLedger
     owners: TtlCache[str | None]
+    owner_reads: Gathered[str, str]
+    """The gathered look-ups of campaign owners behind `owners`."""
     top_cache: TtlCache[ScopeRanking | None]
     known_owners: dict[str, str] = field(default_factory=dict)
     metrics_reads: dict[str, Gathered[str, bytes]] = field(default_factory=dict)

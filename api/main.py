@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -36,7 +37,9 @@ from api.routes import (
 from briefs.service import BriefService
 from core.changes import CAMPAIGN_WRITES, ENGAGEMENT_WRITES, engagement_and_campaign_writes
 from core.clickhouse import Store, StoreError
+from core.coalesce import Gathered
 from core.ledger import CampaignLedger
+from core.queries import campaign_owners
 from core.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -174,6 +177,7 @@ def create_app(
             ),
             metrics_reads={kind: metrics_reads(st, kind) for kind in ("campaign", "influencer")},
             ledger=ledger or CampaignLedger(settings, st, producer),
+            owner_reads=Gathered(partial(campaign_owners, st)),
             owners=TtlCache(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,

@@ -116,7 +116,7 @@ async def campaign_owner(services: "Services", campaign_id: str) -> str | None:
         return known
     owner = await services.owners.get(
         ("owner", campaign_id),
-        lambda: shared.campaign_owner(services.store, campaign_id),
+        lambda: services.owner_reads.get(campaign_id),
         services.campaigns_version,
     )
     if owner is not None:

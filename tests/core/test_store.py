@@ -4,6 +4,8 @@ import asyncio
 import time
 
 from core.clickhouse import Store
+from core.queries import campaign_owners
+from tests.api.test_top_performers import add_campaign
 
 
 async def test_store_threads_run_queries_side_by_side(store: Store) -> None:
@@ -21,3 +23,14 @@ async def test_store_threads_see_each_others_writes(store: Store) -> None:
     await asyncio.gather(*(store.insert("side", [[n]], ["n"]) for n in range(8)))
     counts = await asyncio.gather(*(store.query_rows("SELECT count() FROM side") for _ in range(4)))
     assert counts == [[(8,)]] * 4
+
+
+async def test_campaign_owners_are_read_for_many_ids_in_one_query(store: Store) -> None:
+    add_campaign(store, "cmp_x", "acme")
+    add_campaign(store, "cmp_y", "globex")
+    add_campaign(store, "cmp_y", "globex")  # a later version: one answer per id
+    assert await campaign_owners(store, ["cmp_x", "cmp_y", "cmp_nobody"]) == {
+        "cmp_x": "acme",
+        "cmp_y": "globex",
+    }
+    assert await campaign_owners(store, []) == {}
