@@ -41,6 +41,7 @@ from core.coalesce import Gathered
 from core.ledger import CampaignLedger
 from core.queries import campaign_owners
 from core.settings import Settings, get_settings
+from schemas.events import Platform
 
 log = structlog.get_logger(__name__)
 
@@ -115,15 +116,19 @@ _WARM_ORGANISATIONS = 20
 
 
 async def _score_organisations(services: Services) -> None:
-    """Score the organisation-wide ranking of the organisations that own campaigns (and the
-    development organisation) in the background after a start, so their first request does not
-    wait for it. A failure only costs that first request its speed."""
+    """Score the organisation-wide rankings (whole and per platform) of the organisations that
+    own campaigns, and of the development organisation, in the background after a start, so
+    their first requests do not wait for a scoring. A failure only costs those requests their
+    speed."""
     try:
         rows = await services.store.query_rows(
             "SELECT DISTINCT org FROM campaigns LIMIT {n:UInt32}", {"n": _WARM_ORGANISATIONS}
         )
         for org in dict.fromkeys(["demo", *(row[0] for row in rows)]):
-            await top_performers.scope_ranking(services, org, None, None, None)
+            for platform in (None, *Platform):
+                await top_performers.scope_ranking(
+                    services, org, None, platform and platform.value, None
+                )
     except StoreError as exc:
         log.warning("api.warm_up_failed", error=str(exc))
 

@@ -403,7 +403,7 @@ async def test_a_new_event_reaches_a_ranking_that_is_read_continuously(
     await wait_until(ranked_first, timeout=10)
 
 
-async def test_organisation_rankings_are_scored_at_start_so_the_first_request_does_not_wait(
+async def test_organisation_rankings_are_scored_at_start_so_first_requests_do_not_wait(
     settings: Settings, store: Store, topics: None, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     insert_rows(store, [{"influencer_id": "inf_a", "campaign_id": "cmp_w", "likes": 3}])
@@ -411,8 +411,8 @@ async def test_organisation_rankings_are_scored_at_start_so_the_first_request_do
     app = create_app(settings, store=store)
     async with app.router.lifespan_context(app):
         services = app.state.services
-        scored = ("top", "acme", None, None, None)
-        await wait_until(lambda: scored in services.top_cache._entries)
+        warmed = [("top", "acme", None, p, None) for p in (None, "instagram", "tiktok")]
+        await wait_until(lambda: all(key in services.top_cache._entries for key in warmed))
         loads = 0
 
         async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
@@ -427,5 +427,7 @@ async def test_organisation_rankings_are_scored_at_start_so_the_first_request_do
             headers={"Authorization": f"Bearer {token}"},
         ) as client:
             body = await top(client)
+            on_instagram = await top(client, platform="instagram")
     assert [i["influencerId"] for i in body["items"]] == ["inf_a"]
+    assert [i["influencerId"] for i in on_instagram["items"]] == ["inf_a"]
     assert loads == 0
