@@ -122,7 +122,9 @@ class Load:
         return self._http
 
     async def run(self) -> Results:
-        connector = aiohttp.TCPConnector(limit=self.options.max_in_flight)
+        # Idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s), or
+        # a request may be sent on a connection the server is closing (a reset, not an answer).
+        connector = aiohttp.TCPConnector(limit=self.options.max_in_flight, keepalive_timeout=3)
         timeout = aiohttp.ClientTimeout(total=self.options.request_timeout)
         async with aiohttp.ClientSession(
             base_url=self.platform.base_url,

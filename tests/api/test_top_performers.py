@@ -258,18 +258,13 @@ async def test_batch_rows_and_streamed_events_merge_for_a_campaign(
             campaignId="cmp_mix", influencerId="inf_c", views=10, likes=1, comments=0, shares=0
         ),
     ]
+    stored_before = pipeline.sink.stored
     for e in events:
         await producer.send_and_wait(
             settings.engagement_topic, encode(e), key=e["influencerId"].encode()
         )
-
-    async def merged() -> bool:
-        rows = await store.query_rows(
-            "SELECT count() FROM engagement_events WHERE campaign_id = 'cmp_mix'"
-        )
-        return rows[0][0] == 4
-
-    await wait_until(merged)
+    # Once the sink's insert has returned, the ranking's views have the events too.
+    await wait_until(lambda: pipeline.sink.stored - stored_before == len(events))
     body = await top(client, campaignId="cmp_mix")
     items = {i["influencerId"]: i for i in body["items"]}
     b = items["inf_b"]
