@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -71,11 +73,13 @@ def wait_ready(base: str, timeout: float = 120) -> None:
     raise TimeoutError("platform not ready")
 
 
-def run(
-    events: int = 1_000_000, campaigns: int = 10_000, seconds: int = 15, rounds: int = 2
-) -> dict[str, float]:
-    if shutil.which("hey") is None:
-        raise SystemExit("hey not found: apt-get install hey")
+@contextmanager
+def seeded_platform(
+    events: int, campaigns: int, posts: int = 0, ready_timeout: float = 120
+) -> Iterator[tuple[str, float]]:
+    """`fk up` (worker, API and chDB in one process, on a benchmark broker) on a store seeded with
+    `events` events over `campaigns` campaigns (`posts` per creator, see `bench.seed`); yields its
+    base URL and the seconds it took to answer `/readyz`, and stops it afterwards."""
     with environment() as (bootstrap, tmp):
         port = free_port()
         env = {
@@ -89,55 +93,67 @@ def run(
         url = f"chdb://{(tmp / 'data' / 'clickhouse').resolve()}"
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "bench.seed", url, "fk", str(events), str(campaigns)],
+            [sys.executable, "-m", "bench.seed", url, "fk", str(events), str(campaigns)]
+            + ([str(posts)] if posts else []),
             check=True,
             env=env,
             cwd=REPO,
         )
         print(
             f"  seeded {events:,} events over {campaigns:,} campaigns in "
-            f"{time.perf_counter() - started:.1f}s"
+            f"{time.perf_counter() - started:.1f}s",
+            flush=True,
         )
         base = f"http://127.0.0.1:{port}"
-        token = issue_token(DEV_JWT_SECRET, org="bench")
         platform = Platform(tmp, env)
+        started = time.perf_counter()
         platform.start()
         try:
-            wait_ready(base)
-            # The first request after a restart: nothing cached, a cold store.
-            t = time.perf_counter()
-            first = httpx.get(
-                f"{base}/campaigns/cmp_42/metrics",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=10,
-            )
-            first_ms = (time.perf_counter() - t) * 1000
-            assert first.status_code == 200, first.text
-            print(f"  first /campaigns/cmp_42/metrics after start: {first_ms:.1f} ms")
-            health, metric = [], []
-            for r in range(rounds):
-                health.append(hey(f"{base}/healthz", None, seconds))
-                metric.append(hey(f"{base}/campaigns/cmp_{r + 7}/metrics", token, seconds))
-                print(
-                    f"  round {r + 1}: healthz p99 {health[-1]['p99_ms']:.1f} ms "
-                    f"({health[-1]['rps']:.0f} rps), metrics p99 {metric[-1]['p99_ms']:.1f} ms "
-                    f"({metric[-1]['rps']:.0f} rps)"
-                )
+            wait_ready(base, ready_timeout)
+            yield base, time.perf_counter() - started
         finally:
             platform.stop()
-        h99 = median([h["p99_ms"] for h in health])
-        m99 = median([m["p99_ms"] for m in metric])
-        print(
-            f"API latency at 500 req/s, 50 clients: /healthz p99 {h99:.1f} ms, "
-            f"/campaigns/{{id}}/metrics p99 {m99:.1f} ms, ratio {m99 / h99:.2f} (medians); "
-            f"first request after start {first_ms:.0f} ms"
+
+
+def run(
+    events: int = 1_000_000, campaigns: int = 10_000, seconds: int = 15, rounds: int = 2
+) -> dict[str, float]:
+    if shutil.which("hey") is None:
+        raise SystemExit("hey not found: apt-get install hey")
+    token = issue_token(DEV_JWT_SECRET, org="bench")
+    with seeded_platform(events, campaigns) as (base, _):
+        # The first request after a restart: nothing cached, a cold store.
+        t = time.perf_counter()
+        first = httpx.get(
+            f"{base}/campaigns/cmp_42/metrics",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
         )
-        return {
-            "healthz_p99_ms": h99,
-            "metrics_p99_ms": m99,
-            "ratio": m99 / h99,
-            "first_ms": first_ms,
-        }
+        first_ms = (time.perf_counter() - t) * 1000
+        assert first.status_code == 200, first.text
+        print(f"  first /campaigns/cmp_42/metrics after start: {first_ms:.1f} ms")
+        health, metric = [], []
+        for r in range(rounds):
+            health.append(hey(f"{base}/healthz", None, seconds))
+            metric.append(hey(f"{base}/campaigns/cmp_{r + 7}/metrics", token, seconds))
+            print(
+                f"  round {r + 1}: healthz p99 {health[-1]['p99_ms']:.1f} ms "
+                f"({health[-1]['rps']:.0f} rps), metrics p99 {metric[-1]['p99_ms']:.1f} ms "
+                f"({metric[-1]['rps']:.0f} rps)"
+            )
+    h99 = median([h["p99_ms"] for h in health])
+    m99 = median([m["p99_ms"] for m in metric])
+    print(
+        f"API latency at 500 req/s, 50 clients: /healthz p99 {h99:.1f} ms, "
+        f"/campaigns/{{id}}/metrics p99 {m99:.1f} ms, ratio {m99 / h99:.2f} (medians); "
+        f"first request after start {first_ms:.0f} ms"
+    )
+    return {
+        "healthz_p99_ms": h99,
+        "metrics_p99_ms": m99,
+        "ratio": m99 / h99,
+        "first_ms": first_ms,
+    }
 
 
 if __name__ == "__main__":

@@ -12,20 +12,18 @@ same run:
 """
 
 import shutil
-import subprocess
 import sys
 import time
 
 import httpx
 
-from bench.api import REPO, Platform, hey, wait_ready
-from bench.common import environment, free_port, median
+from bench.api import hey, seeded_platform
+from bench.common import median
 from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
 
 SIZES = (1_000_000, 10_000_000)
 POSTS_PER_CREATOR = 20
-POSTS = str(POSTS_PER_CREATOR)
 SCOPES = {
     "organisation": "limit=10",
     "campaign": "campaignId=cmp_42&limit=10",
@@ -63,55 +61,26 @@ def reaches_top(base: str, token: str, scope: str, query: str, tag: str, rank: i
 
 
 def measure(events: int, seconds: int, rounds: int) -> dict[str, float]:
-    with environment() as (bootstrap, tmp):
-        port = free_port()
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(REPO),
-            "FK_KAFKA_BOOTSTRAP": bootstrap,
-            "FK_DATA_DIR": str(tmp / "data"),
-            "FK_API_PORT": str(port),
-            "FK_LOG_LEVEL": "WARNING",
-        }
-        url = f"chdb://{(tmp / 'data' / 'clickhouse').resolve()}"
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "bench.seed", url, "fk", str(events), "10000", POSTS],
-            check=True,
-            env=env,
-            cwd=REPO,
+    token = issue_token(DEV_JWT_SECRET, org="demo")
+    with seeded_platform(events, 10_000, POSTS_PER_CREATOR, ready_timeout=600) as (base, ready_s):
+        t = time.perf_counter()
+        first = httpx.get(
+            f"{base}/top-performers?limit=10",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
         )
-        print(f"  seeded {events:,} events in {time.perf_counter() - started:.0f} s", flush=True)
-        base = f"http://127.0.0.1:{port}"
-        token = issue_token(DEV_JWT_SECRET, org="demo")
-        platform = Platform(tmp, env)
-        started = time.perf_counter()
-        platform.start()
-        try:
-            wait_ready(base, timeout=600)
-            ready_s = time.perf_counter() - started
-            t = time.perf_counter()
-            first = httpx.get(
-                f"{base}/top-performers?limit=10",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=120,
-            )
-            first_ms = (time.perf_counter() - t) * 1000
-            assert first.status_code == 200, first.text
-            health: list[float] = []
-            scoped: dict[str, list[float]] = {name: [] for name in SCOPES}
-            for _ in range(rounds):
-                health.append(hey(f"{base}/healthz", None, seconds)["p99_ms"])
-                for name, query in SCOPES.items():
-                    scoped[name].append(
-                        hey(f"{base}/top-performers?{query}", token, seconds)["p99_ms"]
-                    )
-            fresh = {
-                name: reaches_top(base, token, name, query, str(events), rank)
-                for rank, (name, query) in enumerate(SCOPES.items(), start=1)
-            }
-        finally:
-            platform.stop()
+        first_ms = (time.perf_counter() - t) * 1000
+        assert first.status_code == 200, first.text
+        health: list[float] = []
+        scoped: dict[str, list[float]] = {name: [] for name in SCOPES}
+        for _ in range(rounds):
+            health.append(hey(f"{base}/healthz", None, seconds)["p99_ms"])
+            for name, query in SCOPES.items():
+                scoped[name].append(hey(f"{base}/top-performers?{query}", token, seconds)["p99_ms"])
+        fresh = {
+            name: reaches_top(base, token, name, query, str(events), rank)
+            for rank, (name, query) in enumerate(SCOPES.items(), start=1)
+        }
     result = {"events": float(events), "ready_s": ready_s, "first_ms": first_ms}
     result["healthz_p99_ms"] = median(health)
     for name in SCOPES:
