@@ -8,11 +8,20 @@ nothing extra (the first caller runs at once); a busy one makes fewer, larger ca
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 R = TypeVar("R")
+
+
+def _fail(futures: "Iterable[asyncio.Future[Any]]", exc: BaseException) -> None:
+    """Every waiter of a failed call gets its failure; nothing is swallowed. Each exception is
+    marked retrieved here too, since a waiter may have gone away (cancelled)."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)
+            future.exception()
 
 
 class Gathered(Generic[K, V]):
@@ -56,11 +65,8 @@ class Gathered(Generic[K, V]):
     async def _fetch_into(self, keys: list[K], futures: list["asyncio.Future[V | None]"]) -> None:
         try:
             found = await self._fetch(keys)
-        except BaseException as exc:  # every waiter gets the failure; nothing is swallowed
-            for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()  # retrieved here too: a waiter may have gone away
+        except BaseException as exc:
+            _fail(futures, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -115,10 +121,7 @@ class GatheredWrites(Generic[R]):
         try:
             await self._store([row for rows, _ in taken for row in rows])
         except BaseException as exc:
-            for _, future in taken:
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()
+            _fail([future for _, future in taken], exc)
             if not isinstance(exc, Exception):
                 raise
             return
