@@ -30,6 +30,16 @@ class AddressRefused(Exception):
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
+# Blocks `ipaddress` counts as global (some or all of their addresses) that no webhook needs:
+# site-local IPv6 (deprecated, still routed inside some networks), IPv4-translated addresses
+# (SIIT, whatever IPv4 address they carry) and the IETF protocol assignments, 192.0.0.9 and
+# 192.0.0.10 (anycast PCP and TURN relays) included.
+_REFUSED = (
+    ipaddress.ip_network("fec0::/10"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("192.0.0.0/24"),
+)
+
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 address stands for (mapped, 6to4, Teredo server, NAT64,
@@ -50,7 +60,12 @@ def is_public(ip: IpAddress) -> bool:
         embedded = _embedded_ipv4(ip)
         if embedded is not None and not is_public(embedded):
             return False
-    return ip.is_global and not ip.is_multicast and ip not in _METADATA
+    return (
+        ip.is_global
+        and not ip.is_multicast
+        and ip not in _METADATA
+        and not any(ip in net for net in _REFUSED)
+    )
 
 
 async def resolve_public(host: str, port: int) -> str:

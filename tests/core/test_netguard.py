@@ -34,6 +34,19 @@ from tests.receivers import Receiver
         "2002:7f00:1::",
         "2002:a9fe:a9fe::1",
         "2002:c0a8:101::1",
+        # Site-local IPv6 (deprecated, still routed inside some networks).
+        "fec0::1",
+        "feff:ffff::1",
+        # IPv4-translated addresses (SIIT, ::ffff:0:0:0/96), whatever IPv4 address they carry.
+        "::ffff:0:7f00:1",
+        "::ffff:0:a00:1",
+        "::ffff:0:5db8:d822",
+        # IETF protocol assignments, including the ones Python counts as global.
+        "192.0.0.1",
+        "192.0.0.9",
+        "192.0.0.10",
+        "192.0.0.255",
+        "::ffff:192.0.0.9",
     ],
 )
 def test_non_public_addresses(address: str) -> None:
@@ -46,6 +59,10 @@ def test_public_addresses() -> None:
     # The same IPv6 forms around a public IPv4 address stay public.
     assert netguard.is_public(ipaddress.ip_address("64:ff9b::5db8:d822"))
     assert netguard.is_public(ipaddress.ip_address("2002:5db8:d822::1"))
+    # Just outside the refused blocks around them.
+    assert netguard.is_public(ipaddress.ip_address("192.0.1.1"))
+    assert netguard.is_public(ipaddress.ip_address("191.255.255.255"))
+    assert netguard.is_public(ipaddress.ip_address("2001:4860::8888"))
 
 
 @pytest.mark.parametrize(
@@ -64,6 +81,9 @@ def test_public_addresses() -> None:
         "http://[::127.0.0.1]/",
         "http://[64:ff9b::a9fe:a9fe]/latest",
         "http://[2002:7f00:1::]/",
+        "http://[fec0::1]/",
+        "http://[::ffff:0:a00:1]/",
+        "http://192.0.0.9/",
     ],
 )
 def test_registration_refuses_private_literals(url: str) -> None:
@@ -91,6 +111,24 @@ async def test_a_name_resolving_to_loopback_is_refused_at_connect_time(
     async with httpx.AsyncClient(transport=GuardedTransport(frozenset())) as client:
         with pytest.raises(AddressRefused):
             await client.post("http://rebind.example.com/hook", content=b"{}")
+
+
+@pytest.mark.parametrize(
+    ("family", "address"),
+    [(10, "fec0::1"), (10, "::ffff:0:a00:1"), (2, "192.0.0.9")],
+)
+async def test_site_local_translated_and_protocol_addresses_are_refused_at_connect_time(
+    monkeypatch: pytest.MonkeyPatch, family: int, address: str
+) -> None:
+    async def resolving(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        return [(family, 1, 6, "", (address, port))]
+
+    import asyncio
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolving)
+    async with httpx.AsyncClient(transport=GuardedTransport(frozenset())) as client:
+        with pytest.raises(AddressRefused):
+            await client.post("http://hooks.example.com/hook", content=b"{}")
 
 
 async def test_connects_to_the_checked_address_with_the_original_host_header(
