@@ -2,7 +2,8 @@
 
 import base64
 import binascii
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -14,18 +15,32 @@ from schemas.webhooks import AttemptPage
 
 router = APIRouter(tags=["webhooks"])
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# What the store's DateTime64(3, 'UTC') holds: a cursor outside it names no attempt.
+_EARLIEST_MS = (datetime(1900, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
+_LATEST_MS = (datetime(2300, 1, 1, tzinfo=UTC) - _EPOCH) // _MS - 1
+_CURSOR = re.compile(r"(-?[0-9]{1,20}):(.+)", re.DOTALL)
+
 
 def encode_cursor(timestamp: datetime, attempt_id: str) -> str:
-    raw = f"{int(timestamp.timestamp() * 1000)}:{attempt_id}".encode()
+    """`<epoch ms>:<attempt id>`, base64url; whole milliseconds counted exactly (no float)."""
+    raw = f"{(timestamp - _EPOCH) // _MS}:{attempt_id}".encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (timestamp, attempt id) `encode_cursor` made. Anything else — not base64url, not
+    UTF-8, no id, a timestamp that is not whole milliseconds or outside what the store holds —
+    is `InvalidInput` (422), never an overflow or a store error."""
     try:
-        ms, _, attempt_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        return datetime.fromtimestamp(int(ms) / 1000, UTC), attempt_id
+        raw = base64.b64decode(cursor, altchars=b"-_", validate=True).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("Invalid cursor.") from None
+    match = _CURSOR.fullmatch(raw)
+    if match is None or not _EARLIEST_MS <= int(match[1]) <= _LATEST_MS:
+        raise InvalidInput("Invalid cursor.")
+    return _EPOCH + int(match[1]) * _MS, match[2]
 
 
 @router.get(
