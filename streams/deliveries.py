@@ -123,6 +123,12 @@ def status_text(payload: dict[str, Any]) -> str:
     )
 
 
+def slack_escape(text: str) -> str:
+    """`text` for Slack's mrkdwn: `&`, `<` and `>` as its entities, so a campaign named
+    `<!channel>` or `<https://evil|click>` shows as text instead of pinging or linking."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     url: str
@@ -133,9 +139,10 @@ class Request:
 def build_request(delivery: Delivery, endpoint: EndpointConfig, now: datetime) -> Request:
     """The POST of one attempt; the signature is computed per attempt (fresh timestamp)."""
     if endpoint.kind is EndpointKind.slack:
-        text = status_text(orjson.loads(delivery.payload))
+        text = slack_escape(status_text(orjson.loads(delivery.payload)))
         return Request(endpoint.url, _JSON, orjson.dumps({"text": text}))
     if endpoint.kind is EndpointKind.telegram:
+        # No parse_mode: Telegram shows the text as it is, so a name needs no escaping.
         text = status_text(orjson.loads(delivery.payload))
         body = orjson.dumps({"chat_id": endpoint.chat_id, "text": text})
         return Request(endpoint.url, _JSON, body)
