@@ -42,6 +42,29 @@ class StoreQueryError(StoreError):
     """A query of ours was rejected by the store (not retryable)."""
 
 
+class StoreRejected(StoreError):
+    """The store refused the data of an insert (not retryable: the same rows fail again).
+
+    The message is the store's own first line (code name included), for a dead-letter reason.
+    """
+
+
+# Errors of an insert caused by the rows themselves: sending them again fails again. Anything
+# else (memory, too many parts overall, a store going away) is retried.
+_REJECTING = (
+    "VIOLATED_CONSTRAINT",
+    "TYPE_MISMATCH",
+    "CANNOT_PARSE",
+    "CANNOT_CONVERT_TYPE",
+    "ARGUMENT_OUT_OF_BOUND",
+    "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
+    "TOO_LARGE_STRING_SIZE",
+    "INCORRECT_DATA",
+    "DECIMAL_OVERFLOW",
+    "Too many partitions for single INSERT block",
+)
+
+
 def _connect(url: str, database: str, user: str, password: str) -> Client:
     if url.startswith("chdb://"):
         return clickhouse_connect.get_client(dsn=url, database=database)
@@ -53,6 +76,12 @@ def _connect(url: str, database: str, user: str, password: str) -> Client:
         connect_timeout=5,
         send_receive_timeout=30,
     )
+
+
+def _first_line(text: str, limit: int = 500) -> str:
+    """The store's message without the stack trace or the echoed rows."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:limit]
 
 
 def _split_statements(sql: str) -> list[str]:
@@ -194,15 +223,17 @@ class Store:
                 table, columns, column_names=list(names), column_oriented=True
             )
         except ClickHouseError as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc, insert=True) from exc
 
-    def insert_arrow_sync(self, table: str, data: pa.Table) -> None:
+    def insert_arrow_sync(
+        self, table: str, data: pa.Table, settings: dict[str, Any] | None = None
+    ) -> None:
         """Insert an Arrow table (columns named as the table's). Cheaper in Python than
         `insert_sync`: the store parses the Arrow buffer natively, outside the GIL."""
         try:
-            self._thread_client().insert_arrow(table, data)
+            self._thread_client().insert_arrow(table, data, settings=settings)
         except ClickHouseError as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc, insert=True) from exc
 
     def command_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         try:
@@ -243,8 +274,10 @@ class Store:
             writes = self._gathered[key] = GatheredWrites(insert)
         await writes.write(rows)
 
-    async def insert_arrow(self, table: str, data: pa.Table) -> None:
-        await self._run(self.insert_arrow_sync, table, data)
+    async def insert_arrow(
+        self, table: str, data: pa.Table, settings: dict[str, Any] | None = None
+    ) -> None:
+        await self._run(self.insert_arrow_sync, table, data, settings)
 
     async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return await self._run(self.command_sync, sql, parameters)
@@ -267,8 +300,10 @@ class Store:
             raise StoreUnavailable(f"store unreachable: {exc.strerror or exc}") from exc
 
     @staticmethod
-    def _translate(exc: ClickHouseError) -> StoreError:
+    def _translate(exc: ClickHouseError, *, insert: bool = False) -> StoreError:
         text = str(exc)
+        if insert and any(marker in text for marker in _REJECTING):
+            return StoreRejected(_first_line(text))
         if "UNKNOWN_TABLE" in text or "SYNTAX_ERROR" in text or "UNKNOWN_IDENTIFIER" in text:
             return StoreQueryError(type(exc).__name__)
         return StoreUnavailable(type(exc).__name__)

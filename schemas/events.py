@@ -37,6 +37,8 @@ class DeadLetterReason(StrEnum):
     invalid_json = "invalid_json"
     invalid_event = "invalid_event"
     future_timestamp = "future_timestamp"
+    store_rejected = "store_rejected"
+    """Valid by the event contract, refused by a rule of the store (found by the sink)."""
 
 
 def epoch_milliseconds(moment: datetime) -> int:

@@ -17,11 +17,12 @@ from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import structlog
 
 from core import metrics
 from core.changes import ENGAGEMENT_WRITES
-from core.clickhouse import Store, StoreUnavailable
+from core.clickhouse import Store, StoreRejected, StoreUnavailable
 from streams.transforms import EventBatch
 
 log = structlog.get_logger(__name__)
@@ -33,6 +34,10 @@ EXPIRE_EVERY_MS = 60_000
 _QUERY_ID_CHARACTERS = 256 * 1024
 """Ids per store check, in characters: an HTTP server reads the ids from the request's URI,
 which ClickHouse caps at 1 MiB (`http_max_uri_size`), quoting included."""
+
+_INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
+"""A batch may hold events of any number of months (the table's partitions): one request with
+events in 101 months must land, not fail the store's per-insert partition limit forever."""
 
 _event_id = itemgetter(0)
 _event_time = itemgetter(1)
@@ -260,30 +265,59 @@ class EngagementSink:
             found.update(columns[0] if columns else ())
         return found
 
-    async def write(self, batch: EventBatch, *, stopping: asyncio.Event | None = None) -> None:
+    async def write(
+        self, batch: EventBatch, *, stopping: asyncio.Event | None = None
+    ) -> list[tuple[int, str]]:
         """Insert the batch, retrying with back-off while the store is unavailable. Its ids
         were claimed (`claim`) when it was decoded.
+
+        Rows the store refuses (`StoreRejected`: sending them again fails again) are isolated by
+        halving the insert until each refused row stands alone; every other row lands. Returns
+        the refused rows as (index in the batch, the store's reason), for the dead-letter topic.
 
         Raises `StoreUnavailable` only when `stopping` is set mid-retry: the caller must then not
         commit offsets, so the batch is read again after the restart.
         """
         if not batch:
-            return
-        delay = 0.2
+            return []
         table = await asyncio.to_thread(batch.arrow)  # off the event loop: ~10 ms a batch
+        refused: list[tuple[int, str]] = []
+        await self._insert(table, 0, refused, stopping)
+        metrics.SINK_BATCH_ROWS.observe(len(batch))
+        ENGAGEMENT_WRITES.bump()
+        return refused
+
+    async def _insert(
+        self,
+        table: pa.Table,
+        first: int,
+        refused: list[tuple[int, str]],
+        stopping: asyncio.Event | None,
+    ) -> None:
+        delay = 0.2
         while True:
             started = time.perf_counter()
             try:
-                await self.store.insert_arrow("engagement_events", table)
+                await self.store.insert_arrow("engagement_events", table, _INSERT_SETTINGS)
                 break
+            except StoreRejected as exc:
+                metrics.SINK_FAILURES.inc()
+                if table.num_rows == 1:
+                    log.warning("sink.row_refused", error=str(exc), row=first)
+                    refused.append((first, str(exc)))
+                    return
+                half = table.num_rows // 2
+                await self._insert(table.slice(0, half), first, refused, stopping)
+                await self._insert(table.slice(half), first + half, refused, stopping)
+                return
             except StoreUnavailable as exc:
                 metrics.SINK_FAILURES.inc()
-                log.warning("sink.insert_failed", error=str(exc), rows=len(batch), retry_in=delay)
+                log.warning(
+                    "sink.insert_failed", error=str(exc), rows=table.num_rows, retry_in=delay
+                )
                 if stopping is not None and stopping.is_set():
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
         metrics.SINK_INSERT_SECONDS.observe(time.perf_counter() - started)
-        metrics.SINK_BATCH_ROWS.observe(len(batch))
-        self.stored += len(batch)
-        ENGAGEMENT_WRITES.bump()
+        self.stored += table.num_rows

@@ -26,7 +26,7 @@ from core import metrics
 from core.changes import STORED
 from core.clickhouse import Store, StoreUnavailable
 from core.settings import Settings
-from schemas.events import MAX_EVENT_BYTES, REQUEST_ID_KAFKA_HEADER
+from schemas.events import MAX_EVENT_BYTES, REQUEST_ID_KAFKA_HEADER, DeadLetterReason
 from streams.sinks import EngagementSink
 from streams.transforms import EventBatch, Rejection, Row, decode_event, event_row, fast_row
 
@@ -367,7 +367,9 @@ class EngagementConsumer(mode.Service):
         assert self.consumer is not None
         batch, events = decoded.records, decoded.events
         await self._dead_letter(decoded.rejected)
-        await self.sink.write(events, stopping=self._stopping)
+        refused = await self.sink.write(events, stopping=self._stopping)
+        if refused:
+            await self._dead_letter(self._refused_records(decoded, refused))
         if self._in_flight is decoded:
             self._in_flight = None
         # The effects are durable now: the embedded API may acknowledge these records' writers.
@@ -394,6 +396,25 @@ class EngagementConsumer(mode.Service):
             sent = np.fromiter((r.timestamp for r in records), np.float64, len(records))
             ages = np.maximum(done - sent / 1000, 0.0)
             metrics.observe_many(metrics.PIPELINE_FRESHNESS_SECONDS, ages)
+
+    @staticmethod
+    def _refused_records(
+        decoded: _Decoded, refused: list[tuple[int, str]]
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], Rejection]]:
+        """The consumed records of the batch's rows the store refused, with its reasons."""
+        events = decoded.events
+        by_position = {
+            (tp.partition, record.offset): record
+            for tp, records in decoded.records.items()
+            for record in records
+        }
+        return [
+            (
+                by_position[events.partitions[row], events.offsets[row]],
+                Rejection(DeadLetterReason.store_rejected, error),
+            )
+            for row, error in refused
+        ]
 
     async def _dead_letter(
         self, rejected: list[tuple[ConsumerRecord[bytes, bytes], Rejection]]

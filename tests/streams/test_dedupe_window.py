@@ -181,12 +181,12 @@ async def test_an_old_id_in_a_batch_not_stored_yet_is_a_duplicate(
     store_back = asyncio.Event()
     refused = 0
 
-    async def refusing_insert(table: str, data: Any) -> None:
+    async def refusing_insert(table: str, data: Any, settings: Any = None) -> None:
         nonlocal refused
         if not store_back.is_set():
             refused += 1
             raise StoreUnavailable("store down for the test")
-        await insert_arrow(table, data)
+        await insert_arrow(table, data, settings)
 
     monkeypatch.setattr(store, "insert_arrow", refusing_insert)
     old = make_event(timestamp=now_ms() - 30 * DAY_MS)
