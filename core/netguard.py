@@ -1,10 +1,12 @@
 """Outbound HTTP to customer URLs without SSRF: an httpx transport that resolves the host once,
 refuses loopback, private, link-local, shared, reserved and metadata addresses (unless the host is
 allow-listed), and connects to exactly the address it checked, so DNS rebinding cannot slip a
-private address in between the check and the connection."""
+private address in between the check and the connection. Also what a tenant may see of those
+connections: errors without addresses, operator URLs without more than scheme and host."""
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Collection
 from urllib.parse import urlsplit
@@ -109,6 +111,47 @@ def check_url(url: str, allowed_hosts: Collection[str]) -> None:
         return
     if not is_public(literal):
         raise AddressRefused(f"{host} is not a public address")
+
+
+_IPV4 = re.compile(r"(?<![0-9.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9]|\.[0-9])")
+_IPV6 = re.compile(
+    r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
+    r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})(?:%[0-9A-Za-z_.-]+)?"
+    r"(?![0-9A-Za-z:]|\.[0-9])"
+)
+REDACTED_ADDRESS = "[address]"
+
+
+def _redact_ipv6(match: re.Match[str]) -> str:
+    try:
+        ipaddress.ip_address(match[0])
+    except ValueError:
+        return match[0]  # colons that are not an address (a time of day)
+    return REDACTED_ADDRESS
+
+
+def redact_addresses(text: str) -> str:
+    """`text` with every IP address in it, public or not, replaced by `[address]`: an error of a
+    connection may name the address a host resolved to (inside the platform's network, too)."""
+    return _IPV4.sub(REDACTED_ADDRESS, _IPV6.sub(_redact_ipv6, text))
+
+
+def masked_url(url: str) -> str:
+    """An operator's URL as a tenant may see it: scheme and host only (no port, path, query or
+    credentials), and `***` for the host unless it is a dotted name under an alphabetic top-level
+    domain that `check_url` accepts (so no address literal in any numeric form, no intranet
+    single-label name, no `localhost` or `*.internal`). Masking a masked URL changes nothing."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return "***"
+    labels = parts.hostname.rstrip(".").split(".")
+    shown = len(labels) > 1 and labels[-1].isascii() and labels[-1].isalpha()
+    if shown:
+        try:
+            check_url(f"{parts.scheme}://{parts.hostname}/", frozenset())
+        except AddressRefused:
+            shown = False
+    return f"{parts.scheme}://{parts.hostname if shown else '***'}"
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):

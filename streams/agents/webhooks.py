@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from core import metrics
 from core.clickhouse import Store, StoreError
-from core.netguard import AddressRefused, guarded_client
+from core.netguard import AddressRefused, guarded_client, masked_url
 from core.settings import Settings
 from schemas.webhooks import WebhookCommand
 from streams import queries
@@ -51,6 +51,8 @@ def configured_endpoints(settings: Settings) -> list[EndpointConfig]:
                 org=ANY_ORG,
                 url=settings.webhook_default_url,
                 secret=settings.webhook_default_secret,
+                # Every organisation's delivery history shows it: scheme and public host only.
+                display_url=masked_url(settings.webhook_default_url),
             )
         )
     if settings.slack_webhook_url:

@@ -169,3 +169,59 @@ async def test_redirects_are_not_followed() -> None:
         assert receiver.hits == 1
     finally:
         await receiver.stop()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "refused: hooks.example.com resolves to non-public 10.1.2.3",
+            "refused: hooks.example.com resolves to non-public [address]",
+        ),
+        (
+            "ConnectError: [Errno 111] Connect call failed ('127.0.0.1', 8080)",
+            "ConnectError: [Errno 111] Connect call failed ('[address]', 8080)",
+        ),
+        ("ConnectError: 192.168.0.7:443 unreachable.", "ConnectError: [address]:443 unreachable."),
+        (
+            "refused: fd00:ec2::254 is not a public address",
+            "refused: [address] is not a public address",
+        ),
+        ("refused: [::1] is not a public address", "refused: [[address]] is not a public address"),
+        ("mapped ::ffff:10.0.0.1 and fe80::1%eth0", "mapped [address] and [address]"),
+        ("at 2001:db8::8a2e:370:7334.", "at [address]."),
+        # Not addresses: kept.
+        ("HTTP 503", "HTTP 503"),
+        ("timeout", "timeout"),
+        ("ReadTimeout: read 12:30:45 v1.2.3", "ReadTimeout: read 12:30:45 v1.2.3"),
+    ],
+)
+def test_addresses_are_redacted_from_text(text: str, shown: str) -> None:
+    assert netguard.redact_addresses(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://hooks.operator.example:8443/in/s3cret?token=abc#x",
+            "https://hooks.operator.example",
+        ),
+        ("https://user:pass@hooks.operator.example/in", "https://hooks.operator.example"),
+        ("http://10.0.0.5:8080/hooks/s3cret", "http://***"),
+        ("http://127.0.0.1/hook", "http://***"),
+        ("http://[fd00::5]/hook", "http://***"),
+        ("https://93.184.216.34/hook", "https://***"),
+        ("http://hooks.internal/x", "http://***"),
+        ("http://localhost:9000/x", "http://***"),
+        ("http://0x7f.1/x", "http://***"),
+        ("http://2130706433/x", "http://***"),
+        ("http://hookbox:8080/x", "http://***"),
+        ("not a url", "***"),
+        # Masking what is already masked changes nothing.
+        ("https://hooks.operator.example", "https://hooks.operator.example"),
+        ("http://***", "http://***"),
+    ],
+)
+def test_an_operator_url_shows_only_its_scheme_and_public_host(url: str, shown: str) -> None:
+    assert netguard.masked_url(url) == shown
