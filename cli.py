@@ -331,7 +331,13 @@ def cmd_etl(args: argparse.Namespace) -> int:
         password=settings.clickhouse_password,
     )
     try:
-        report = load_file(store, path, outputs, max_errors=settings.etl_max_reported_errors)
+        report = load_file(
+            store,
+            path,
+            outputs,
+            org=settings.default_org,
+            max_errors=settings.etl_max_reported_errors,
+        )
     except LoadRefused as exc:
         print(f"fk etl: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ async def run(events: int = 20_000, repeats: int = 50) -> None:
         batch = EventBatch()
         for i, message in enumerate(demo_events(events)):
             event = EngagementEvent.model_validate(orjson.loads(message.value))
-            batch.add(event, source="bench", partition=0, offset=i)
+            batch.add(event, partition=0, offset=i, org="bench")
         store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
         app = create_app(settings, store=store)
         token = issue_token(settings.jwt_secret, org="bench")

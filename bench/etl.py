@@ -49,7 +49,7 @@ def child_load(path: str, store_dir: str) -> None:
 
     store = Store.open(f"chdb://{store_dir}", "bench")
     started = time.perf_counter()
-    report = load_file(store, Path(path), Outputs.beside(Path(path), Path(store_dir)))
+    report = load_file(store, Path(path), Outputs.beside(Path(path), Path(store_dir)), org="bench")
     loaded = time.perf_counter()
     creators = asyncio.run(
         scored_creators(store, org="bench", campaign_id=None, platform=None, category=None)

@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     sink_max_batch: int = 50_000
     sink_poll_timeout_ms: int = 100
     max_future_skew_seconds: int = 300
+    default_org: str = Field(
+        default="demo",
+        min_length=1,
+        max_length=100,
+        description=(
+            "The organisation of a Kafka message without an `fk-org` header, of `fk etl` loads"
+            " and of events stored before events carried an organisation."
+        ),
+    )
     dedupe_window_days: int = Field(
         default=7,
         ge=1,

@@ -74,12 +74,14 @@ def load_file(
     path: Path,
     outputs: Outputs,
     *,
+    org: str,
     name: str | None = None,
     load_id: str | None = None,
     max_errors: int = 10_000,
     now: datetime | None = None,
 ) -> LoadReport:
-    """Load `path` (absolute or not) into `store` and write the report and rejected rows.
+    """Load `path` (absolute or not) into `store` as events of organisation `org` and write
+    the report and rejected rows.
 
     Valid rows are stored even when others are rejected. Raises `LoadRefused` (with a message
     for the user) when the file as a whole is unusable; store failures propagate as `StoreError`.
@@ -110,13 +112,13 @@ def load_file(
             )
             rows, accepted, error_count, distinct = store.query_rows_sync(queries.summary(table))[0]
             if int(distinct) == int(accepted) and not int(
-                store.query_rows_sync(queries.HAS_CSV_IDS)[0][0]
+                store.query_rows_sync(queries.HAS_CSV_IDS, {"org": org})[0][0]
             ):
                 # No repeated row and nothing ever batch-loaded: every valid row is new.
-                store.command_sync(queries.insert_new_events(table))
+                store.command_sync(queries.insert_new_events(table), {"org": org})
                 inserted = int(accepted)
             else:
-                inserted = _insert_news(store, table, int(accepted))
+                inserted = _insert_news(store, table, int(accepted), org)
             store.command_sync(queries.upsert_creators(table), {"load_time": load_time})
             errors = [
                 RowError(line=line, column=column or None, reason=reason)
@@ -163,13 +165,13 @@ def load_file(
     return report
 
 
-def _insert_news(store: Store, table: str, accepted: int) -> int:
+def _insert_news(store: Store, table: str, accepted: int, org: str) -> int:
     """Insert the valid rows whose ids the store does not hold yet, bucket by bucket (bounded
     id sets); return how many were inserted."""
     buckets = max(1, accepted // _BUCKET_ROWS)
     inserted = 0
     for bucket in range(buckets):
-        where = {"buckets": buckets, "bucket": bucket}
+        where = {"org": org, "buckets": buckets, "bucket": bucket}
         inserted += int(store.query_rows_sync(queries.bucket_news(table), where)[0][0])
         store.command_sync(queries.insert_events(table), where)
     return inserted

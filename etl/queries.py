@@ -200,9 +200,10 @@ def summary(table: str) -> str:
 
 HAS_CSV_IDS = (
     "SELECT count() FROM (SELECT 1 FROM engagement_events "
-    "WHERE startsWith(event_id, 'csv:') LIMIT 1)"
+    "WHERE org = {org:String} AND startsWith(event_id, 'csv:') LIMIT 1)"
 )
-"""1 when the store holds any batch-loaded (content id) event, else 0."""
+"""1 when the store holds any batch-loaded (content id) event of the organisation, else 0.
+Parameters: org."""
 
 
 def _rejected_lines(table: str) -> str:
@@ -253,20 +254,21 @@ WHERE empty(errors) AND cityHash64(event_id) % {{buckets:UInt64}} = {{bucket:UIn
 
 def bucket_news(table: str) -> str:
     """How many distinct valid ids of one bucket the store does not hold yet (what
-    `insert_events` then writes, loads being serialised). Parameters: buckets, bucket."""
+    `insert_events` then writes, loads being serialised). Parameters: org, buckets, bucket."""
     return f"""
 SELECT uniqExact(event_id) - (
     SELECT count() FROM engagement_events
-    WHERE startsWith(event_id, 'csv:') AND event_id IN ({_bucket(table)}))
+    WHERE org = {{org:String}} AND startsWith(event_id, 'csv:')
+      AND event_id IN ({_bucket(table)}))
 FROM ({_bucket(table)})
 """
 
 
 _INSERT_VALID_ROWS = """INSERT INTO engagement_events
     (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
-     comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset)
+     comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset, org)
 SELECT event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
-       comments, shares, saves, followers, [], 'batch', -1, rn
+       comments, shares, saves, followers, [], 'batch', -1, rn, {{org:String}}
 FROM {table}
 WHERE empty(errors)"""
 """The valid staged rows as `engagement_events` rows (source 'batch', the row number as offset);
@@ -277,14 +279,15 @@ def insert_events(table: str) -> str:
     """Insert each valid row of one hash bucket whose content id the store does not hold yet,
     once (the first row wins). Bucketing bounds the memory of the id sets.
 
-    Parameters: buckets, bucket.
+    Parameters: org, buckets, bucket.
     """
     return f"""
 {_INSERT_VALID_ROWS.format(table=table)}
   AND cityHash64(event_id) % {{buckets:UInt64}} = {{bucket:UInt64}}
   AND event_id NOT IN (
       SELECT event_id FROM engagement_events
-      WHERE startsWith(event_id, 'csv:') AND event_id IN ({_bucket(table)}))
+      WHERE org = {{org:String}} AND startsWith(event_id, 'csv:')
+        AND event_id IN ({_bucket(table)}))
 ORDER BY rn
 LIMIT 1 BY event_id
 SETTINGS max_partitions_per_insert_block = 0, {_BLOCKS}
@@ -293,8 +296,9 @@ SETTINGS max_partitions_per_insert_block = 0, {_BLOCKS}
 
 def insert_new_events(table: str) -> str:
     """Insert every valid row, for a file whose valid rows all have distinct ids into a store
-    that holds no `csv:` id at all (so none can be stored already): no existence check, no
-    dedupe, one statement; two threads write the parts (sorted twice, for the projection)."""
+    that holds no `csv:` id of the organisation (so none can be stored already): no existence
+    check, no dedupe, one statement; two threads write the parts (sorted twice, for the
+    projection). Parameters: org."""
     return f"""
 {_INSERT_VALID_ROWS.format(table=table)}
 SETTINGS max_threads = 2, max_insert_threads = 2, max_partitions_per_insert_block = 0, {_BLOCKS}

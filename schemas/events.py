@@ -10,6 +10,9 @@ from schemas.base import WireModel
 
 REQUEST_ID_KAFKA_HEADER = "fk-request-id"
 """Message header naming the HTTP request that published the message (log correlation)."""
+ORG_KAFKA_HEADER = "fk-org"
+"""Message header naming the organisation an engagement event belongs to (absent:
+`FK_DEFAULT_ORG`). `POST /events` sets the caller's; a producer of its own may set it."""
 
 MAX_EVENT_BYTES = 64 * 1024
 """A valid event is a few hundred bytes; anything above this is refused unread."""

@@ -1,9 +1,11 @@
-"""The engagement sink: writes first-seen events to `engagement_events`, once per eventId.
+"""The engagement sink: writes first-seen events to `engagement_events`, once per
+(organisation, eventId).
 
-Exactly-once effect on top of at-least-once delivery: the sink remembers the ids of the dedupe
-window (`FK_DEDUPE_WINDOW_DAYS` of event time; reloaded from the store whenever partitions are
-assigned, so ids written before a crash or by another worker are known), answers for older
-events from the store by id, and the consumer drops ids found either way before inserting.
+Exactly-once effect on top of at-least-once delivery: the sink remembers hashes of the keys of
+the dedupe window (`FK_DEDUPE_WINDOW_DAYS` of event time; reloaded from the store whenever
+partitions are assigned, so keys written before a crash or by another worker are known), answers
+for older events and for held hashes from the store by exact key, and the consumer drops keys
+found either way before inserting.
 Offsets are committed after the insert, so a crash replays at most the uncommitted batch, whose
 ids are then found and dropped.
 """
@@ -11,8 +13,6 @@ ids are then found and dropped.
 import asyncio
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import compress
 from operator import itemgetter
 
 import numpy as np
@@ -39,29 +39,31 @@ _INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
 """A batch may hold events of any number of months (the table's partitions): one request with
 events in 101 months must land, not fail the store's per-insert partition limit forever."""
 
-_event_id = itemgetter(0)
 _event_time = itemgetter(1)
 
 
-@dataclass(slots=True)
-class _Span:
-    """Held ids whose event times run from one UTC day to another (its key in `SeenIds.spans`),
-    in the order they were claimed."""
+Key = tuple[str, str]
+"""What makes an event a duplicate: (organisation, eventId)."""
 
-    ids: list[str] = field(default_factory=list)
-    days: list[npt.NDArray[np.int32]] = field(default_factory=list)
-    """The ids' days, in chunks in the same order; empty for a span of one day."""
+_MAX_RUNS_PER_DAY = 24
+"""Sorted runs a day may hold before the smallest are merged (bounds a probe's cost)."""
+
+
+def key_hashes(keys: Iterable[Key], count: int) -> npt.NDArray[np.int64]:
+    """64-bit hashes of (organisation, eventId) keys, as the window holds them (this process's
+    string hash: the window is rebuilt from the store at every start)."""
+    return np.fromiter(map(hash, keys), np.int64, count)
 
 
 class SeenIds:
-    """The ids of the dedupe window: every known streamed id whose event time is at or after
-    `start_ms`.
+    """The dedupe window: a 64-bit hash of every known streamed (organisation, eventId) whose
+    event time is at or after `start_ms`, 8 bytes per id.
 
-    `ids` is what the consumer looks an event up in (one set probe). `spans` holds the same ids
-    by the days of event time of the batch that brought them, `(first, last)`: a batch joins its
-    span in one extend (sorting its ids into days one by one cost more than inserting them into
-    `ids`); expiry forgets a span whose last day has left the window in one pass, and splits by
-    its ids' days a span that straddles the window's start. The window is whole UTC days:
+    A hash found here means "maybe seen": the consumer confirms it by the exact key (in the
+    batches not stored yet, else in the store), so a collision costs one store check and never
+    drops an event. A hash not found means new. Hashes are held per UTC day of event time in a
+    few sorted runs (a claimed batch adds a run; runs of similar size are merged, so a day holds
+    about log2 of its ids' runs), and expiry forgets whole days. The window is whole UTC days:
     `start_ms` is midnight of the day `window_days` before now, so between `window_days` and
     `window_days + 1` days of ids are held. It never moves back, so an event routed by it to
     memory or to the store is answered for by that side.
@@ -72,51 +74,47 @@ class SeenIds:
             raise ValueError("the dedupe window is at least one day")
         self.window_ms = window_days * DAY_MS
         self.start_ms = self.window_start(now_ms)
-        self.ids: set[str] = set()
-        self.spans: dict[tuple[int, int], _Span] = {}
+        self.days: dict[int, list[npt.NDArray[np.int64]]] = {}
+        self._size = 0
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return sum(run.nbytes for runs in self.days.values() for run in runs)
 
     def window_start(self, now_ms: int) -> int:
         """Midnight UTC of the first day of the window at `now_ms`."""
         return (now_ms - self.window_ms) // DAY_MS * DAY_MS
 
-    def merge(self, days: Iterable[tuple[int, Sequence[str]]]) -> None:
-        """Hold these ids too, given per day (of the window), besides those held already."""
-        for day, ids in days:
-            fresh = ids if not self.ids else [i for i in ids if i not in self.ids]
-            self._span(int(day), int(day)).ids.extend(fresh)
-            self.ids.update(fresh)
-
-    def add(self, batch: EventBatch) -> None:
-        """Hold the ids of the batch's events at or after `start_ms` (its `ids` are its rows').
-
-        An older event's id is not held: the store answers for it once the batch is written,
-        and the consumer checks the batches not written yet.
-        """
-        rows = batch.rows
-        if not rows:
+    def add(self, times_ms: npt.NDArray[np.int64], hashes: npt.NDArray[np.int64]) -> None:
+        """Hold these hashes (of events at these times); those before `start_ms` are not held:
+        the store answers for an older event once its batch is written."""
+        keep = times_ms >= self.start_ms
+        if not keep.all():
+            times_ms, hashes = times_ms[keep], hashes[keep]
+        if not len(hashes):
             return
-        days = np.fromiter(map(_event_time, rows), np.int64, len(rows)) // DAY_MS
-        start_day = self.start_ms // DAY_MS
-        ids: Iterable[str] = map(_event_id, rows)
-        first = int(days.min())
-        if first >= start_day:
-            self.ids |= batch.ids
-        else:  # events older than the window, found to be new: not held
-            keep = days >= start_day
-            if not keep.any():
-                return
-            ids = list(compress(ids, keep.tolist()))
-            days = days[keep]
-            first = int(days.min())
-            self.ids.update(ids)
-        last = int(days.max())
-        span = self._span(first, last)
-        span.ids.extend(ids)
-        if first != last:
-            span.days.append(days.astype(np.int32))
+        days = times_ms // DAY_MS
+        first, last = int(days.min()), int(days.max())
+        if first == last:
+            self._add_run(first, hashes)
+            return
+        for day in np.unique(days).tolist():
+            self._add_run(int(day), hashes[days == day])
+
+    def holds(self, hashes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of `hashes` may have been seen (held in any day of the window)."""
+        found = np.zeros(len(hashes), dtype=bool)
+        if not len(hashes):
+            return found
+        for runs in self.days.values():
+            for run in runs:
+                at = np.searchsorted(run, hashes)
+                np.minimum(at, len(run) - 1, out=at)
+                found |= run[at] == hashes
+        return found
 
     def expire(self, now_ms: int) -> int:
         """Move the window's start to that of `now_ms` (never back) and forget the ids of the
@@ -124,27 +122,22 @@ class SeenIds:
         self.start_ms = max(self.start_ms, self.window_start(now_ms))
         start_day = self.start_ms // DAY_MS
         dropped = 0
-        for first, last in [key for key in self.spans if key[0] < start_day]:
-            span = self.spans.pop((first, last))
-            gone = span.ids
-            if last >= start_day:  # straddles the start: keep its ids of the window's days
-                days = np.concatenate(span.days)
-                keep = days >= start_day
-                gone = list(compress(span.ids, (~keep).tolist()))
-                days = days[keep]
-                rest = self._span(int(days.min()), last)
-                rest.ids.extend(compress(span.ids, keep.tolist()))
-                if int(days.min()) != last:
-                    rest.days.append(days)
-            self.ids.difference_update(gone)
-            dropped += len(gone)
+        for day in [d for d in self.days if d < start_day]:
+            dropped += sum(len(run) for run in self.days.pop(day))
+        self._size -= dropped
         return dropped
 
-    def _span(self, first: int, last: int) -> _Span:
-        span = self.spans.get((first, last))
-        if span is None:
-            span = self.spans[first, last] = _Span()
-        return span
+    def _add_run(self, day: int, hashes: npt.NDArray[np.int64]) -> None:
+        runs = self.days.setdefault(day, [])
+        runs.append(np.sort(hashes))
+        self._size += len(hashes)
+        # Merge while the last run is at least half the one before it (sizes stay geometric),
+        # and merge the two smallest if a day still holds too many runs.
+        while len(runs) > 1 and (
+            2 * len(runs[-1]) >= len(runs[-2]) or len(runs) > _MAX_RUNS_PER_DAY
+        ):
+            last = runs.pop()
+            runs[-1] = np.sort(np.concatenate((runs[-1], last)))
 
 
 def _chunks(ids: Sequence[str], characters: int) -> Iterator[Sequence[str]]:
@@ -166,10 +159,13 @@ class EngagementSink:
         store: Store,
         *,
         window_days: int = 7,
+        default_org: str = "demo",
         clock: Callable[[], float] = time.time,
         max_backoff: float = 5.0,
     ) -> None:
         self.store = store
+        self.default_org = default_org
+        """The organisation of events stored before events carried one (their `org` is '')."""
         self.clock = clock
         """Seconds since the epoch: what "now" is for the dedupe window (tests move it)."""
         self.seen = SeenIds(window_days, self.now_ms())
@@ -182,38 +178,41 @@ class EngagementSink:
         return int(self.clock() * 1000)
 
     async def load_seen(self) -> int:
-        """Add to the known ids the streamed ids in the store of the window's days.
+        """Add to the window the streamed events in the store of the window's days.
 
-        One scan of the window's partitions, grouped by day in the store (~0.35 s per million
-        ids on chDB; the ids cost ~100 bytes each in memory). Added to, not replaced: the
-        consumer fetches and claims batches while this runs (the assignment callback does not
-        hold it back), and a claimed id must stay known until the store has it. The window's
-        start stays where it is: a poll being decoded meanwhile routed its events by it.
+        One scan of the window's partitions (~0.5 s per million ids on chDB, hashing included;
+        8 bytes per id held). Added to, not replaced: the consumer fetches and claims batches
+        while this runs (the assignment callback does not hold it back), and a claimed id must
+        stay known until the store has it. The window's start stays where it is: a poll being
+        decoded meanwhile routed its events by it.
         """
         started = time.perf_counter()
         # Batch loads have their own id space (`csv:<hash>`) and their own duplicate check.
         columns = await self.store.query_columns(
-            "SELECT intDiv(toUnixTimestamp64Milli(event_time), 86400000) AS day,"
-            " groupArray(event_id)"
-            " FROM engagement_events"
-            " WHERE source = 'stream' AND event_time >= fromUnixTimestamp64Milli({start:Int64})"
-            " GROUP BY day",
-            {"start": self.seen.start_ms},
+            "SELECT toUnixTimestamp64Milli(event_time), if(org = '', {default:String}, org),"
+            " event_id FROM engagement_events"
+            " WHERE source = 'stream' AND event_time >= fromUnixTimestamp64Milli({start:Int64})",
+            {"start": self.seen.start_ms, "default": self.default_org},
         )
-        self.seen.merge(zip(*columns, strict=True) if columns else ())
+        if columns and len(columns[0]):
+            times, orgs, ids = columns
+            count = len(ids)
+            self.seen.add(
+                np.asarray(times, dtype=np.int64), key_hashes(zip(orgs, ids, strict=True), count)
+            )
         log.info(
             "sink.seen_loaded",
             ids=len(self.seen),
-            spans=len(self.seen.spans),
+            bytes=self.seen.nbytes,
             seconds=round(time.perf_counter() - started, 3),
         )
         return len(self.seen)
 
     def claim(self, batch: EventBatch) -> None:
-        """Count the batch's ids of the window as seen from now on, before its insert: the next
-        batch is decoded while this one is written. Should the write never happen (the worker
-        stops with the store down), the offsets are not committed and the ids are reloaded from
-        the store on the next assignment, so nothing is lost.
+        """Count the batch's events of the window as seen from now on, before its insert: the
+        next batch is decoded while this one is written. Should the write never happen (the
+        worker stops with the store down), the offsets are not committed and the ids are
+        reloaded from the store on the next assignment, so nothing is lost.
 
         At most once a minute, first forgets the days that have left the window.
         """
@@ -225,35 +224,45 @@ class EngagementSink:
                 log.info(
                     "sink.seen_expired", ids=dropped, kept=len(self.seen), start=self.seen.start_ms
                 )
-        self.seen.add(batch)
+        rows = batch.rows
+        if rows:
+            times = np.fromiter(map(_event_time, rows), np.int64, len(rows))
+            self.seen.add(times, key_hashes(batch.keys(), len(rows)))
 
-    async def stored_before(
+    async def stored_keys(
         self,
-        ids: Collection[str],
+        keys: Collection[Key],
         *,
-        before_ms: int,
+        before_ms: int | None,
         stopping: asyncio.Event | None = None,
-    ) -> set[str]:
-        """Which of `ids` the store holds for streamed events older than `before_ms` (the
-        window's start: the window's ids are in `seen`).
+    ) -> set[Key]:
+        """Which of these (organisation, eventId) keys the store holds for streamed events
+        (older than `before_ms` when given: the window's start, for events the window does not
+        hold).
 
-        Exact by id at any age, so no lower time bound: the bound prunes only the window's
+        Exact by key at any age, so no lower time bound: the bound prunes only the window's
         partitions, and the scan reads the id, time and source columns of the rest (~65 ms per
         5M stored events on chDB). One query for the usual poll (more for ids of over 256 KiB).
         Retries with back-off while the store is unavailable; raises `StoreUnavailable` only
         when `stopping` is set mid-retry.
         """
-        found: set[str] = set()
+        wanted = set(keys)
+        found: set[Key] = set()
         delay = 0.2
-        for chunk in _chunks(list(ids), _QUERY_ID_CHARACTERS):
+        bound = (
+            ""
+            if before_ms is None
+            else (" AND event_time < fromUnixTimestamp64Milli({before:Int64})")
+        )
+        ids = sorted({event_id for _, event_id in wanted})
+        for chunk in _chunks(ids, _QUERY_ID_CHARACTERS):
             while True:
                 try:
                     columns = await self.store.query_columns(
-                        "SELECT event_id FROM engagement_events"
-                        " WHERE source = 'stream'"
-                        " AND event_time < fromUnixTimestamp64Milli({before:Int64})"
-                        " AND event_id IN {ids:Array(String)}",
-                        {"before": before_ms, "ids": chunk},
+                        "SELECT if(org = '', {default:String}, org), event_id"
+                        " FROM engagement_events WHERE source = 'stream'"
+                        f"{bound} AND event_id IN {{ids:Array(String)}}",
+                        {"before": before_ms or 0, "ids": chunk, "default": self.default_org},
                     )
                     break
                 except StoreUnavailable as exc:
@@ -262,7 +271,8 @@ class EngagementSink:
                         raise
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_backoff)
-            found.update(columns[0] if columns else ())
+            if columns:
+                found.update(k for k in zip(*columns, strict=True) if k in wanted)
         return found
 
     async def write(

@@ -1,8 +1,9 @@
 """Pure functions of the engagement pipeline: decode and validate one message, and lay out a
 batch of events as store columns. No I/O here; unit-tested without Kafka."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -210,6 +211,7 @@ EVENT_COLUMNS = (
     "source",
     "kafka_partition",
     "kafka_offset",
+    "org",
 )
 
 
@@ -231,6 +233,7 @@ EVENT_ARROW_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("kafka_partition", pa.int32()),
         ("kafka_offset", pa.int64()),
+        ("org", pa.string()),
     ]
 )
 """`EVENT_COLUMNS` as Arrow types (`engagement_events` converts them on insert)."""
@@ -238,35 +241,46 @@ EVENT_ARROW_SCHEMA = pa.schema(
 
 @dataclass(slots=True)
 class EventBatch:
-    """Valid, first-seen events of one store insert; `columns` lays them out in store order."""
+    """Valid, first-seen events of one store insert; `columns` lays them out in store order.
+
+    Each event belongs to an organisation (`orgs`, parallel to `rows`); `ids` holds the batch's
+    (organisation, eventId) keys, what makes an event a duplicate.
+    """
 
     source: str = "stream"
     rows: list[Row] = field(default_factory=list)
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
+    orgs: list[str] = field(default_factory=list)
+    ids: set[tuple[str, str]] = field(default_factory=set)
     _columns: list[Sequence[Any]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def add_row(self, row: Row, *, partition: int, offset: int) -> None:
+    def add_row(self, row: Row, *, partition: int, offset: int, org: str) -> None:
         self._columns = None
         self.rows.append(row)
         self.partitions.append(partition)
         self.offsets.append(offset)
-        self.ids.add(row[0])
+        self.orgs.append(org)
+        self.ids.add((org, row[0]))
+
+    def keys(self) -> Iterator[tuple[str, str]]:
+        """(organisation, eventId) of each row, in row order."""
+        return zip(self.orgs, map(itemgetter(0), self.rows), strict=True)
 
     def extend(self, later: "EventBatch") -> None:
-        """Append another batch's events (ids disjoint from this one's: the consumer checks)."""
+        """Append another batch's events (keys disjoint from this one's: the consumer checks)."""
         self._columns = None
         self.rows.extend(later.rows)
         self.partitions.extend(later.partitions)
         self.offsets.extend(later.offsets)
+        self.orgs.extend(later.orgs)
         self.ids |= later.ids
 
-    def add(self, event: EngagementEvent, *, partition: int, offset: int) -> None:
-        self.add_row(event_row(event), partition=partition, offset=offset)
+    def add(self, event: EngagementEvent, *, partition: int, offset: int, org: str) -> None:
+        self.add_row(event_row(event), partition=partition, offset=offset, org=org)
 
     @property
     def columns(self) -> list[Sequence[Any]]:
@@ -279,6 +293,7 @@ class EventBatch:
                 [self.source] * len(self.rows),
                 self.partitions,
                 self.offsets,
+                self.orgs,
             ]
         return self._columns
 

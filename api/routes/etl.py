@@ -83,6 +83,7 @@ async def upload(
             services.store,
             source,
             Outputs(report=directory / "report.json", rejected=directory / "rejected.csv"),
+            org=principal.org,
             name=file.filename or "upload.csv",
             load_id=load_id,
             max_errors=settings.etl_max_reported_errors,

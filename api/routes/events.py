@@ -13,7 +13,7 @@ from api.deps import PrincipalDep, ServicesDep
 from api.errors import InvalidInput, ServiceUnavailable
 from core.changes import STORED
 from schemas.api import EventsAccepted, Problem
-from schemas.events import REQUEST_ID_KAFKA_HEADER, EngagementEvent
+from schemas.events import ORG_KAFKA_HEADER, REQUEST_ID_KAFKA_HEADER, EngagementEvent
 
 router = APIRouter(tags=["events"])
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ EventOrEvents = EngagementEvent | Annotated[list[EngagementEvent], Field(min_len
 async def post_events(
     request: Request,
     services: ServicesDep,
-    _principal: PrincipalDep,
+    principal: PrincipalDep,
     body: Annotated[EventOrEvents, Body()],
 ) -> EventsAccepted:
     """All or nothing: if any event is invalid (including a timestamp more than five minutes in the
@@ -58,9 +58,13 @@ async def post_events(
     ]
     if future:
         raise InvalidInput("An event's timestamp is in the future.", errors=future)
-    # The request id travels with each message, so the worker's log lines about these events
-    # (dead letters, duplicates) can be joined to the API's.
-    headers = [(REQUEST_ID_KAFKA_HEADER, str(request.state.request_id).encode())]
+    # The events belong to the caller's organisation. The request id travels with each message,
+    # so the worker's log lines about these events (dead letters, duplicates) can be joined to
+    # the API's.
+    headers = [
+        (ORG_KAFKA_HEADER, principal.org.encode()),
+        (REQUEST_ID_KAFKA_HEADER, str(request.state.request_id).encode()),
+    ]
     try:
         sent = [
             await services.producer.send(

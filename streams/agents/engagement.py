@@ -26,8 +26,13 @@ from core import metrics
 from core.changes import STORED
 from core.clickhouse import Store, StoreUnavailable
 from core.settings import Settings
-from schemas.events import MAX_EVENT_BYTES, REQUEST_ID_KAFKA_HEADER, DeadLetterReason
-from streams.sinks import EngagementSink
+from schemas.events import (
+    MAX_EVENT_BYTES,
+    ORG_KAFKA_HEADER,
+    REQUEST_ID_KAFKA_HEADER,
+    DeadLetterReason,
+)
+from streams.sinks import EngagementSink, Key, key_hashes
 from streams.transforms import EventBatch, Rejection, Row, decode_event, event_row, fast_row
 
 log = structlog.get_logger(__name__)
@@ -83,6 +88,14 @@ class _Collector:
 
 
 _COLLECTOR = _Collector()
+
+
+def _org(record: ConsumerRecord[bytes, bytes], default: str) -> str:
+    """The organisation the record's event belongs to: its `fk-org` header, else `default`."""
+    for name, value in record.headers or ():
+        if name == ORG_KAFKA_HEADER and value:
+            return str(value.decode("utf-8", "replace"))
+    return default
 
 
 def _request_id(record: ConsumerRecord[bytes, bytes]) -> str | None:
@@ -143,7 +156,12 @@ class EngagementConsumer(mode.Service):
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.sink = EngagementSink(store, window_days=settings.dedupe_window_days, clock=clock)
+        self.sink = EngagementSink(
+            store,
+            window_days=settings.dedupe_window_days,
+            default_org=settings.default_org,
+            clock=clock,
+        )
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
@@ -263,16 +281,19 @@ class EngagementConsumer(mode.Service):
     async def decode(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> _Decoded:
-        """Validate and dedupe one poll's records against every id stored or in flight.
+        """Validate and dedupe one poll's records against every key stored or in flight; an
+        event's key is (organisation, eventId).
 
-        An event of the dedupe window is looked up in memory (`sink.seen`, one set probe); an
-        older one is set aside and, after the loop, checked against the batches not stored yet
-        and the store, all of the poll's older events in one query (`_drop_known`). Raises
-        `StoreUnavailable` only when the consumer stops while the store is down: the poll is
-        then read again after the restart.
+        An event of the dedupe window is looked up in memory (`sink.seen`, by hash, after the
+        loop, for the whole poll at once); one whose hash is held, and one older than the window,
+        is set aside and checked by its exact key against the batches not stored yet and the
+        store, all of the poll's in one query (`_drop_known`). Raises `StoreUnavailable` only
+        when the consumer stops while the store is down: the poll is then read again after the
+        restart.
         """
         now_ms = int(self.clock() * 1000)
         max_future_ms = self.settings.max_future_skew_seconds * 1000
+        default_org = self.settings.default_org
         events = EventBatch()
         rejected: list[tuple[ConsumerRecord[bytes, bytes], Rejection]] = []
         duplicates = 0
@@ -281,10 +302,15 @@ class EngagementConsumer(mode.Service):
         # (fast path, else the model) and `EventBatch.add_row`, inline.
         horizon_ms = now_ms + max_future_ms
         window_start_ms = self.sink.seen.start_ms
-        seen, ids = self.sink.seen.ids, events.ids
-        rows, partitions, offsets = events.rows, events.partitions, events.offsets
-        # The poll's events older than the window (first copies, by id): checked after the loop.
-        older: dict[str, tuple[Row, int, int]] = {}
+        ids = events.ids
+        rows, partitions, offsets, orgs = (
+            events.rows,
+            events.partitions,
+            events.offsets,
+            events.orgs,
+        )
+        # The poll's events older than the window (first copies, by key): checked after the loop.
+        older: dict[Key, tuple[Row, int, int]] = {}
         with _COLLECTOR.paused():
             for tp, records in batch.items():
                 received += len(records)
@@ -305,58 +331,85 @@ class EngagementConsumer(mode.Service):
                                 rejected.append((record, result))
                                 continue
                             row = event_row(result)
-                        event_id = row[0]
+                        org = _org(record, default_org) if record.headers else default_org
+                        key = (org, row[0])
                         if row[1] < window_start_ms:
-                            if event_id in older:
+                            if key in older:
                                 duplicates += 1
                             else:
-                                older[event_id] = (row, partition, record.offset)
+                                older[key] = (row, partition, record.offset)
                             continue
-                        if event_id in seen or event_id in ids:
+                        if key in ids:
                             duplicates += 1
                             continue
                         rows.append(row)
                         partitions.append(partition)
                         offsets.append(record.offset)
-                        ids.add(event_id)
+                        orgs.append(org)
+                        ids.add(key)
+        held = self.sink.seen.holds(key_hashes(events.keys(), len(rows))) if rows else None
+        if held is not None and held.any():
+            # Maybe seen before: set aside with the older events for the exact check.
+            maybe = events
+            events = EventBatch()
+            for i, keep in enumerate(held.tolist()):
+                key = (maybe.orgs[i], maybe.rows[i][0])
+                if keep:
+                    older[key] = (maybe.rows[i], maybe.partitions[i], maybe.offsets[i])
+                else:
+                    events.add_row(
+                        maybe.rows[i],
+                        partition=maybe.partitions[i],
+                        offset=maybe.offsets[i],
+                        org=key[0],
+                    )
         if older:
-            duplicates += await self._drop_known(older, ids, window_start_ms)
-            for row, partition, offset in older.values():
-                rows.append(row)
-                partitions.append(partition)
-                offsets.append(offset)
-                ids.add(row[0])
+            duplicates += await self._drop_known(older, events.ids, window_start_ms)
+            for (org, _), (row, partition, offset) in older.items():
+                events.add_row(row, partition=partition, offset=offset, org=org)
         self.sink.claim(events)
         metrics.PIPELINE_EVENTS_IN.inc(received)
         return _Decoded(batch, events, rejected, duplicates, received)
 
     async def _drop_known(
-        self, older: dict[str, tuple[Row, int, int]], ids: set[str], window_start_ms: int
+        self, candidates: dict[Key, tuple[Row, int, int]], ids: set[Key], window_start_ms: int
     ) -> int:
-        """Remove from `older` (a poll's events before `window_start_ms`) those whose id is
-        known, and return how many.
+        """Remove from `candidates` (a poll's events older than the window, and those of the
+        window whose hash the window holds) those whose key is known, and return how many.
 
-        Known: in the poll's own window events (`ids`) or in memory (the same id with a time in
-        the window), in a batch decoded but not stored yet, or in the store. The batches not
-        stored are looked at before the store is asked, so one stored meanwhile is found by one
-        or the other.
+        Known: among the poll's other events (`ids`), in a batch decoded but not stored yet, or
+        in the store. The batches not stored are looked at before the store is asked, so one
+        stored meanwhile is found by one or the other. An older event whose hash the window
+        does not hold can only match a stored event older than the window (the store check is
+        bounded to those partitions); the others are checked at any time.
         """
-        seen = self.sink.seen.ids
         unstored = [d.events.ids for d in (self._in_flight, self._pending) if d is not None]
-        known = [i for i in older if i in ids or i in seen or any(i in u for u in unstored)]
-        for event_id in known:
-            del older[event_id]
-        if not older:
+        known = [k for k in candidates if k in ids or any(k in u for u in unstored)]
+        for key in known:
+            del candidates[key]
+        if not candidates:
             return len(known)
         started = time.perf_counter()
-        stored = await self.sink.stored_before(
-            older.keys(), before_ms=window_start_ms, stopping=self._stopping
-        )
-        for event_id in stored:
-            del older[event_id]
+        keys = list(candidates)
+        held = self.sink.seen.holds(key_hashes(keys, len(keys)))
+        anywhen = [k for k, h in zip(keys, held.tolist(), strict=True) if h]
+        older = [
+            k
+            for k, h in zip(keys, held.tolist(), strict=True)
+            if not h and candidates[k][0][1] < window_start_ms
+        ]
+        stored: set[Key] = set()
+        if anywhen:
+            stored |= await self.sink.stored_keys(anywhen, before_ms=None, stopping=self._stopping)
+        if older:
+            stored |= await self.sink.stored_keys(
+                older, before_ms=window_start_ms, stopping=self._stopping
+            )
+        for key in stored:
+            del candidates[key]
         log.debug(
-            "engagement.older_checked",
-            events=len(older) + len(stored),
+            "engagement.keys_checked",
+            events=len(candidates) + len(stored),
             stored=len(stored),
             seconds=round(time.perf_counter() - started, 3),
         )

@@ -25,7 +25,7 @@ def insert_behind_the_sinks_back(store: Store, **overrides: object) -> None:
     """A write the in-process counter does not see (as another process's would be)."""
     event = decode_event(encode(make_event(**overrides)), now_ms=2**62, max_future_ms=0)
     batch = EventBatch(source="test")
-    batch.add(event, partition=0, offset=0)  # type: ignore[arg-type]
+    batch.add(event, partition=0, offset=0, org="acme")  # type: ignore[arg-type]
     store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
 
 
@@ -125,7 +125,7 @@ def load_csv(store: Store, tmp_path: Path, rows: list[str]) -> None:
     path = tmp_path / "perf.csv"
     header = "campaignId,influencerId,platform,postId,views,likes,comments,shares"
     path.write_text("\n".join([header, *rows]) + "\n")
-    report = load_file(store, path, Outputs.beside(path))
+    report = load_file(store, path, Outputs.beside(path), org="acme")
     assert report.inserted == len(rows), report
 
 

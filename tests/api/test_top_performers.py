@@ -62,6 +62,7 @@ def insert_rows(store: Store, rows: list[dict[str, Any]]) -> None:
         "source": "stream",
         "kafka_partition": 0,
         "kafka_offset": 0,
+        "org": "acme",
     }
     full = [{**defaults, "event_id": f"row-{next(_ids)}", **r} for r in rows]
     store.insert_sync(
@@ -243,7 +244,7 @@ async def test_batch_rows_and_streamed_events_merge_for_a_campaign(
         "cmp_mix,inf_a,instagram,p1,2026-01-01,1000,50,5,5,20000,@a,Food\n"
         "cmp_mix,inf_b,instagram,p2,2026-01-01,1000,10,0,0,5000,@b,Tech\n"
     )
-    load_file(store, csv, Outputs.beside(csv))
+    load_file(store, csv, Outputs.beside(csv), org="acme")
     events = [
         make_event(
             campaignId="cmp_mix",
@@ -403,6 +404,9 @@ async def test_organisation_rankings_are_scored_at_start_so_first_requests_do_no
 ) -> None:
     insert_rows(store, [{"influencer_id": "inf_a", "campaign_id": "cmp_w", "likes": 3}])
     add_campaign(store, "cmp_w", "acme")
+    # Long enough that a warmed ranking is still fresh when the requests come (not the TTL's
+    # test: a slow start-up must not turn the first request into a reload).
+    settings = settings.model_copy(update={"top_performers_cache_ttl_seconds": 60.0})
     app = create_app(settings, store=store)
     async with app.router.lifespan_context(app):
         services = app.state.services

@@ -23,7 +23,7 @@ from tests.factories import make_event
 def insert_events(store: Store, events: list[dict[str, Any]]) -> None:
     batch = EventBatch(source="test")
     for i, raw in enumerate(events):
-        batch.add(EngagementEvent.model_validate(raw), partition=0, offset=i)
+        batch.add(EngagementEvent.model_validate(raw), partition=0, offset=i, org="acme")
     store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
 
 

@@ -16,7 +16,9 @@ def test_creator_metrics_read_the_projection_of_their_columns(store: Store) -> N
     batch = EventBatch()
     for i in range(200):
         row = (f"p{i}", int(now.timestamp() * 1000) - i * 60_000, f"inf_{i % 7}", f"cmp_{i % 3}")
-        batch.add_row((*row, "tiktok", "", 10, 1, 1, 1, 0, None, ()), partition=0, offset=i)
+        batch.add_row(
+            (*row, "tiktok", "", 10, 1, 1, 1, 0, None, ()), partition=0, offset=i, org="acme"
+        )
     store.insert_arrow_sync("engagement_events", batch.arrow())
     projections = [
         name
@@ -58,7 +60,9 @@ def test_a_store_from_before_the_narrow_projection_upgrades_in_place(
         batch = EventBatch()
         for i in range(300):
             row = (f"u{i}", int(now.timestamp() * 1000) - i * 1000, f"inf_{i % 5}", "cmp_u")
-            batch.add_row((*row, "x", "", 2, 1, 0, 0, 0, None, ()), partition=0, offset=i)
+            batch.add_row(
+                (*row, "x", "", 2, 1, 0, 0, 0, None, ()), partition=0, offset=i, org="acme"
+            )
         store.insert_arrow_sync("engagement_events", batch.arrow())
         assert store.migrate() == [
             "0022_narrow_influencer_projection.sql",

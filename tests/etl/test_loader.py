@@ -14,6 +14,7 @@ HEADER = "campaignId,influencerId,platform,postId,postedAt,views,likes,comments,
 
 
 def load(store: Store, path: Path, **kwargs: object) -> LoadReport:
+    kwargs.setdefault("org", "acme")
     return load_file(store, path, Outputs.beside(path), **kwargs)  # type: ignore[arg-type]
 
 

@@ -74,7 +74,7 @@ def check_load(store: Store, tmp_path: Path, body: bytes) -> LoadReport | None:
     path.write_bytes(body)
     refusal = ""
     try:
-        report = load_file(store, path, Outputs.beside(path))
+        report = load_file(store, path, Outputs.beside(path), org="acme")
     except LoadRefused as refused:
         refusal = str(refused) or "(no reason given)"
     if refusal:

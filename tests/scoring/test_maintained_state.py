@@ -209,7 +209,7 @@ async def test_the_maintained_ranking_equals_a_recomputation_from_raw_events(
     if csv_rows:
         path = tmp_path / f"{tag}.csv"
         write_csv(path, csv_rows, tag)
-        report = load_file(store, path, Outputs.beside(path))
+        report = load_file(store, path, Outputs.beside(path), org="acme")
         assert report.accepted == len(csv_rows)
 
     for campaign_id in ("cmp_1", "cmp_2", None):

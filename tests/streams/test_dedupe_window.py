@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import given, settings
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from core.clickhouse import Store, StoreUnavailable
 from core.settings import Settings
 from streams.agents.engagement import EngagementConsumer
-from streams.sinks import DAY_MS, EngagementSink, SeenIds, _chunks
+from streams.sinks import DAY_MS, EngagementSink, Key, SeenIds, _chunks, key_hashes
 from streams.transforms import EventBatch, Row
 from tests.conftest import make_settings, wait_until
 from tests.factories import encode, make_event
@@ -36,6 +37,17 @@ class FakeClock:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def holds(seen: SeenIds, *event_ids: str, org: str = "demo") -> bool:
+    """Whether the window holds every one of these ids (of `org`, the default organisation)."""
+    keys: list[Key] = [(org, i) for i in event_ids]
+    return bool(seen.holds(key_hashes(keys, len(keys))).all())
+
+
+def holds_any(seen: SeenIds, *event_ids: str, org: str = "demo") -> bool:
+    keys: list[Key] = [(org, i) for i in event_ids]
+    return bool(seen.holds(key_hashes(keys, len(keys))).any())
 
 
 def duplicates() -> float:
@@ -75,7 +87,7 @@ async def test_a_repeat_inside_the_window_counts_once(
     event = make_event(timestamp=now_ms() - 2 * DAY_MS)
     await send(producer, settings, event)
     await landed(store, event)
-    assert event["eventId"] in pipeline.sink.seen.ids
+    assert holds(pipeline.sink.seen, event["eventId"])
 
     before = duplicates()
     sentinel = make_event()
@@ -101,7 +113,7 @@ async def test_a_repeat_inside_the_window_counts_once_after_a_restart(
     await second.start()
     try:
         # Loaded from the store on assignment: the window's ids, this one among them.
-        await wait_until(lambda: event["eventId"] in second.sink.seen.ids)
+        await wait_until(lambda: holds(second.sink.seen, event["eventId"]))
         before = duplicates()
         sentinel = make_event()
         await send(producer, settings, event, sentinel)
@@ -123,7 +135,7 @@ async def test_an_event_older_than_the_window_counts_once_also_after_a_restart(
     try:
         await send(producer, settings, old)
         await landed(store, old)
-        assert old["eventId"] not in first.sink.seen.ids, "memory holds the window only"
+        assert not holds_any(first.sink.seen, old["eventId"]), "memory holds the window only"
         sentinel = make_event()
         await send(producer, settings, old, sentinel)
         await landed(store, sentinel)
@@ -138,7 +150,7 @@ async def test_an_event_older_than_the_window_counts_once_also_after_a_restart(
         await send(producer, settings, {**old, "views": 999_999}, sentinel)
         await landed(store, sentinel)
         # Not served from memory: nothing older than the window is loaded into it.
-        assert old["eventId"] not in second.sink.seen.ids
+        assert not holds_any(second.sink.seen, old["eventId"])
         assert await copies(store, old["eventId"]) == 1
         await wait_until(lambda: duplicates() - before == 2)
     finally:
@@ -238,8 +250,12 @@ async def test_the_held_ids_stay_within_the_window_while_ids_keep_arriving(
 
             seen = consumer.sink.seen
             assert seen.start_ms == (today_ms - DAY_MS) // DAY_MS * DAY_MS
-            assert seen.ids == {i for i, t in times.items() if t >= seen.start_ms}
+            inside = [i for i, t in times.items() if t >= seen.start_ms]
+            outside = [i for i, t in times.items() if t < seen.start_ms]
+            assert holds(seen, *inside)
+            assert not holds_any(seen, *outside)
             assert len(seen) <= 2 * len(fresh), "ids of two days of event time at most"
+            assert seen.nbytes == 8 * len(seen), "8 bytes per held id"
             counted = await store.query_rows("SELECT count() FROM engagement_events")
             assert counted == [(16 * (day + 1),)]
             yesterday = fresh
@@ -270,7 +286,7 @@ async def test_ids_claimed_while_the_window_loads_stay_known(
     sink.claim(_batch([("claimed", now_ms() - HOUR_MS)]))
     answer.set()
     assert await loading == 2
-    assert sink.seen.ids == {"stored", "claimed"}
+    assert holds(sink.seen, "stored", "claimed")
 
 
 async def test_the_store_check_of_old_ids_waits_for_the_store_and_gives_up_only_when_stopping(
@@ -290,14 +306,14 @@ async def test_the_store_check_of_old_ids_waits_for_the_store_and_gives_up_only_
         return await query_columns(sql, parameters)
 
     monkeypatch.setattr(store, "query_columns", failing_query)
-    ids = ["old-stored", "old-new"]
-    assert await sink.stored_before(ids, before_ms=sink.seen.start_ms) == {"old-stored"}
+    keys = [("demo", "old-stored"), ("demo", "old-new"), ("other", "old-stored")]
+    assert await sink.stored_keys(keys, before_ms=sink.seen.start_ms) == {("demo", "old-stored")}
     assert failures == 0
 
     failures, stopping = 1, asyncio.Event()
     stopping.set()
     with pytest.raises(StoreUnavailable):
-        await sink.stored_before(ids, before_ms=sink.seen.start_ms, stopping=stopping)
+        await sink.stored_keys(keys, before_ms=sink.seen.start_ms, stopping=stopping)
 
 
 def test_the_store_check_splits_long_id_lists_and_keeps_every_id() -> None:
@@ -312,12 +328,18 @@ def test_the_store_check_splits_long_id_lists_and_keeps_every_id() -> None:
 # -- SeenIds on its own (pure) ---------------------------------------------------------------
 
 
-def _batch(events: list[tuple[str, int]]) -> EventBatch:
+def _batch(events: list[tuple[str, int]], org: str = "demo") -> EventBatch:
     batch = EventBatch()
     for event_id, at in events:
         row: Row = (event_id, at, "inf", "", "x", "", 0, 0, 0, 0, 0, None, ())
-        batch.add_row(row, partition=0, offset=0)
+        batch.add_row(row, partition=0, offset=0, org=org)
     return batch
+
+
+def _claim(seen: SeenIds, events: list[tuple[str, int]], org: str = "demo") -> None:
+    keys: list[Key] = [(org, i) for i, _ in events]
+    times = np.array([t for _, t in events], dtype=np.int64)
+    seen.add(times, key_hashes(keys, len(keys)))
 
 
 _NOW = 20_000 * DAY_MS + 12 * HOUR_MS
@@ -345,31 +367,32 @@ def test_seen_ids_hold_exactly_the_ids_from_the_window_start_on(
         now += elapsed
         seen.expire(now)
         events = [(f"s{step}-{i}", now - age) for i, age in enumerate(ages)]
-        seen.add(_batch(events))
+        _claim(seen, events)
         times.update(events)
         assert seen.start_ms == (now - window_days * DAY_MS) // DAY_MS * DAY_MS
-        assert seen.ids == {i for i, t in times.items() if t >= seen.start_ms}
-        held = [i for span in seen.spans.values() for i in span.ids]
-        assert sorted(held) == sorted(seen.ids)
-        for (first, last), span in seen.spans.items():
-            days = {times[i] // DAY_MS for i in span.ids}
-            assert first <= min(days)
-            assert max(days) <= last
-            if first != last:
-                assert sum(len(d) for d in span.days) == len(span.ids)
+        inside = [i for i, t in times.items() if t >= seen.start_ms]
+        assert holds(seen, *inside)
+        assert not holds_any(seen, *(i for i in times if i not in inside))
+        assert len(seen) == len(inside), "each held id once, nothing else"
+        assert not holds_any(seen, *inside, org="another"), "keys are per organisation"
+        for day, runs in seen.days.items():
+            assert day >= seen.start_ms // DAY_MS
+            assert all((run[1:] >= run[:-1]).all() for run in runs), "runs stay sorted"
 
 
 def test_expiry_forgets_whole_days_and_never_moves_the_start_back() -> None:
     seen = SeenIds(1, _NOW)
-    seen.add(_batch([("today", _NOW), ("yesterday", _NOW - DAY_MS), ("late", _NOW - 3 * DAY_MS)]))
-    assert seen.ids == {"today", "yesterday"}
+    _claim(seen, [("today", _NOW), ("yesterday", _NOW - DAY_MS), ("late", _NOW - 3 * DAY_MS)])
+    assert holds(seen, "today", "yesterday")
+    assert not holds_any(seen, "late")
     assert seen.expire(_NOW + DAY_MS) == 1
-    assert seen.ids == {"today"}
+    assert holds(seen, "today")
+    assert not holds_any(seen, "yesterday")
     assert seen.expire(_NOW - 5 * DAY_MS) == 0, "a clock set back does not widen the window"
     assert seen.start_ms == (_NOW // DAY_MS) * DAY_MS
     assert seen.expire(_NOW + 2 * DAY_MS) == 1
-    assert not seen.ids
-    assert not seen.spans
+    assert len(seen) == 0
+    assert not seen.days
 
 
 def test_a_window_of_less_than_a_day_is_refused() -> None:
@@ -381,3 +404,15 @@ def test_the_setting_defaults_to_a_week_and_refuses_less_than_a_day() -> None:
     assert make_settings().dedupe_window_days == 7
     with pytest.raises(ValidationError):
         make_settings(dedupe_window_days=0)
+
+
+def test_a_day_holds_few_sorted_runs_however_many_batches_it_claims() -> None:
+    seen = SeenIds(7, _NOW)
+    for b in range(500):
+        _claim(seen, [(f"b{b}-{i}", _NOW - i) for i in range(40)])
+    assert len(seen) == 20_000
+    runs = seen.days[_NOW // DAY_MS]
+    assert len(runs) <= 15, "similar runs are merged: about log2 of the batches"
+    assert sum(len(r) for r in runs) == 20_000
+    assert holds(seen, "b0-0", "b250-17", "b499-39")
+    assert not holds_any(seen, "b500-0")

@@ -128,13 +128,14 @@ def test_batch_lays_out_columns_in_store_order() -> None:
         )
     )
     assert isinstance(event, EngagementEvent)
-    batch.add(event, partition=2, offset=41)
+    batch.add(event, partition=2, offset=41, org="acme")
     row = dict(zip(EVENT_COLUMNS, (col[0] for col in batch.columns), strict=True))
     assert row["event_id"] == "e1"
     assert row["campaign_id"] == ""
     assert row["followers"] == 7
     assert row["hashtags"] == ("#a",)
     assert (row["kafka_partition"], row["kafka_offset"]) == (2, 41)
+    assert row["org"] == "acme"
     assert len(batch) == 1
 
 
@@ -149,14 +150,15 @@ async def test_a_batch_stored_as_arrow_reads_back_as_it_was_decoded(store: Store
     for offset, raw in enumerate(raws):
         row = decode_row(encode(raw), now_ms=NOW_MS, max_future_ms=0)
         assert isinstance(row, tuple)
-        batch.add_row(row, partition=3, offset=offset)
+        batch.add_row(row, partition=3, offset=offset, org="acme")
     await store.insert_arrow("engagement_events", batch.arrow())
     stored = await store.query_rows(
         f"SELECT {', '.join(EVENT_COLUMNS[:1])}, toUnixTimestamp64Milli(event_time), "
         f"{', '.join(EVENT_COLUMNS[2:])} FROM engagement_events ORDER BY event_id"
     )
     expected = [
-        (*row[:12], list(row[12]), "stream", 3, offset) for offset, row in enumerate(batch.rows)
+        (*row[:12], list(row[12]), "stream", 3, offset, "acme")
+        for offset, row in enumerate(batch.rows)
     ]
     assert [tuple(r) for r in stored] == expected
     assert (stored[0][1], stored[0][11], stored[1][11]) == (1093077386909, 12, None)
