@@ -67,6 +67,7 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+        default_org=settings.default_org,
     )
     # One ledger for the API and the worker's clock: their commands share its per-campaign locks.
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
@@ -204,6 +205,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+        default_org=settings.default_org,
     )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=settings.api_host)
@@ -329,6 +331,7 @@ def cmd_etl(args: argparse.Namespace) -> int:
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+        default_org=settings.default_org,
     )
     try:
         report = load_file(

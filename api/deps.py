@@ -32,8 +32,9 @@ class Services:
     """The gathered look-ups of campaign owners behind `owners`."""
     top_cache: TtlCache[ScopeRanking | None]
     known_owners: dict[str, str] = field(default_factory=dict)
-    metrics_reads: dict[str, Gathered[str, bytes]] = field(default_factory=dict)
-    """Per kind (campaign, influencer): the gathered point reads behind `metrics_cache`."""
+    metrics_reads: dict[str, Gathered[tuple[str, str], bytes]] = field(default_factory=dict)
+    """Per kind (campaign, influencer): the gathered point reads, by (organisation, id), behind
+    `metrics_cache`."""
     top_ranked: dict[Hashable, tuple[int, bytes]] = field(default_factory=dict)
     """Per top-performers query: the scoring generation it was ranked from and the answer."""
     tokens: dict[str, Principal] = field(default_factory=dict)

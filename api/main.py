@@ -117,14 +117,14 @@ _WARM_ORGANISATIONS = 20
 
 async def _score_organisations(services: Services) -> None:
     """Score the organisation-wide rankings (whole and per platform) of the organisations that
-    own campaigns, and of the development organisation, in the background after a start, so
+    own campaigns, and of `FK_DEFAULT_ORG`, in the background after a start, so
     their first requests do not wait for a scoring. A failure only costs those requests their
     speed."""
     try:
         rows = await services.store.query_rows(
             "SELECT DISTINCT org FROM campaigns LIMIT {n:UInt32}", {"n": _WARM_ORGANISATIONS}
         )
-        for org in dict.fromkeys(["demo", *(row[0] for row in rows)]):
+        for org in dict.fromkeys([services.settings.default_org, *(row[0] for row in rows)]):
             for platform in (None, *Platform):
                 await top_performers.scope_ranking(
                     services, org, None, platform and platform.value, None
@@ -162,6 +162,7 @@ def create_app(
                 settings.clickhouse_database,
                 user=settings.clickhouse_user,
                 password=settings.clickhouse_password,
+                default_org=settings.default_org,
             )
         )
         producer = AIOKafkaProducer(

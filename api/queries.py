@@ -17,30 +17,20 @@ from schemas.dashboard import (
     WebhookHealth,
 )
 from schemas.webhooks import DeliveryAttempt, Endpoint
-from scoring.queries import SCOPES as _SCOPES
 
 if TYPE_CHECKING:
     from api.deps import Services
 
-_FIELDS = ("views", "likes", "comments", "shares", "saves")
-
-
-def _window_exprs(condition: str) -> list[str]:
-    exprs = [f"sumIf({f}, {condition})" for f in _FIELDS]
-    exprs.append(f"countIf({condition})")
-    return exprs
-
-
-_METRICS_SELECT = ", ".join(
-    _window_exprs("event_time >= {h1:DateTime64(3, 'UTC')}")
-    + _window_exprs("event_time >= {h24:DateTime64(3, 'UTC')}")
-    + [f"sum({f})" for f in _FIELDS]
-    + ["count()"]
-)
-
+# One row per id and age bucket (0: the last hour, 1: the rest of the last 24 hours, 2: older),
+# six sums each; the windows are sums of buckets. A quarter cheaper on chDB than 24 conditional
+# sums per row (~4.3 against ~5.8 ms for a point read), for the same exact answer.
 _METRICS_SQL = {
-    kind: f"SELECT {column}, {_METRICS_SELECT} FROM engagement_events"
-    f" WHERE {column} IN {{ids:Array(String)}} GROUP BY {column}"
+    kind: f"SELECT {column},"
+    " multiIf(event_time >= {h1:DateTime64(3, 'UTC')}, 0,"
+    " event_time >= {h24:DateTime64(3, 'UTC')}, 1, 2) AS age,"
+    " sum(views), sum(likes), sum(comments), sum(shares), sum(saves), count()"
+    " FROM engagement_events"
+    f" WHERE org = {{org:String}} AND {column} IN {{ids:Array(String)}} GROUP BY {column}, age"
     for kind, column in (("campaign", "campaign_id"), ("influencer", "influencer_id"))
 }
 
@@ -65,42 +55,64 @@ async def warm_up(store: Store, now: datetime) -> None:
     """Run each read once at start-up so the first client request does not pay for loading the
     store's indexes and marks."""
     for kind in ("campaign", "influencer"):
-        await entities_metrics(store, kind, [""], now)
+        await entities_metrics(store, kind, "", [""], now)
 
 
 MetricsKind = Literal["campaign", "influencer"]
 
 
 async def entities_metrics(
-    store: Store, kind: MetricsKind, ids: list[str], now: datetime
+    store: Store, kind: MetricsKind, org: str, ids: list[str], now: datetime
 ) -> dict[str, EntityMetrics]:
-    """Windowed sums by event time for campaigns or creators, in one query; an id without
-    events has no entry.
+    """Windowed sums by event time of one organisation's events for campaigns or creators, in
+    one query; an id without events has no entry.
 
-    The sort key (campaign) or the `by_influencer_metrics` projection (creator) bounds the scan.
+    The sort key (campaign) or the `by_org_influencer_metrics` projection (creator) bounds the scan.
     """
     rows = await store.query_rows(
         _METRICS_SQL[kind],
-        {"ids": ids, "h1": now - timedelta(hours=1), "h24": now - timedelta(hours=24)},
+        {
+            "org": org,
+            "ids": ids,
+            "h1": now - timedelta(hours=1),
+            "h24": now - timedelta(hours=24),
+        },
     )
+    buckets: dict[str, list[tuple[int, ...]]] = {}
+    for row in rows:
+        sums = buckets.setdefault(str(row[0]), [(0,) * 6] * 3)
+        sums[int(row[1])] = tuple(int(v) for v in row[2:8])
     return {
-        str(row[0]): EntityMetrics(
-            window_1h=_window(row[1:7]),
-            window_24h=_window(row[7:13]),
-            total=_window(row[13:19]),
+        entity: EntityMetrics(
+            window_1h=_window(hour),
+            window_24h=_window(day := _add(hour, rest)),
+            total=_window(_add(day, older)),
         )
-        for row in rows
-        if row[-1]
+        for entity, (hour, rest, older) in buckets.items()
     }
 
 
-def metrics_reads(store: Store, kind: MetricsKind) -> Gathered[str, bytes]:
-    """Serialised metrics answers of one kind, read by id; ids asked for while a read runs are
-    read together by the next one (one query for many point reads under load)."""
+def _add(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(x + y for x, y in zip(a, b, strict=True))
 
-    async def fetch(ids: list[str]) -> dict[str, bytes]:
-        found = await entities_metrics(store, kind, ids, datetime.now(UTC))
-        return {k: m.model_dump_json(by_alias=True).encode() for k, m in found.items()}
+
+def metrics_reads(store: Store, kind: MetricsKind) -> Gathered[tuple[str, str], bytes]:
+    """Serialised metrics answers of one kind, read by (organisation, id); keys asked for while
+    a read runs are read together by the next one (one query per organisation for many point
+    reads under load)."""
+
+    async def fetch(keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        now = datetime.now(UTC)
+        by_org: dict[str, list[str]] = {}
+        for org, entity in keys:
+            by_org.setdefault(org, []).append(entity)
+        answers: dict[tuple[str, str], bytes] = {}
+        for org, ids in by_org.items():
+            found = await entities_metrics(store, kind, org, ids, now)
+            answers.update(
+                ((org, k), m.model_dump_json(by_alias=True).encode()) for k, m in found.items()
+            )
+        return answers
 
     return Gathered(fetch)
 
@@ -258,14 +270,28 @@ async def write_endpoint(
 
 # -- dashboard ------------------------------------------------------------------------------
 
-# All three windows of the busiest campaigns in one scan; names and statuses only for the
-# caller's own campaigns (other organisations' campaigns are out of scope altogether).
+
+def _window_exprs(condition: str) -> list[str]:
+    exprs = [f"sumIf({f}, {condition})" for f in ("views", "likes", "comments", "shares", "saves")]
+    exprs.append(f"countIf({condition})")
+    return exprs
+
+
+_METRICS_SELECT = ", ".join(
+    _window_exprs("event_time >= {h1:DateTime64(3, 'UTC')}")
+    + _window_exprs("event_time >= {h24:DateTime64(3, 'UTC')}")
+    + [f"sum({f})" for f in ("views", "likes", "comments", "shares", "saves")]
+    + ["count()"]
+)
+
+# All three windows of the organisation's busiest campaigns in one scan, with the names and
+# statuses of those it created.
 _BUSIEST_SQL = f"""
 SELECT e.*, c.name, c.status
 FROM (
     SELECT campaign_id, {_METRICS_SELECT}
     FROM engagement_events
-    WHERE campaign_id != '' AND {_SCOPES["organisation"]}
+    WHERE org = {{org:String}} AND campaign_id != ''
     GROUP BY campaign_id
     ORDER BY countIf(event_time >= {{h24:DateTime64(3, 'UTC')}}) DESC, count() DESC,
              campaign_id ASC
@@ -282,7 +308,8 @@ SETTINGS join_use_nulls = 1
 async def busiest_campaigns(
     store: Store, org: str, now: datetime, limit: int
 ) -> CampaignEngagementList:
-    """Campaigns in the caller's scope by events in the last 24 hours, then all time, then id."""
+    """The organisation's campaigns by its events in the last 24 hours, then all time, then
+    id."""
     rows = await store.query_rows(
         _BUSIEST_SQL,
         {

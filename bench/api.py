@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import seed
 from bench.common import environment, free_port, median
 from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
@@ -89,6 +90,7 @@ def seeded_platform(
             "FK_DATA_DIR": str(tmp / "data"),
             "FK_API_PORT": str(port),
             "FK_LOG_LEVEL": "WARNING",
+            "FK_DEFAULT_ORG": seed.ORG,
         }
         url = f"chdb://{(tmp / 'data' / 'clickhouse').resolve()}"
         started = time.perf_counter()
@@ -120,7 +122,7 @@ def run(
 ) -> dict[str, float]:
     if shutil.which("hey") is None:
         raise SystemExit("hey not found: apt-get install hey")
-    token = issue_token(DEV_JWT_SECRET, org="bench")
+    token = issue_token(DEV_JWT_SECRET, org=seed.ORG)
     with seeded_platform(events, campaigns) as (base, _):
         # The first request after a restart: nothing cached, a cold store.
         t = time.perf_counter()

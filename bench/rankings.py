@@ -17,6 +17,7 @@ import time
 
 import httpx
 
+from bench import seed
 from bench.api import hey, seeded_platform
 from bench.common import median
 from core.auth import issue_token
@@ -61,7 +62,7 @@ def reaches_top(base: str, token: str, scope: str, query: str, tag: str, rank: i
 
 
 def measure(events: int, seconds: int, rounds: int) -> dict[str, float]:
-    token = issue_token(DEV_JWT_SECRET, org="demo")
+    token = issue_token(DEV_JWT_SECRET, org=seed.ORG)
     with seeded_platform(events, 10_000, POSTS_PER_CREATOR, ready_timeout=600) as (base, ready_s):
         t = time.perf_counter()
         first = httpx.get(

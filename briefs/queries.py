@@ -48,20 +48,26 @@ class TagCount:
 
 
 async def trending_tags(
-    store: Store, platform: str | None, tags: Sequence[str] | None, now: datetime, limit: int
+    store: Store,
+    org: str,
+    platform: str | None,
+    tags: Sequence[str] | None,
+    now: datetime,
+    limit: int,
 ) -> list[TagCount]:
     """Hashtags by events in the last 24 h, with the previous 24 h for growth, from the
     `hashtag_minute` view the store keeps as events arrive (minute resolution); on one platform,
-    or on every platform when `platform` is None."""
+    or on every platform when `platform` is None. The organisation's events only."""
     rows = await store.query_rows(
         f"SELECT tag, sumIf(events, {_RECENT}) AS recent, "
         f"sumIf(events, NOT ({_RECENT})) AS previous, {_RECENT_RATE} "
         "FROM hashtag_minute "
-        "WHERE ({platform:String} = '' OR platform = {platform:String}) "
+        "WHERE org = {org:String} AND ({platform:String} = '' OR platform = {platform:String}) "
         "AND minute >= {h48:DateTime64(3, 'UTC')} AND minute <= {now:DateTime64(3, 'UTC')}"
         f"{_tag_in(tags)} "
         "GROUP BY tag HAVING recent > 0 ORDER BY recent DESC, tag ASC LIMIT {limit:UInt32}",
         {
+            "org": org,
             "platform": platform or "",
             "h24": now - TREND_WINDOW,
             "h48": now - 2 * TREND_WINDOW,
@@ -74,13 +80,13 @@ async def trending_tags(
 
 
 async def all_time_tags(
-    store: Store, platform: str, tags: Sequence[str] | None, limit: int
+    store: Store, org: str, platform: str, tags: Sequence[str] | None, limit: int
 ) -> list[TagCount]:
     rows = await store.query_rows(
         f"SELECT tag, sum(events), {_TAG_RATE} FROM hashtag_minute "
-        f"WHERE platform = {{platform:String}}{_tag_in(tags)} "
+        f"WHERE org = {{org:String}} AND platform = {{platform:String}}{_tag_in(tags)} "
         "GROUP BY tag ORDER BY sum(events) DESC, tag ASC LIMIT {limit:UInt32}",
-        {"platform": platform, "tags": list(tags or []), "limit": limit},
+        {"org": org, "platform": platform, "tags": list(tags or []), "limit": limit},
     )
     return [TagCount(r[0], int(r[1]), 0, float(r[2])) for r in rows]
 
@@ -97,9 +103,9 @@ async def top_creators(
     if tags:
         rows = await store.query_rows(
             "SELECT DISTINCT influencer_id FROM engagement_events "
-            "WHERE platform = {platform:String} AND hasAny(hashtags, {tags:Array(String)}) "
-            "LIMIT 100000",
-            {"platform": platform, "tags": list(tags)},
+            "WHERE org = {org:String} AND platform = {platform:String}"
+            " AND hasAny(hashtags, {tags:Array(String)}) LIMIT 100000",
+            {"org": org, "platform": platform, "tags": list(tags)},
         )
         tagged = {r[0] for r in rows}
         creators = [c for c in creators if c.influencer_id in tagged]
@@ -122,15 +128,16 @@ class AudienceProfile:
 
 
 async def audience_profile(
-    store: Store, tags: Sequence[str], now: datetime
+    store: Store, org: str, tags: Sequence[str], now: datetime
 ) -> list[AudienceProfile]:
-    """Per platform, the creators whose posts carry any of `tags` (last 90 days)."""
+    """Per platform, the organisation's creators whose posts carry any of `tags` (last 90
+    days)."""
     rows = await store.query_rows(
         f"SELECT platform, uniqExact(influencer_id), sum(views), {_RATE}, "
-        "toUInt64(medianExact(followers)) "
-        "FROM engagement_events WHERE event_time >= {since:DateTime64(3, 'UTC')}"
+        "toUInt64(medianExact(followers)) FROM engagement_events"
+        " WHERE org = {org:String} AND event_time >= {since:DateTime64(3, 'UTC')}"
         f"{_tag_filter(tags)} GROUP BY platform ORDER BY platform LIMIT 10",
-        {"since": now - CREATOR_WINDOW, "tags": list(tags)},
+        {"org": org, "since": now - CREATOR_WINDOW, "tags": list(tags)},
     )
     return [AudienceProfile(r[0], int(r[1]), int(r[2]), float(r[3]), _opt_int(r[4])) for r in rows]
 
@@ -146,9 +153,10 @@ class ThemeStats:
 
 
 async def theme_stats(
-    store: Store, platform: str, now: datetime, limit: int, min_events: int = 5
+    store: Store, org: str, platform: str, now: datetime, limit: int, min_events: int = 5
 ) -> list[ThemeStats]:
-    """What content themes (hashtags) earn on a platform: rates per 100 views (last 90 days)."""
+    """What content themes (hashtags) earn on a platform in the organisation's events: rates
+    per 100 views (last 90 days)."""
 
     def per_view(column: str) -> str:
         return f"if(sum(views) = 0, 0, round(sum({column}) / sum(views) * 100, 2))"
@@ -156,10 +164,12 @@ async def theme_stats(
     rows = await store.query_rows(
         f"SELECT tag, count(), {_RATE}, {per_view('shares')}, {per_view('comments')}, "
         f"{per_view('saves')} FROM engagement_events ARRAY JOIN hashtags AS tag "
-        "WHERE platform = {platform:String} AND event_time >= {since:DateTime64(3, 'UTC')} "
+        "WHERE org = {org:String} AND platform = {platform:String}"
+        " AND event_time >= {since:DateTime64(3, 'UTC')} "
         "GROUP BY tag HAVING count() >= {min_events:UInt32} "
         "ORDER BY count() DESC, tag ASC LIMIT {limit:UInt32}",
         {
+            "org": org,
             "platform": platform,
             "since": now - CREATOR_WINDOW,
             "min_events": min_events,

@@ -218,10 +218,12 @@ class ToolBox:
 
     async def trend_fetcher(self, args: TrendArgs) -> dict[str, Any]:
         tags = personas.category_tags(args.category) if args.category else None
-        rows = await queries.trending_tags(self.store, args.platform.value, tags, self.now, 10)
+        rows = await queries.trending_tags(
+            self.store, self.org, args.platform.value, tags, self.now, 10
+        )
         window, note = "last24h", "Events of the last 24 hours against the 24 hours before."
         if not rows:
-            rows = await queries.all_time_tags(self.store, args.platform.value, tags, 10)
+            rows = await queries.all_time_tags(self.store, self.org, args.platform.value, tags, 10)
             window = "allTime"
             note = "No tagged events in the last 24 hours: these are all-time counts."
         return {
@@ -244,7 +246,7 @@ class ToolBox:
 
     async def persona_classifier(self, args: PersonaArgs) -> dict[str, Any]:
         persona, _scores = personas.classify(args.brand, args.product, args.goal, args.audience)
-        profile = await queries.audience_profile(self.store, persona.hashtags, self.now)
+        profile = await queries.audience_profile(self.store, self.org, persona.hashtags, self.now)
         return {
             "persona": {
                 "id": persona.id,
@@ -268,7 +270,7 @@ class ToolBox:
         goal_type = classify_goal(args.goal)
         metric = _GOAL_METRIC[goal_type]
         persona = personas.by_id(args.persona) or personas.classify(args.persona)[0]
-        themes = await queries.theme_stats(self.store, args.platform.value, self.now, 30)
+        themes = await queries.theme_stats(self.store, self.org, args.platform.value, self.now, 30)
         preferred = set(persona.hashtags)
         key = _METRIC_OF[metric]
         ranked = sorted(themes, key=lambda t: (t.tag not in preferred, -key(t), t.tag))[:3]

@@ -133,6 +133,7 @@ class Store:
         user: str = "default",
         password: str = "",
         migrate: bool = True,
+        default_org: str = "demo",
     ) -> "Store":
         """Connect, create the database if needed and apply pending migrations (blocking)."""
         if not _DATABASE_NAME.match(database):
@@ -149,11 +150,15 @@ class Store:
             raise StoreUnavailable(f"cannot reach store: {exc.strerror or exc}") from exc
         store = cls(client, database, connect=lambda: _connect(url, database, user, password))
         if migrate:
-            store.migrate()
+            store.migrate(default_org=default_org)
         return store
 
-    def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
-        """Apply every numbered `NNNN_*.sql` file not applied yet, in order; return their names."""
+    def migrate(self, directory: Path = MIGRATIONS_DIR, *, default_org: str = "demo") -> list[str]:
+        """Apply every numbered `NNNN_*.sql` file not applied yet, in order; return their names.
+
+        A statement may use the parameters `default_org` (`FK_DEFAULT_ORG`) and `owners` (the
+        database-qualified name of `_campaign_owners`)."""
+        parameters = {"default_org": default_org, "owners": f"{self.database}._campaign_owners"}
         self.client.command(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
@@ -169,7 +174,8 @@ class Store:
             if version in applied:
                 continue
             for statement in _split_statements(path.read_text()):
-                self.client.command(statement)
+                bound = {k: v for k, v in parameters.items() if f"{{{k}:" in statement}
+                self.client.command(statement, parameters=bound or None)
             self.client.insert(
                 "schema_migrations", [[version, path.name]], column_names=["version", "name"]
             )

@@ -119,7 +119,7 @@ def load_file(
                 inserted = int(accepted)
             else:
                 inserted = _insert_news(store, table, int(accepted), org)
-            store.command_sync(queries.upsert_creators(table), {"load_time": load_time})
+            store.command_sync(queries.upsert_creators(table), {"org": org, "load_time": load_time})
             errors = [
                 RowError(line=line, column=column or None, reason=reason)
                 for line, column, reason in store.query_rows_sync(

@@ -306,14 +306,16 @@ SETTINGS max_threads = 2, max_insert_threads = 2, max_partitions_per_insert_bloc
 
 
 def upsert_creators(table: str) -> str:
-    """Newest known attributes per creator; a blank field keeps what the store knew.
+    """Newest known attributes per creator of the organisation; a blank field keeps what the
+    store knew.
 
-    Parameters: load_time (the row version).
+    Parameters: org, load_time (the row version).
     """
     return f"""
 INSERT INTO creators
-    (influencer_id, handle, category, country, followers, followers_at, updated_at)
+    (org, influencer_id, handle, category, country, followers, followers_at, updated_at)
 SELECT
+    {{org:String}},
     n.id,
     if(n.new_handle != '', n.new_handle, o.handle),
     if(n.new_category != '', n.new_category, o.category),
@@ -337,7 +339,8 @@ FROM
     WHERE empty(errors)
     GROUP BY influencer_id
 ) AS n
-LEFT JOIN (SELECT * FROM creators FINAL) AS o ON o.influencer_id = n.id
+LEFT JOIN (SELECT * FROM creators FINAL WHERE org = {{org:String}}) AS o
+    ON o.influencer_id = n.id
 SETTINGS join_use_nulls = 1
 """
 

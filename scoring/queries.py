@@ -11,13 +11,11 @@ from core.clickhouse import Store
 from schemas.api import ScoreComponents, TopPerformer, TopPerformers
 from scoring.engagement import POST_CLIP, CreatorStats, Score, score_creators
 
-# Without a campaignId: the caller's campaigns, organic data (campaign_id = '') and campaigns
-# nobody created; i.e. everything except campaigns another organisation owns.
+# The organisation's own events only: with a campaignId, those of that campaign; without, all
+# of them (its campaigns and organic data, campaign_id = ''). Both lead the tables' sort keys.
 SCOPES = {
-    "campaign": "campaign_id = {campaign:String}",
-    "organisation": (
-        "campaign_id NOT IN (SELECT id FROM campaigns FINAL WHERE org != {org:String})"
-    ),
+    "campaign": "org = {org:String} AND campaign_id = {campaign:String}",
+    "organisation": "org = {org:String}",
 }
 
 # Read from the maintained per-post state (`post_totals`, kept by the store as events and CSV
@@ -36,7 +34,7 @@ posts AS (
       AND ({{platform:String}} = '' OR platform = {{platform:String}})
       AND ({{category:String}} = '' OR influencer_id IN (
           SELECT influencer_id FROM creators FINAL
-          WHERE lower(category) = lower({{category:String}})))
+          WHERE org = {{org:String}} AND lower(category) = lower({{category:String}})))
     GROUP BY influencer_id, platform, post
 ),
 bounds AS (
@@ -72,10 +70,11 @@ FROM creators_in_scope AS s
 LEFT JOIN (
     SELECT influencer_id, argMaxMerge(latest) AS latest_followers
     FROM creator_followers
+    WHERE org = {{org:String}}
     GROUP BY influencer_id
 ) AS f ON f.influencer_id = s.influencer_id
 LEFT JOIN (
-    SELECT influencer_id, handle, category FROM creators FINAL
+    SELECT influencer_id, handle, category FROM creators FINAL WHERE org = {{org:String}}
 ) AS c ON c.influencer_id = s.influencer_id
 SETTINGS join_use_nulls = 1
 """

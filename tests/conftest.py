@@ -60,6 +60,9 @@ def settings(broker: EmbeddedBroker, chdb_url: str, tmp_path: Path) -> Settings:
         clickhouse_url=chdb_url,
         clickhouse_database=f"t_{tag}",
         metrics_cache_ttl_seconds=0.0,
+        # The organisation of the `token` fixture: events produced to Kafka without an `fk-org`
+        # header are its, as `POST /events` with that token are.
+        default_org="acme",
     )
 
 

@@ -35,7 +35,9 @@ class PlatformProcess:
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.token = issue_token(DEV_JWT_SECRET, org="acme")
+        # The platform's default organisation (FK_DEFAULT_ORG): events produced to Kafka without
+        # an `fk-org` header, the demo data among them, are its.
+        self.token = issue_token(DEV_JWT_SECRET, org="demo")
         self.http = httpx.Client(
             base_url=f"http://127.0.0.1:{self.port}",
             headers={"Authorization": f"Bearer {self.token}"},

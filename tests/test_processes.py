@@ -263,7 +263,8 @@ async def test_worker_and_api_run_as_separate_processes_from_settings_alone(
             stderr=subprocess.STDOUT,
         )
     try:
-        token = issue_token(DEV_JWT_SECRET, org="acme")
+        # The events were produced without an `fk-org` header: the default organisation's.
+        token = issue_token(DEV_JWT_SECRET, org="demo")
         client = httpx.Client(
             base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
         )

@@ -1,5 +1,6 @@
 """Windowed engagement metrics of a campaign or a creator, served from a short-lived cache."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
@@ -33,19 +34,21 @@ _NO_EVENTS = (
 async def _metrics(
     services: Services,
     kind: Literal["campaign", "influencer"],
+    org: str,
     entity_id: str,
     *,
-    has_record: bool = False,
+    has_record: Callable[[], Awaitable[bool]] | None = None,
 ) -> Response:
-    """The cache holds the serialised answer, so a hit costs no validation or encoding. An id
-    with a record (a created campaign) but no events yet answers zeros, not 404."""
+    """One organisation's events only. The cache holds the serialised answer, so a hit costs
+    no validation or encoding. An id without events is 404, unless `has_record` says the
+    organisation has a record of it (a created campaign): then it answers zeros."""
 
     async def load() -> bytes | None:
-        return await services.metrics_reads[kind].get(entity_id)
+        return await services.metrics_reads[kind].get((org, entity_id))
 
-    body = await services.metrics_cache.get((kind, entity_id), load, services.events_version)
+    body = await services.metrics_cache.get((kind, org, entity_id), load, services.events_version)
     if body is None:
-        if not has_record:
+        if has_record is None or not await has_record():
             raise NotFound(f"No {kind} {entity_id!r} has events.")
         body = _NO_EVENTS
     return Response(body, media_type="application/json")
@@ -58,13 +61,14 @@ async def _metrics(
     responses=_RESPONSES,
 )
 async def campaign_metrics(campaign_id: EntityId, caller: CallerDep) -> Response:
-    """A campaign created by another organisation is 404; metrics of a campaign id nobody
-    created are readable by any organisation."""
-    services = caller.services
-    owner = await campaign_owner(services, campaign_id)
-    if owner is not None and owner != caller.principal.org:
-        raise NotFound(f"No campaign {campaign_id!r} has events.")
-    return await _metrics(services, "campaign", campaign_id, has_record=owner is not None)
+    """The caller's organisation's events for this campaign id, whoever else uses the id; a
+    campaign the organisation created but without events yet answers zeros."""
+    services, org = caller.services, caller.principal.org
+
+    async def created() -> bool:
+        return await campaign_owner(services, campaign_id) == org
+
+    return await _metrics(services, "campaign", org, campaign_id, has_record=created)
 
 
 @router.get(
@@ -74,4 +78,5 @@ async def campaign_metrics(campaign_id: EntityId, caller: CallerDep) -> Response
     responses=_RESPONSES,
 )
 async def influencer_metrics(influencer_id: EntityId, caller: CallerDep) -> Response:
-    return await _metrics(caller.services, "influencer", influencer_id)
+    """The caller's organisation's events for this creator."""
+    return await _metrics(caller.services, "influencer", caller.principal.org, influencer_id)

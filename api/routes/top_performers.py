@@ -11,8 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import CallerDep, Services
-from api.errors import NotFound
-from api.queries import campaign_owner
 from schemas.api import Problem, TopPerformers
 from schemas.events import Platform
 from scoring.queries import (
@@ -26,7 +24,6 @@ from scoring.queries import (
 router = APIRouter(tags=["top performers"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "The campaign belongs to another organisation."},
     422: {"model": Problem, "description": "A parameter is out of range or unknown."},
 }
 MAX_LIMIT = 100
@@ -116,8 +113,6 @@ async def top_performers(
     campaign_id, category = query.campaign_id, query.category
     platform_name = query.platform.value if query.platform else None
     scored = await scope_ranking(services, org, campaign_id, platform_name, category)
-    if scored is None:
-        raise NotFound(f"No campaign {campaign_id!r} in your organisation.")
     scope = (org, campaign_id, platform_name, category and category.lower())
     body = await _ranked(services.top_ranked, scope, scored, query)
     return Response(body, media_type="application/json")
@@ -129,19 +124,16 @@ async def scope_ranking(
     campaign_id: str | None,
     platform: str | None,
     category: str | None,
-) -> ScopeRanking | None:
-    """Every creator of one scope, scored; None for another organisation's campaign.
+) -> ScopeRanking:
+    """Every creator of one scope (the organisation's own events only), scored. A campaign id
+    another organisation also uses ranks the caller's events for it: nothing reveals the other's.
 
     A scope is scored from the maintained per-post state only when the data changed since it
     was last scored, at most once per TTL (longer for an expensive scoring, see `load_share`);
     the previous scoring is served meanwhile. The embedded platform knows its own writes; a
     standalone API asks the store's parts metadata."""
 
-    async def load() -> ScopeRanking | None:
-        if campaign_id is not None:
-            owner = await campaign_owner(services, campaign_id)
-            if owner is not None and owner != org:
-                return None
+    async def load() -> ScopeRanking:
         creators = await scored_creators(
             services.store, org=org, campaign_id=campaign_id, platform=platform, category=category
         )
@@ -151,7 +143,9 @@ async def scope_ranking(
         return await top_performers_version(services.store)
 
     key = ("top", org, campaign_id, platform, category and category.lower())
-    return await services.top_cache.get(key, load, services.top_version or parts_version)
+    ranking = await services.top_cache.get(key, load, services.top_version or parts_version)
+    assert ranking is not None  # `load` always answers
+    return ranking
 
 
 _RANKED_MAX = 4096

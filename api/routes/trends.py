@@ -27,17 +27,17 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def trending_hashtags(
     services: ServicesDep,
-    _principal: PrincipalDep,
+    principal: PrincipalDep,
     platform: Annotated[Platform | None, Query(description="Only this platform's events.")] = None,
     limit: Annotated[int, Query(ge=1, le=50, description="At most 50.")] = 10,
 ) -> Response:
-    """Counts cover all engagement data, like the brief generator's trend tool: hashtags are
-    market signal, not one organisation's records."""
+    """The caller's organisation's events only, like the brief generator's trend tool."""
     name = platform.value if platform else None
+    org = principal.org
 
     async def load() -> bytes | None:
         now = datetime.now(UTC)
-        tags = await trending_tags(services.store, name, None, now, limit)
+        tags = await trending_tags(services.store, org, name, None, now, limit)
         answer = TrendingHashtags(
             platform=name,
             items=[
@@ -53,5 +53,5 @@ async def trending_hashtags(
         )
         return answer.model_dump_json(by_alias=True).encode()
 
-    body = await services.metrics_cache.get(("trends", name, limit), load)
+    body = await services.metrics_cache.get(("trends", org, name, limit), load)
     return Response(body, media_type="application/json")

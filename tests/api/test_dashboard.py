@@ -95,7 +95,13 @@ async def test_busiest_campaigns_have_three_windows_in_scope(
             {"campaign_id": "cmp_busy", "event_time": ago(days=3), "views": 700, "shares": 1},
             {"campaign_id": "cmp_quiet", "event_time": ago(hours=2), "views": 10, "likes": 1},
             {"campaign_id": "cmp_mine", "event_time": ago(days=5), "views": 50},
-            {"campaign_id": "cmp_theirs", "event_time": ago(minutes=1), "views": 999},
+            # Another organisation's events (naming its own campaign) are out of scope.
+            {
+                "campaign_id": "cmp_theirs",
+                "event_time": ago(minutes=1),
+                "views": 999,
+                "org": "other",
+            },
             {"campaign_id": "", "event_time": ago(minutes=1), "views": 5},  # organic
         ],
     )
@@ -132,7 +138,9 @@ async def test_busiest_campaigns_have_three_windows_in_scope(
 async def test_the_owner_sees_its_campaign_and_no_one_else_does(
     client: httpx.AsyncClient, store: Store, settings: Settings
 ) -> None:
-    insert_rows(store, [{"campaign_id": "cmp_theirs", "event_time": ago(minutes=1)}])
+    insert_rows(
+        store, [{"campaign_id": "cmp_theirs", "event_time": ago(minutes=1), "org": "other"}]
+    )
     await add_campaign(store, "cmp_theirs", "other", name="Theirs")
     other = issue_token(settings.jwt_secret, org="other")
     response = await client.get(

@@ -110,23 +110,24 @@ def test_the_page_shows_the_demo_and_follows_new_events(
     expect(page.locator("#webhook-summary")).to_have_text("No delivery attempts in the last 24 h.")
     expect(page.locator("#updated")).to_contain_text("updated ")
 
-    # New events for a new campaign appear, and its numbers follow further events.
+    # New events of the organisation for a new campaign appear, and its numbers follow further
+    # events.
+    demo = {"Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, org='demo')}"}
     now_ms = int(time.time() * 1000)
     first = [
         make_event(campaignId="cmp_browser", timestamp=now_ms - 60_000, views=1000, likes=50)
         for _ in range(3)
     ]
-    assert platform.http.post("/events", json=first).status_code == 202
+    assert platform.http.post("/events", json=first, headers=demo).status_code == 202
     new_row = row(page, "campaigns", "cmp_browser")
     expect(new_row).to_be_visible()
     expect(new_row.locator("td").nth(1)).to_have_text("3,000")  # views in the last hour
     more = [make_event(campaignId="cmp_browser", timestamp=now_ms, views=500)]
-    assert platform.http.post("/events", json=more).status_code == 202
+    assert platform.http.post("/events", json=more, headers=demo).status_code == 202
     expect(new_row.locator("td").nth(1)).to_have_text("3,500")
     expect(new_row.locator("td").nth(7)).to_have_text("3,500")  # total views
 
     # A campaign the demo organisation creates shows under recent changes.
-    demo = {"Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, org='demo')}"}
     created = platform.http.post("/campaigns", json={"name": "Browser launch"}, headers=demo)
     assert created.status_code == 201, created.text
     activity = row(page, "activity", created.json()["id"])
@@ -186,10 +187,10 @@ def test_without_a_development_token_the_page_asks_for_one(
     expect(page.locator("#login")).to_be_visible()
     expect(page.locator("#panels")).to_be_hidden()
 
-    page.fill("#token", issue_token(DEV_JWT_SECRET, org="acme"))
+    page.fill("#token", issue_token(DEV_JWT_SECRET, org="demo", subject="analyst"))
     page.click("#login button")
     expect(page.locator("#state")).to_have_text("live")
-    expect(page.locator("#org")).to_have_text("org acme")
+    expect(page.locator("#org")).to_have_text("org demo")
     expect(row(page, "campaigns", "cmp_diwali_24")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('fk.dashboard.token')")
 

@@ -20,10 +20,10 @@ from tests.briefs.fake_llm import FakeLLM
 from tests.factories import make_event
 
 
-def insert_events(store: Store, events: list[dict[str, Any]]) -> None:
+def insert_events(store: Store, events: list[dict[str, Any]], org: str = "acme") -> None:
     batch = EventBatch(source="test")
     for i, raw in enumerate(events):
-        batch.add(EngagementEvent.model_validate(raw), partition=0, offset=i, org="acme")
+        batch.add(EngagementEvent.model_validate(raw), partition=0, offset=i, org=org)
     store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
 
 

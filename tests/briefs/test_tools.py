@@ -95,20 +95,21 @@ async def test_top_creators_come_from_the_score_engine_within_the_org_scope(stor
         ],
         event(influencerId="inf_tiny", platform="x", views=10, likes=10),
         event(influencerId="inf_other", platform="facebook", views=5000, likes=4000),
-        # A campaign another organisation created is outside acme's scope.
-        *[
-            event(
-                influencerId="inf_theirs",
-                platform="x",
-                campaignId="cmp_theirs",
-                postId=f"t{i}",
-                views=1000,
-                likes=400,
-            )
-            for i in range(8)
-        ],
     ]
     insert_events(store, posts)
+    # Another organisation's events (even naming a campaign it created) are outside acme's.
+    theirs = [
+        event(
+            influencerId="inf_theirs",
+            platform="x",
+            campaignId="cmp_theirs",
+            postId=f"t{i}",
+            views=1000,
+            likes=400,
+        )
+        for i in range(8)
+    ]
+    insert_events(store, theirs, org="globex")
     store.insert_sync(
         "campaigns",
         [

@@ -91,6 +91,7 @@ def _seed(store: Store, now: datetime) -> None:
                 "stream",
                 i % 4,
                 i,
+                "acme",
             )
         )
     store.insert_sync("engagement_events", list(zip(*rows, strict=True)), EVENT_COLUMNS)

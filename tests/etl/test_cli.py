@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
+from core.auth import issue_token
+from core.settings import DEV_JWT_SECRET
 from tests.conftest import free_port
 from tests.processes import REPO, PlatformProcess
 
@@ -93,6 +95,9 @@ def test_load_goes_through_a_running_platform(tmp_path: Path) -> None:
         assert (out / "performance.sample.report.json").exists()
         # The platform's own store has the rows: the CLI did not open a store of its own.
         assert not (tmp_path / "elsewhere").exists()
-        top = platform.http.get("/top-performers", params={"campaignId": "cmp_diwali_24"})
+        acme = {"Authorization": f"Bearer {issue_token(DEV_JWT_SECRET, org='acme')}"}
+        top = platform.http.get(
+            "/top-performers", params={"campaignId": "cmp_diwali_24"}, headers=acme
+        )
         assert top.status_code == 200, top.text
         assert {i["influencerId"] for i in top.json()["items"]} >= {"inf_aarav", "inf_meera"}

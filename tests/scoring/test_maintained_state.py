@@ -21,7 +21,6 @@ from scoring.queries import _TOP_SQL, SCOPES, Candidate, _candidates, scored_cre
 from streams.agents.engagement import EngagementConsumer
 from tests.conftest import wait_until
 from tests.factories import clear_events, encode, make_event
-from tests.streams.test_engagement_pipeline import send_all
 
 # The ranking as it was computed before any state was maintained: straight from raw events,
 # with each post's events summed at read time. The oracle the maintained answers are held to.
@@ -36,7 +35,7 @@ posts AS (
       AND ({{platform:String}} = '' OR platform = {{platform:String}})
       AND ({{category:String}} = '' OR influencer_id IN (
           SELECT influencer_id FROM creators FINAL
-          WHERE lower(category) = lower({{category:String}})))
+          WHERE org = {{org:String}} AND lower(category) = lower({{category:String}})))
     GROUP BY influencer_id, platform, cityHash64(if(post_id != '', post_id, event_id))
 ),"""
 _RAW_FOLLOWERS = """
@@ -44,7 +43,7 @@ _RAW_FOLLOWERS = """
            argMax(assumeNotNull(followers), (event_time, assumeNotNull(followers)))
                AS latest_followers
     FROM engagement_events
-    WHERE followers IS NOT NULL
+    WHERE org = {org:String} AND followers IS NOT NULL
     GROUP BY influencer_id"""
 
 
@@ -194,14 +193,23 @@ async def test_the_maintained_ranking_equals_a_recomputation_from_raw_events(
     # Repeats of earlier ids, some with other counts (the first occurrence wins), out of order.
     stream = events + [{**events[d], "views": events[d]["views"] + 7} for d in duplicates]
     rng.shuffle(stream)
-    distinct = len(events)
+    # Another organisation sends some of the same ids (other counts) first: its events are its
+    # own, never in acme's ranking, and do not suppress acme's.
+    theirs = [{**events[d], "views": 1_000_000} for d in sorted(set(duplicates))]
+    distinct = len(events) + len(theirs)
     stored_before = pipeline.sink.stored
-    await send_all(
-        producer,
-        settings.engagement_topic,
-        [encode(e) for e in stream],
-        [e["influencerId"].encode() for e in stream],
-    )
+    sends = [
+        await producer.send(
+            settings.engagement_topic,
+            encode(e),
+            key=e["influencerId"].encode(),
+            headers=[("fk-org", org)],
+        )
+        for org, batch in ((b"globex", theirs), (b"acme", stream))
+        for e in batch
+    ]
+    for sent in sends:
+        await sent
 
     # The sink's count moves once an insert has returned, views included (a reader on another
     # store thread can see the events' part before the view's part of the same insert).

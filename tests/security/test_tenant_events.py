@@ -97,3 +97,51 @@ async def test_events_posted_through_the_api_are_stored_under_the_callers_organi
         assert r.status_code == 202
     await wait_until(lambda: _orgs_of(store, "posted-by-b"))
     assert await _orgs_of(store, "posted-by-b") == [ORG_B]
+
+
+async def test_metrics_rankings_trends_and_creator_attributes_are_the_callers_organisations_own(
+    settings: Settings, store: Store, topics: None, pipeline: EngagementConsumer
+) -> None:
+    a, b = bearer(settings, ORG_A), bearer(settings, ORG_B)
+    async with api_client(settings, store) as client:
+        created = await client.post("/campaigns", json={"name": "Ours"}, headers=a)
+        assert created.status_code == 201
+        campaign = created.json()["id"]
+        ours = make_event(
+            campaignId=campaign, influencerId="inf_shared", views=100, likes=10, hashtags=["#ours"]
+        )
+        theirs = make_event(
+            campaignId=campaign,
+            influencerId="inf_shared",
+            views=900_000,
+            likes=1,
+            hashtags=["#theirsecret"],
+        )
+        assert (await client.post("/events", json=ours, headers=a)).status_code == 202
+        assert (await client.post("/events", json=theirs, headers=b)).status_code == 202
+        # B's CSV names the same creator with another handle and category.
+        csv = (
+            b"campaignId,influencerId,platform,postId,views,likes,comments,shares,handle,category\n"
+            b"cmp_b,inf_shared,instagram,p1,10,1,0,0,@impostor,Scam\n"
+        )
+        r = await client.post("/etl/uploads", files={"file": ("b.csv", csv, "text/csv")}, headers=b)
+        assert r.status_code in (200, 201), r.text
+        await wait_until(lambda: _orgs_of(store, theirs["eventId"]))
+        await wait_until(lambda: _orgs_of(store, ours["eventId"]))
+
+        metrics = (await client.get(f"/campaigns/{campaign}/metrics", headers=a)).json()
+        assert (metrics["total"]["events"], metrics["total"]["views"]) == (1, 100)
+        creator = (await client.get("/influencers/inf_shared/metrics", headers=a)).json()
+        assert (creator["total"]["events"], creator["total"]["views"]) == (1, 100)
+        # B's own view of the same ids holds B's events only.
+        theirs_seen = (await client.get(f"/campaigns/{campaign}/metrics", headers=b)).json()
+        assert theirs_seen["total"]["views"] == 900_000
+
+        top = (await client.get("/top-performers", headers=a)).json()["items"]
+        assert [(i["influencerId"], i["views"], i["handle"]) for i in top] == [
+            ("inf_shared", 100, None)
+        ]
+        in_category = await client.get("/top-performers", params={"category": "Scam"}, headers=a)
+        assert in_category.json()["items"] == []
+        tags = (await client.get("/trends/hashtags", headers=a)).json()["items"]
+        assert [t["tag"] for t in tags] == ["#ours"]

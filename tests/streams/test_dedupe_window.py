@@ -39,13 +39,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def holds(seen: SeenIds, *event_ids: str, org: str = "demo") -> bool:
-    """Whether the window holds every one of these ids (of `org`, the default organisation)."""
+def holds(seen: SeenIds, *event_ids: str, org: str = "acme") -> bool:
+    """Whether the window holds every one of these ids of `org` (the tests' default one)."""
     keys: list[Key] = [(org, i) for i in event_ids]
     return bool(seen.holds(key_hashes(keys, len(keys))).all())
 
 
-def holds_any(seen: SeenIds, *event_ids: str, org: str = "demo") -> bool:
+def holds_any(seen: SeenIds, *event_ids: str, org: str = "acme") -> bool:
     keys: list[Key] = [(org, i) for i in event_ids]
     return bool(seen.holds(key_hashes(keys, len(keys))).any())
 
@@ -306,8 +306,8 @@ async def test_the_store_check_of_old_ids_waits_for_the_store_and_gives_up_only_
         return await query_columns(sql, parameters)
 
     monkeypatch.setattr(store, "query_columns", failing_query)
-    keys = [("demo", "old-stored"), ("demo", "old-new"), ("other", "old-stored")]
-    assert await sink.stored_keys(keys, before_ms=sink.seen.start_ms) == {("demo", "old-stored")}
+    keys = [("acme", "old-stored"), ("acme", "old-new"), ("other", "old-stored")]
+    assert await sink.stored_keys(keys, before_ms=sink.seen.start_ms) == {("acme", "old-stored")}
     assert failures == 0
 
     failures, stopping = 1, asyncio.Event()
@@ -328,7 +328,7 @@ def test_the_store_check_splits_long_id_lists_and_keeps_every_id() -> None:
 # -- SeenIds on its own (pure) ---------------------------------------------------------------
 
 
-def _batch(events: list[tuple[str, int]], org: str = "demo") -> EventBatch:
+def _batch(events: list[tuple[str, int]], org: str = "acme") -> EventBatch:
     batch = EventBatch()
     for event_id, at in events:
         row: Row = (event_id, at, "inf", "", "x", "", 0, 0, 0, 0, 0, None, ())
@@ -336,7 +336,7 @@ def _batch(events: list[tuple[str, int]], org: str = "demo") -> EventBatch:
     return batch
 
 
-def _claim(seen: SeenIds, events: list[tuple[str, int]], org: str = "demo") -> None:
+def _claim(seen: SeenIds, events: list[tuple[str, int]], org: str = "acme") -> None:
     keys: list[Key] = [(org, i) for i, _ in events]
     times = np.array([t for _, t in events], dtype=np.int64)
     seen.add(times, key_hashes(keys, len(keys)))

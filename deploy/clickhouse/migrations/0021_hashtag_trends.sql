@@ -32,7 +32,7 @@ ARRAY JOIN hashtags AS tag
 GROUP BY platform, tag, minute;
 
 -- Events stored before this view existed (migrations run before any consumer starts).
-INSERT INTO hashtag_minute
+INSERT INTO hashtag_minute (platform, tag, minute, events, views, likes, comments, shares)
 SELECT
     platform,
     tag,
