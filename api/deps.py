@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from api.cache import TtlCache
 from api.errors import Unauthorized
-from api.ratelimit import WRITE_METHODS, RateLimits
+from api.ratelimit import RateLimits
 from briefs.service import BriefService
 from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
@@ -88,8 +88,7 @@ async def require_principal(request: Request) -> Principal:
     token = token.strip()
     cached = services.tokens.get(token)
     if cached is not None and cached.expires_at > time.time():
-        if request.method in WRITE_METHODS:
-            services.rate_limits.check(request.method, request.url.path, cached)
+        services.rate_limits.check(request.method, request.url.path, cached)
         return cached
     try:
         principal = verify_token(
@@ -103,8 +102,7 @@ async def require_principal(request: Request) -> Principal:
     if len(services.tokens) >= _MAX_CACHED_TOKENS:
         services.tokens.clear()
     services.tokens[token] = principal
-    if request.method in WRITE_METHODS:
-        services.rate_limits.check(request.method, request.url.path, principal)
+    services.rate_limits.check(request.method, request.url.path, principal)
     return principal
 
 

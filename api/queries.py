@@ -229,6 +229,14 @@ async def endpoint_by_id(
     return _endpoint(rows[0]) if rows else None
 
 
+async def endpoint_count(store: Store, org: str) -> int:
+    """How many endpoints the organisation has registered (enabled or not)."""
+    rows = await store.query_rows(
+        "SELECT count() FROM webhook_endpoints FINAL WHERE org = {org:String}", {"org": org}
+    )
+    return int(rows[0][0])
+
+
 async def org_endpoints(store: Store, org: str, limit: int = 1000) -> list[Endpoint]:
     rows = await store.query_rows(
         f"{_ENDPOINT_SELECT} WHERE org = {{org:String}} ORDER BY created_at LIMIT {{limit:UInt32}}",

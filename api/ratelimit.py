@@ -1,6 +1,6 @@
-"""Per-caller rate limits on writes and on the brief generator: in-process token buckets keyed by
-the token's organisation and subject (each API replica counts its own callers), answered with 429
-problem details and `Retry-After`."""
+"""Per-caller rate limits on reads, writes, ingestion and the brief generator: in-process token
+buckets keyed by the token's organisation and subject (each API replica counts its own callers),
+answered with 429 problem details and `Retry-After`."""
 
 import math
 import time
@@ -13,7 +13,7 @@ from core import metrics
 from core.auth import Principal
 from core.settings import Settings
 
-LimitName = Literal["writes", "events", "briefs"]
+LimitName = Literal["reads", "writes", "events", "briefs"]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_KEYS = 100_000
 """Buckets kept per limit; past that, full ones (indistinguishable from absent ones) are dropped."""
@@ -64,8 +64,9 @@ class TokenBucket:
 @dataclass
 class RateLimits:
     """Which limit a request counts against: `POST /events` (ingestion, a high default),
-    `POST /generate-brief` (model calls) or any other write. Reads are never limited here."""
+    `POST /generate-brief` (model calls), any other write, or a read (any other method)."""
 
+    reads: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     writes: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     events: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     briefs: TokenBucket = field(default_factory=lambda: TokenBucket(0))
@@ -73,6 +74,7 @@ class RateLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> "RateLimits":
         return cls(
+            reads=TokenBucket(settings.rate_limit_reads_per_minute),
             writes=TokenBucket(settings.rate_limit_writes_per_minute),
             events=TokenBucket(settings.rate_limit_events_per_minute),
             briefs=TokenBucket(settings.rate_limit_briefs_per_minute),
@@ -80,10 +82,14 @@ class RateLimits:
 
     def check(self, method: str, path: str, principal: Principal) -> None:
         """Raise 429 when the caller has used up the limit this request counts against."""
-        if method not in WRITE_METHODS:
-            return
         name: LimitName = (
-            "events" if path == "/events" else "briefs" if path == "/generate-brief" else "writes"
+            "reads"
+            if method not in WRITE_METHODS
+            else "events"
+            if path == "/events"
+            else "briefs"
+            if path == "/generate-brief"
+            else "writes"
         )
         bucket: TokenBucket = getattr(self, name)
         wait = bucket.acquire((principal.org, principal.subject))

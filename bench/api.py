@@ -91,6 +91,8 @@ def seeded_platform(
             "FK_API_PORT": str(port),
             "FK_LOG_LEVEL": "WARNING",
             "FK_DEFAULT_ORG": seed.ORG,
+            # One token stands for every client of the load generator.
+            "FK_RATE_LIMIT_READS_PER_MINUTE": "0",
         }
         url = f"chdb://{(tmp / 'data' / 'clickhouse').resolve()}"
         started = time.perf_counter()

@@ -82,6 +82,9 @@ async def run(rate: int = 30_000, seconds: float = 20.0) -> dict[str, float]:
             "FK_API_PORT": str(port),
             "FK_LOG_LEVEL": "WARNING",
             "FK_TOPIC_PREFIX": settings.topic_prefix,
+            # The probes are produced to Kafka without an `fk-org` header, and read as `bench`.
+            "FK_DEFAULT_ORG": "bench",
+            "FK_RATE_LIMIT_READS_PER_MINUTE": "0",
         }
         with (tmp / "fk.log").open("wb") as log:
             platform = subprocess.Popen(

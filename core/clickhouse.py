@@ -65,9 +65,19 @@ _REJECTING = (
 )
 
 
+# The embedded engine shares its process with the worker and the API: its caches of marks and
+# primary indexes are bounded (the engine's defaults are 5 GiB each, sized for a server of its
+# own), so the process's memory follows the data it reads now, not all it has read.
+CHDB_OPTIONS = {
+    "mark_cache_size": 128 * 1024 * 1024,
+    "primary_index_cache_size": 64 * 1024 * 1024,
+    "index_mark_cache_size": 16 * 1024 * 1024,
+}
+
+
 def _connect(url: str, database: str, user: str, password: str) -> Client:
     if url.startswith("chdb://"):
-        return clickhouse_connect.get_client(dsn=url, database=database)
+        return clickhouse_connect.get_client(dsn=url, database=database, chdb_options=CHDB_OPTIONS)
     return clickhouse_connect.get_client(
         dsn=url,
         database=database,

@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     top_performers_cache_max_stale_seconds: float = Field(
         default=60.0, description="Up to this age a stale answer is served while it reloads."
     )
+    rate_limit_reads_per_minute: int = Field(
+        default=12_000,
+        ge=0,
+        description=(
+            "Authenticated reads (GET) per minute per token subject, in bursts of as many;"
+            " 0 = no limit."
+        ),
+    )
     rate_limit_writes_per_minute: int = Field(
         default=600,
         ge=0,
@@ -156,6 +164,15 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_max_response_bytes: int = 64 * 1024
+    webhook_max_endpoints_per_org: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description=(
+            "Endpoints an organisation may register (enabled or not); the dispatcher loads at most"
+            " this many per organisation, oldest first."
+        ),
+    )
     webhook_endpoint_concurrency: int = Field(
         default=8, ge=1, description="In-flight deliveries per endpoint (a slow one waits alone)."
     )

@@ -60,6 +60,7 @@ async def run_load(
             "FK_LLM_MODEL": "fake-model",
             # One client token stands for every user here: the per-caller write and brief
             # limits (tested in tests/security) would turn the offered load into 429s.
+            "FK_RATE_LIMIT_READS_PER_MINUTE": "0",
             "FK_RATE_LIMIT_WRITES_PER_MINUTE": "0",
             "FK_RATE_LIMIT_EVENTS_PER_MINUTE": "0",
             "FK_RATE_LIMIT_BRIEFS_PER_MINUTE": "0",

@@ -162,12 +162,15 @@ async def dead_deliveries(
     return [_delivery(r) for r in rows]
 
 
-async def registered_endpoints(store: Store, limit: int = 100_000) -> list[EndpointConfig]:
+async def registered_endpoints(store: Store, per_org: int) -> list[EndpointConfig]:
+    """Every organisation's endpoints, at most `per_org` each (its oldest: the quota's), so no
+    organisation's registrations can push another's out of the dispatcher."""
     rows = await store.query_rows(
         "SELECT id, org, url, event_types, secret, previous_secret,"
         " toFloat64(previous_expires_at), enabled"
-        " FROM webhook_endpoints FINAL LIMIT {limit:UInt32}",
-        {"limit": limit},
+        " FROM webhook_endpoints FINAL ORDER BY org, created_at, id"
+        " LIMIT {per_org:UInt32} BY org",
+        {"per_org": per_org},
     )
     return [
         EndpointConfig(

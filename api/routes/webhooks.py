@@ -10,9 +10,15 @@ from typing import Annotated
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Path, Response, status
 
-from api.deps import PrincipalDep, ServicesDep
-from api.errors import InvalidInput, NotFound, ServiceUnavailable
-from api.queries import endpoint_by_id, org_endpoints, webhook_health, write_endpoint
+from api.deps import PrincipalDep, Services, ServicesDep
+from api.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from api.queries import (
+    endpoint_by_id,
+    endpoint_count,
+    org_endpoints,
+    webhook_health,
+    write_endpoint,
+)
 from core.netguard import AddressRefused, check_url
 from core.signing import new_secret
 from schemas.api import Problem
@@ -32,6 +38,11 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 EndpointPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+_REGISTERING: dict[str, asyncio.Lock] = {}
+"""Per organisation: one registration at a time in this process, so two concurrent ones cannot
+both pass the quota check."""
 
 
 def _now() -> datetime:
@@ -60,6 +71,10 @@ def _now() -> datetime:
                 },
             },
         },
+        409: {
+            "model": Problem,
+            "description": "The organisation has `FK_WEBHOOK_MAX_ENDPOINTS_PER_ORG` endpoints.",
+        },
         422: {"model": Problem, "description": "Invalid or private URL."},
     },
 )
@@ -71,6 +86,19 @@ async def create_endpoint(
         check_url(url, services.settings.webhook_allowed)
     except AddressRefused as exc:
         raise InvalidInput(f"Endpoint URL refused: {exc}.") from None
+    async with _REGISTERING.setdefault(principal.org, asyncio.Lock()):
+        return await _register(body, url, services, principal.org)
+
+
+async def _register(
+    body: EndpointCreate, url: str, services: Services, org: str
+) -> EndpointWithSecret:
+    quota = services.settings.webhook_max_endpoints_per_org
+    if await endpoint_count(services.store, org) >= quota:
+        raise Conflict(
+            f"An organisation has at most {quota} webhook endpoints; disable one and change its"
+            " event types, or ask the operator for a larger quota."
+        )
     now = _now()
     endpoint = Endpoint(
         id=f"ep_{uuid.uuid4().hex[:16]}",
@@ -83,7 +111,7 @@ async def create_endpoint(
     secret = new_secret()
     await write_endpoint(
         services.store,
-        principal.org,
+        org,
         endpoint,
         secret=secret,
         previous_secret="",

@@ -148,7 +148,9 @@ class Dispatcher(mode.Service):
     # -- inputs ------------------------------------------------------------------------------
 
     async def reload_endpoints(self) -> None:
-        registered = await queries.registered_endpoints(self.store)
+        registered = await queries.registered_endpoints(
+            self.store, self.settings.webhook_max_endpoints_per_org
+        )
         self.endpoints = {e.id: e for e in (*self.configured, *registered)}
 
     def matching_endpoints(self) -> list[EndpointConfig]:

@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from core.clickhouse import Store
+from core.clickhouse import CHDB_OPTIONS, Store
 from core.queries import campaign_owners
 from tests.api.test_top_performers import add_campaign
 
@@ -34,3 +34,13 @@ async def test_campaign_owners_are_read_for_many_ids_in_one_query(store: Store) 
         "cmp_y": "globex",
     }
     assert await campaign_owners(store, []) == {}
+
+
+def test_the_embedded_engines_caches_are_bounded(store: Store) -> None:
+    rows = dict(
+        store.query_rows_sync(
+            "SELECT name, value FROM system.server_settings WHERE name IN {names:Array(String)}",
+            {"names": list(CHDB_OPTIONS)},
+        )
+    )
+    assert {name: int(value) for name, value in rows.items()} == CHDB_OPTIONS

@@ -95,7 +95,7 @@ async def test_writes_are_limited_per_token_subject(
                 "/webhooks/endpoints", json={"url": "https://hooks.example.com/x"}, headers=a
             )
         )
-        # Reads are not limited; other subjects and organisations have their own buckets.
+        # Reads have their own budget; other subjects and organisations have their own buckets.
         assert (await client.get(f"/campaigns/{campaign['id']}", headers=a)).status_code == 200
         assert (await client.post("/campaigns", json={"name": "c"}, headers=b)).status_code == 201
         other = await client.post("/campaigns", json={"name": "c"}, headers=a_other_subject)
@@ -155,3 +155,23 @@ def test_defaults_leave_room_for_heavy_writers(settings: Settings) -> None:
     assert defaults.rate_limit_writes_per_minute >= 100
     assert defaults.rate_limit_briefs_per_minute >= 55
     assert defaults.rate_limit_events_per_minute >= 10_000
+
+
+async def test_reads_are_limited_per_token_subject_apart_from_writes(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    a, a_other_subject = bearer(settings, ORG_A), bearer(settings, ORG_A, subject="ci")
+    async with api_client(_limited(settings, rate_limit_reads_per_minute=4), store) as client:
+        before = _rate_limited_count((await client.get("/metrics")).text, "reads")
+        reads = [await client.get("/campaigns", headers=a) for _ in range(4)]
+        assert [r.status_code for r in reads] == [200] * 4
+        # Every authenticated GET draws on the same bucket, whatever its parameters.
+        assert_429(await client.get("/campaigns", headers=a))
+        assert_429(await client.get("/top-performers", params={"minViews": 7}, headers=a))
+        # Writes have their own budget; another subject has its own reads.
+        assert (await client.post("/campaigns", json={"name": "c"}, headers=a)).status_code == 201
+        assert (await client.get("/campaigns", headers=a_other_subject)).status_code == 200
+        # Health, readiness and Prometheus answer without a token and without a budget.
+        assert (await client.get("/healthz")).status_code == 200
+        after = _rate_limited_count((await client.get("/metrics")).text, "reads")
+        assert after - before == 2
