@@ -50,7 +50,9 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
     assert v1 is not None
     event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
     assert event is not None
-    endpoints = await delivery_queries.registered_endpoints(store)
+    endpoints = await delivery_queries.registered_endpoints(
+        store, settings.webhook_max_endpoints_per_org
+    )
     deliveries = fan_out(event, endpoints, partition=0, now=time.time())
     assert len(deliveries) == 1
     await delivery_queries.insert_delivery_states(
