@@ -1,6 +1,7 @@
-"""Per-caller rate limits on reads, writes, ingestion and the brief generator: in-process token
-buckets keyed by the token's organisation and subject (each API replica counts its own callers),
-answered with 429 problem details and `Retry-After`."""
+"""Per-caller rate limits on reads, writes, ingestion and the brief generator, and a
+per-organisation quota on dead-letter replays: in-process token buckets keyed by the token's
+organisation and subject, or by the organisation alone for replays (each API replica counts its
+own callers), answered with 429 problem details and `Retry-After`."""
 
 import math
 import time
@@ -70,6 +71,8 @@ class RateLimits:
     writes: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     events: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     briefs: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    replays: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    """Dead-letter replays per organisation (every token of it together), besides `writes`."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RateLimits":
@@ -78,6 +81,7 @@ class RateLimits:
             writes=TokenBucket(settings.rate_limit_writes_per_minute),
             events=TokenBucket(settings.rate_limit_events_per_minute),
             briefs=TokenBucket(settings.rate_limit_briefs_per_minute),
+            replays=TokenBucket(settings.webhook_max_replays_per_minute),
         )
 
     def check(self, method: str, path: str, principal: Principal) -> None:
@@ -98,5 +102,21 @@ class RateLimits:
             raise TooManyRequests(
                 f"Rate limit for {name} exceeded ({bucket.per_minute} per minute per token "
                 f"subject); retry after the delay in Retry-After.",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                headers=_retry_after(wait),
             )
+
+    def check_replay(self, org: str) -> None:
+        """Raise 429 when `org` has used up its dead-letter replays: a replay re-sends up to
+        thousands of deliveries, so its quota is the organisation's, whatever token asks."""
+        wait = self.replays.acquire((org, ""))
+        if wait > 0:
+            metrics.API_RATE_LIMITED.labels("replays").inc()
+            raise TooManyRequests(
+                f"An organisation may replay dead-lettered deliveries {self.replays.per_minute}"
+                " times per minute; retry after the delay in Retry-After.",
+                headers=_retry_after(wait),
+            )
+
+
+def _retry_after(wait: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(wait)))}

@@ -176,6 +176,14 @@ class Settings(BaseSettings):
     webhook_endpoint_concurrency: int = Field(
         default=8, ge=1, description="In-flight deliveries per endpoint (a slow one waits alone)."
     )
+    webhook_max_replays_per_minute: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Dead-letter replays (POST /webhooks/dlq/replay) per minute per organisation, in"
+            " bursts of as many; each API replica counts its own. 0 = no limit."
+        ),
+    )
     webhook_sweep_seconds: float = Field(
         default=2.0, description="How often stored pending deliveries are checked for."
     )

@@ -194,13 +194,24 @@ async def rotate_secret(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ReplayAccepted,
     summary="Send dead-lettered deliveries again (all, one endpoint's, one campaign's).",
-    responses={503: {"model": Problem, "description": "The broker did not take the command."}},
+    responses={
+        429: {
+            "model": Problem,
+            "description": (
+                "The organisation has made `FK_WEBHOOK_MAX_REPLAYS_PER_MINUTE` replays in the"
+                " last minute; `Retry-After` says when the next one is allowed."
+            ),
+        },
+        503: {"model": Problem, "description": "The broker did not take the command."},
+    },
 )
 async def replay_dead_letters(
     body: ReplayRequest, services: ServicesDep, principal: PrincipalDep
 ) -> ReplayAccepted:
     """Each replayed delivery keeps its webhook-id, so receivers that already processed it
-    recognise it; it gets a fresh attempt budget."""
+    recognise it; it gets a fresh attempt budget. Replays are an organisation's quota
+    (`FK_WEBHOOK_MAX_REPLAYS_PER_MINUTE`, counted by each API replica)."""
+    services.rate_limits.check_replay(principal.org)
     command = WebhookCommand(
         command_id=f"cmd_{uuid.uuid4().hex}",
         org=principal.org,

@@ -1,8 +1,9 @@
 """An organisation registers at most `FK_WEBHOOK_MAX_ENDPOINTS_PER_ORG` webhook endpoints, and
 the dispatcher loads at most that many per organisation: no organisation's registrations can
-crowd out another's."""
+crowd out another's. Dead-letter replays have a per-organisation quota too."""
 
 import asyncio
+import math
 
 import httpx
 
@@ -56,7 +57,8 @@ async def test_the_dispatcher_loads_each_organisations_oldest_endpoints_up_to_th
     settings = settings.model_copy(update={"webhook_max_endpoints_per_org": 5})
     a, b = bearer(settings, ORG_A), bearer(settings, ORG_B)
     async with api_client(settings, store) as client:
-        mine, theirs = [], []
+        mine: list[str] = []
+        theirs: list[str] = []
         for ids, headers, count in ((mine, a, 3), (theirs, b, 5)):
             for n in range(count):
                 ids.append((await _register(client, headers, n)).json()["id"])
@@ -66,3 +68,29 @@ async def test_the_dispatcher_loads_each_organisations_oldest_endpoints_up_to_th
     for endpoint in loaded:
         by_org.setdefault(endpoint.org, []).append(endpoint.id)
     assert by_org == {ORG_A: mine[:2], ORG_B: theirs[:2]}
+
+
+async def test_dead_letter_replays_have_a_per_organisation_quota(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    settings = settings.model_copy(update={"webhook_max_replays_per_minute": 2})
+    a, a_other_token, b = (
+        bearer(settings, ORG_A),
+        bearer(settings, ORG_A, subject="ci"),
+        bearer(settings, ORG_B),
+    )
+    replay = {"campaignId": "cmp_1"}
+    async with api_client(settings, store) as client:
+        for headers in (a, a_other_token):
+            response = await client.post("/webhooks/dlq/replay", json=replay, headers=headers)
+            assert response.status_code == 202, response.text
+        # The quota is the organisation's: another token of it does not get a fresh one.
+        for headers in (a, a_other_token):
+            refused = await client.post("/webhooks/dlq/replay", json=replay, headers=headers)
+            problem = assert_problem(refused, 429)
+            assert "2 times per minute" in str(problem["detail"])
+            # Two per minute: the next one is allowed within half a minute.
+            assert 1 <= int(refused.headers["Retry-After"]) <= math.ceil(60 / 2)
+        # Another organisation's replays are its own.
+        response = await client.post("/webhooks/dlq/replay", json=replay, headers=b)
+        assert response.status_code == 202, response.text
