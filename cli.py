@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from etl.loader import Outputs
 
 
@@ -417,8 +419,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings_problems(exc: "ValidationError") -> str:
+    """One line per problem, named as the variable to fix; never the value (it may be a secret)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {'FK_' + name + ': ' if name else ''}{message}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
+    try:
+        get_settings()
+    except ValidationError as exc:
+        print(
+            f"fk: refusing to start, the settings are invalid:\n{_settings_problems(exc)}",
+            file=sys.stderr,
+        )
+        return 2
     return int(args.func(args))
 
 

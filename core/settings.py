@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -23,7 +24,11 @@ class Settings(BaseSettings):
     )
 
     env: Literal["dev", "test", "prod"] = Field(
-        default="dev", description="prod refuses placeholder secrets."
+        default="dev",
+        description=(
+            "dev (the default, what `fk up` runs as) is the only environment that accepts the"
+            " development JWT secret."
+        ),
     )
     data_dir: Path = Field(default=Path("data"), description="Embedded-mode state (chDB).")
     log_format: Literal["console", "json"] = "console"
@@ -141,9 +146,24 @@ class Settings(BaseSettings):
     )
 
     # Auth
-    jwt_secret: str = Field(default=DEV_JWT_SECRET, repr=False)
+    jwt_secret: str = Field(
+        default=DEV_JWT_SECRET,
+        repr=False,
+        description=(
+            f"HS256 key, at least {MIN_JWT_SECRET_BYTES} bytes; the default development secret is"
+            " refused unless FK_ENV=dev."
+        ),
+    )
     jwt_issuer: str = "fk"
-    dev_token_ttl_hours: int = 24 * 30
+    dev_token_ttl_hours: int = Field(
+        default=12,
+        ge=1,
+        le=24,
+        description=(
+            "Lifetime of the token `fk up` prints (and of `fk token` without --ttl-hours);"
+            " at most a day."
+        ),
+    )
 
     # Campaign orchestrator
     campaign_partitions: int = 4
@@ -235,9 +255,17 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> "Settings":
-        if self.env == "prod" and self.jwt_secret == DEV_JWT_SECRET:
-            raise ValueError("FK_JWT_SECRET must be set to a real secret when FK_ENV=prod")
+    def _refuse_weak_jwt_secrets(self) -> "Settings":
+        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"FK_JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes; set a random one,"
+                " e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        if self.env != "dev" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError(
+                f"FK_JWT_SECRET is the development secret, which only FK_ENV=dev accepts"
+                f" (FK_ENV={self.env}); set a random one of at least {MIN_JWT_SECRET_BYTES} bytes"
+            )
         return self
 
     @property

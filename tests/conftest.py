@@ -2,6 +2,7 @@
 allows one path per process), and per test its own topics, consumer group and database."""
 
 import asyncio
+import secrets
 import socket
 import time
 import uuid
@@ -20,6 +21,9 @@ from core.kafka import EmbeddedBroker, ensure_topics
 from core.settings import Settings
 from streams.agents.engagement import EngagementConsumer
 from streams.topics import platform_topics
+
+# The test environment refuses the development secret: one random key per test session.
+JWT_SECRET = secrets.token_urlsafe(48)
 
 
 def free_port() -> int:
@@ -50,6 +54,7 @@ def settings(broker: EmbeddedBroker, chdb_url: str, tmp_path: Path) -> Settings:
     tag = uuid.uuid4().hex[:10]
     return make_settings(
         env="test",
+        jwt_secret=JWT_SECRET,
         data_dir=tmp_path,
         kafka_bootstrap=broker.bootstrap,
         kafka_session_timeout_ms=2000,

@@ -36,8 +36,9 @@ class PlatformProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         # The platform's default organisation (FK_DEFAULT_ORG): events produced to Kafka without
-        # an `fk-org` header, the demo data among them, are its.
-        self.token = issue_token(DEV_JWT_SECRET, org="demo")
+        # an `fk-org` header, the demo data among them, are its. Without FK_ENV and FK_JWT_SECRET
+        # `fk up` runs as dev with the development secret, as from a fresh clone.
+        self.token = issue_token(self.env.get("FK_JWT_SECRET", DEV_JWT_SECRET), org="demo")
         self.http = httpx.Client(
             base_url=f"http://127.0.0.1:{self.port}",
             headers={"Authorization": f"Bearer {self.token}"},

@@ -1,18 +1,21 @@
 """`fk` commands run as a user would run them."""
 
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import jwt
 import orjson
+import pytest
 
 from core.auth import verify_token
 from core.settings import DEV_JWT_SECRET, Settings
 from streams.agents.engagement import EngagementConsumer
 from tests.conftest import wait_until
 from tests.factories import make_event
-from tests.processes import REPO
+from tests.processes import REPO, PlatformProcess
 
 
 def fk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
@@ -82,3 +85,46 @@ def test_replay_refuses_a_missing_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no such file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"FK_JWT_SECRET": "short-but-secret"}, "FK_JWT_SECRET is shorter than 32 bytes"),
+        ({"FK_ENV": "test"}, "FK_JWT_SECRET is the development secret, which only FK_ENV=dev"),
+        ({"FK_ENV": "prod"}, "FK_JWT_SECRET is the development secret, which only FK_ENV=dev"),
+    ],
+)
+def test_up_refuses_to_start_with_a_weak_jwt_secret(
+    env: dict[str, str], reason: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "up"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **env},
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "short-but-secret" not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything started
+
+
+def test_up_from_a_fresh_checkout_prints_a_token_that_expires_within_a_day(tmp_path: Path) -> None:
+    with PlatformProcess(tmp_path / "fresh") as platform:
+        platform.start()
+        log = (platform.workdir / "fk-up-1.log").read_text()
+        printed = re.search(r"^Token +(\S+)$", log, re.M)
+        assert printed is not None, log
+        token = printed[1]
+        assert platform.http.get(
+            "/campaigns/cmp_diwali_24/metrics", headers={"Authorization": f"Bearer {token}"}
+        ).status_code in (200, 404)
+    claims = jwt.decode(token, DEV_JWT_SECRET, algorithms=["HS256"], issuer="fk")
+    assert claims["org"] == "demo"
+    assert 0 < claims["exp"] - claims["iat"] <= 24 * 3600
+    assert claims["exp"] <= time.time() + 24 * 3600

@@ -1,9 +1,9 @@
-"""Settings: FK_* names, safe defaults, and refusal of placeholder secrets in production."""
+"""Settings: FK_* names, safe defaults, and refusal of weak or placeholder secrets."""
 
 import pytest
 from pydantic import ValidationError
 
-from core.settings import DEV_JWT_SECRET, Settings
+from core.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_BYTES, Settings
 
 
 def test_reads_the_contract_names_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +28,38 @@ def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: object) ->
     assert settings.engagement_topic == "engagement-events"
 
 
+@pytest.fixture(autouse=True)
+def _no_auth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FK_ENV", "FK_JWT_SECRET", "FK_DEV_TOKEN_TTL_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_production_refuses_the_placeholder_jwt_secret() -> None:
     with pytest.raises(ValidationError, match="FK_JWT_SECRET"):
         Settings(_env_file=None, env="prod", jwt_secret=DEV_JWT_SECRET)  # type: ignore[call-arg]
     assert Settings(_env_file=None, env="prod", jwt_secret="x" * 40).env == "prod"  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("env", ["test", "prod"])
+def test_the_development_jwt_secret_is_refused_unless_env_is_dev(env: str) -> None:
+    with pytest.raises(ValidationError, match="only FK_ENV=dev accepts"):
+        Settings(_env_file=None, env=env)  # type: ignore[call-arg]
+    # Out of the box (`fk up` from a fresh clone) the environment is dev, which accepts it.
+    assert Settings(_env_file=None).jwt_secret == DEV_JWT_SECRET  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("env", ["dev", "test", "prod"])
+def test_jwt_secrets_shorter_than_32_bytes_are_refused(env: str) -> None:
+    assert MIN_JWT_SECRET_BYTES == 32
+    for short in ("", "s" * 31, "\u00e9" * 15 + "x"):  # the last is 16 characters but 31 bytes
+        with pytest.raises(ValidationError, match="shorter than 32 bytes"):
+            Settings(_env_file=None, env=env, jwt_secret=short)  # type: ignore[call-arg]
+    for enough in ("s" * 32, "\u00e9" * 16):
+        assert Settings(_env_file=None, env=env, jwt_secret=enough).jwt_secret == enough  # type: ignore[call-arg]
+
+
+def test_development_tokens_live_at_most_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).dev_token_ttl_hours <= 24  # type: ignore[call-arg]
+    monkeypatch.setenv("FK_DEV_TOKEN_TTL_HOURS", "720")
+    with pytest.raises(ValidationError, match="dev_token_ttl_hours"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
