@@ -162,29 +162,45 @@ async def dead_deliveries(
     return [_delivery(r) for r in rows]
 
 
+_ENDPOINT_SELECT = (
+    "SELECT id, org, url, event_types, secret, previous_secret,"
+    " toFloat64(previous_expires_at), enabled"
+    " FROM webhook_endpoints FINAL"
+)
+
+
+def _endpoint(row: Sequence[Any]) -> EndpointConfig:
+    return EndpointConfig(
+        id=row[0],
+        org=row[1],
+        url=row[2],
+        event_types=frozenset(row[3]),
+        secret=row[4],
+        previous_secret=row[5],
+        previous_expires_at=float(row[6]),
+        enabled=bool(row[7]),
+    )
+
+
 async def registered_endpoints(store: Store, per_org: int) -> list[EndpointConfig]:
     """Every organisation's endpoints, at most `per_org` each (its oldest: the quota's), so no
     organisation's registrations can push another's out of the dispatcher."""
     rows = await store.query_rows(
-        "SELECT id, org, url, event_types, secret, previous_secret,"
-        " toFloat64(previous_expires_at), enabled"
-        " FROM webhook_endpoints FINAL ORDER BY org, created_at, id"
-        " LIMIT {per_org:UInt32} BY org",
+        f"{_ENDPOINT_SELECT} ORDER BY org, created_at, id LIMIT {{per_org:UInt32}} BY org",
         {"per_org": per_org},
     )
-    return [
-        EndpointConfig(
-            id=r[0],
-            org=r[1],
-            url=r[2],
-            event_types=frozenset(r[3]),
-            secret=r[4],
-            previous_secret=r[5],
-            previous_expires_at=float(r[6]),
-            enabled=bool(r[7]),
-        )
-        for r in rows
-    ]
+    return [_endpoint(r) for r in rows]
+
+
+async def endpoints_by_id(store: Store, ids: Collection[str]) -> dict[str, EndpointConfig]:
+    """The stored endpoints among `ids` as they are now (a deleted one is absent)."""
+    if not ids:
+        return {}
+    rows = await store.query_rows(
+        f"{_ENDPOINT_SELECT} WHERE id IN {{ids:Array(String)}} LIMIT {{n:UInt32}}",
+        {"ids": list(ids), "n": len(ids)},
+    )
+    return {r[0]: _endpoint(r) for r in rows}
 
 
 async def disable_endpoint(store: Store, endpoint_id: str, reason: str, version: int) -> None:

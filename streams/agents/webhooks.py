@@ -1,6 +1,7 @@
 """The webhook dispatcher: holds this worker's pending deliveries in a due-time heap, sends them
 with per-endpoint concurrency (a slow or hung endpoint only occupies its own slots), retries with
-back-off, dead-letters final failures and records every attempt in the audit log.
+back-off, dead-letters final failures and records every attempt in the audit log. Each attempt,
+a pending retry's included, uses its endpoint as stored at that moment (enabled, secrets).
 
 Durability: every delivery is in `webhook_deliveries` (state pending) before it is attempted, and
 each state change is written there in small batches; on start-up and every sweep the pending
@@ -17,6 +18,7 @@ import uuid
 from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -29,6 +31,7 @@ from pydantic import ValidationError
 
 from core import metrics
 from core.clickhouse import Store, StoreError
+from core.coalesce import Gathered
 from core.netguard import AddressRefused, guarded_client, masked_url
 from core.settings import Settings
 from schemas.webhooks import WebhookCommand
@@ -39,6 +42,8 @@ from streams.retry import Outcome, Policy, Verdict, decide, parse_retry_after
 log = structlog.get_logger(__name__)
 
 _FLUSH_SECONDS = 0.05
+_STORE_RETRY_SECONDS = 1.0
+"""How long an attempt waits when its endpoint cannot be read (the store is unavailable)."""
 
 
 def configured_endpoints(settings: Settings) -> list[EndpointConfig]:
@@ -91,6 +96,9 @@ class Dispatcher(mode.Service):
         )
         self.configured = configured_endpoints(settings)
         self.endpoints: dict[str, EndpointConfig] = {e.id: e for e in self.configured}
+        self._endpoint_reads: Gathered[str, EndpointConfig] = Gathered(
+            partial(queries.endpoints_by_id, store)
+        )
         self.partitions: set[int] = set()
         self.held: set[str] = set()
         self._heap: list[tuple[float, int, Delivery]] = []
@@ -155,6 +163,20 @@ class Dispatcher(mode.Service):
 
     def matching_endpoints(self) -> list[EndpointConfig]:
         return list(self.endpoints.values())
+
+    async def current_endpoint(self, endpoint_id: str) -> EndpointConfig | None:
+        """The endpoint as it is now, None when it is gone. A registered one is read from the
+        store (reads asked for while one runs are gathered into the next), so a change made
+        through the API in any process (disabled, enabled again, a rotated secret) holds from
+        the next attempt on; the settings' endpoints change only in this process."""
+        if any(e.id == endpoint_id for e in self.configured):
+            return self.endpoints.get(endpoint_id)
+        endpoint = await self._endpoint_reads.get(endpoint_id)
+        if endpoint is None:
+            self.endpoints.pop(endpoint_id, None)
+        else:
+            self.endpoints[endpoint_id] = endpoint
+        return endpoint
 
     async def assign(self, partitions: set[int]) -> None:
         """The worker now owns these `campaign-events` partitions: load their pending work."""
@@ -221,7 +243,16 @@ class Dispatcher(mode.Service):
 
     async def _attempt(self, delivery: Delivery) -> None:
         assert self.client is not None
-        endpoint = self.endpoints.get(delivery.endpoint_id)
+        try:
+            endpoint = await self.current_endpoint(delivery.endpoint_id)
+        except StoreError as exc:
+            # Not attempted: whether the endpoint still wants it (and with which secret) is
+            # unknown until the store answers.
+            log.warning(
+                "webhooks.endpoint_unread", endpoint_id=delivery.endpoint_id, error=str(exc)
+            )
+            self._reschedule(delivery, time.time() + _STORE_RETRY_SECONDS)
+            return
         attempt = delivery.attempt + 1
         status: int | None = None
         error = ""
@@ -283,10 +314,8 @@ class Dispatcher(mode.Service):
             )
         )
         if outcome.verdict is Verdict.retry:
-            delivery.due_at = now + outcome.delay
+            self._reschedule(delivery, now + outcome.delay)
             self._states.append((delivery, "pending", error, self._seq()))
-            heapq.heappush(self._heap, (delivery.due_at, next(self._order), delivery))
-            self._wake.set()
         else:
             state = "delivered" if outcome.verdict is Verdict.delivered else "dead"
             self._states.append((delivery, state, error, self._seq()))
@@ -305,6 +334,11 @@ class Dispatcher(mode.Service):
             http_status=status,
             error=error or None,
         )
+
+    def _reschedule(self, delivery: Delivery, due_at: float) -> None:
+        delivery.due_at = due_at
+        heapq.heappush(self._heap, (due_at, next(self._order), delivery))
+        self._wake.set()
 
     def _seq(self) -> int:
         self._last_seq = max(self._last_seq + 1, time.time_ns())

@@ -16,6 +16,7 @@ from core.auth import issue_token
 from core.clickhouse import Store
 from core.settings import Settings
 from streams.app import Orchestrator
+from streams.retry import Policy
 from tests.conftest import free_port, wait_until
 from tests.receivers import Receiver
 
@@ -395,3 +396,72 @@ async def test_slack_and_telegram_notifiers_post_status_updates(
         await service.stop()
         await slack.stop()
         await telegram.stop()
+
+
+def _retry_in(orchestrator: Orchestrator, seconds: float) -> None:
+    """Attempts answered 429 with `Retry-After: <seconds>` are retried that much later."""
+    orchestrator.dispatcher.policy = Policy(max_attempts=5, base_seconds=0.1, max_seconds=seconds)
+
+
+async def test_a_retry_due_after_its_endpoint_was_disabled_is_not_sent(
+    client: httpx.AsyncClient, orchestrator: Orchestrator, receiver: Receiver
+) -> None:
+    _retry_in(orchestrator, 3.0)
+    receiver.respond = lambda hit: (429, {"Retry-After": "3"}) if hit == 1 else None
+    endpoint = await register(client, receiver)
+    await create(client, id="cmp_disabled_retry")
+    await wait_until(lambda: receiver.hits == 1)
+    response = await client.patch(f"/webhooks/endpoints/{endpoint['id']}", json={"enabled": False})
+    assert response.status_code == 200
+    entries = await wait_until(lambda: _logged(client, "cmp_disabled_retry", 2), timeout=10)
+    assert [(e["attempt"], e["status"]) for e in entries] == [(2, "dead"), (1, "retrying")]
+    assert entries[0]["httpStatus"] is None
+    assert "disabled" in entries[0]["error"]
+    assert receiver.hits == 1
+    assert receiver.received == []
+
+
+async def test_a_retry_goes_out_once_its_endpoint_is_enabled_again(
+    client: httpx.AsyncClient, orchestrator: Orchestrator, receiver: Receiver
+) -> None:
+    """The dispatcher disables an endpoint that answers 410; enabled again through the API, the
+    retry it had pending is sent."""
+    _retry_in(orchestrator, 3.0)
+    answers = {1: (429, {"Retry-After": "3"}), 2: (410, {})}
+    receiver.respond = lambda hit: answers.get(hit)
+    endpoint = await register(client, receiver)
+    await create(client, id="cmp_reenabled_retry")
+    await wait_until(lambda: receiver.hits == 1)
+    await create(client, id="cmp_reenabled_gone")
+    await wait_until(lambda: _logged(client, "cmp_reenabled_gone", 1))
+
+    async def enabled() -> bool:
+        listed = (await client.get("/webhooks/endpoints")).json()["items"]
+        return bool(next(e for e in listed if e["id"] == endpoint["id"])["enabled"])
+
+    assert not await enabled()
+    response = await client.patch(f"/webhooks/endpoints/{endpoint['id']}", json={"enabled": True})
+    assert response.status_code == 200
+    await wait_until(lambda: len(receiver.received) == 1, timeout=10)
+    assert receiver.received[0].body["data"]["campaignId"] == "cmp_reenabled_retry"
+    entries = await wait_until(lambda: _logged(client, "cmp_reenabled_retry", 2))
+    assert [(e["attempt"], e["status"]) for e in entries] == [(2, "delivered"), (1, "retrying")]
+    assert receiver.bad == []
+
+
+async def test_a_retry_after_a_secret_rotation_is_signed_with_the_new_secret(
+    client: httpx.AsyncClient, orchestrator: Orchestrator, receiver: Receiver
+) -> None:
+    _retry_in(orchestrator, 3.0)
+    receiver.respond = lambda hit: (429, {"Retry-After": "3"}) if hit == 1 else None
+    endpoint = await register(client, receiver)
+    await create(client, id="cmp_rotated_retry")
+    await wait_until(lambda: receiver.hits == 1)
+    response = await client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
+    assert response.status_code == 200
+    receiver.secrets = [response.json()["secret"]]  # a receiver that switched at once
+    await wait_until(lambda: receiver.received or receiver.bad, timeout=10)
+    assert receiver.bad == []
+    assert [r.body["data"]["campaignId"] for r in receiver.received] == ["cmp_rotated_retry"]
+    # Within the grace period the old secret signs too.
+    assert len(receiver.received[0].headers["webhook-signature"].split(" ")) == 2
