@@ -59,6 +59,7 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
     from core.clickhouse import Store
     from core.kafka import ensure_topics
     from core.ledger import CampaignLedger
+    from core.rollups import EngagementRollups
     from streams.app import create_faust_app
     from streams.topics import platform_topics
 
@@ -79,8 +80,10 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
     try:
         await producer.start()
         lifespans = []
+        # The worker keeps the metrics windows in memory; the API in this process reads them.
+        rollups = EngagementRollups() if worker else None
         if worker:
-            faust_app = create_faust_app(settings, store, ledger=ledger)
+            faust_app = create_faust_app(settings, store, ledger=ledger, rollups=rollups)
             lifespans.append(lambda: faust_app_running(faust_app))
         if demo:
 
@@ -98,6 +101,7 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
             lifespans=lifespans,
             writers_in_process=worker,
             ack_after_store=ack_after_store,
+            rollups=rollups,
         )
         config = uvicorn.Config(
             api,

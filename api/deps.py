@@ -16,6 +16,7 @@ from core.auth import InvalidToken, Principal, verify_token
 from core.clickhouse import Store
 from core.coalesce import Gathered
 from core.ledger import CampaignLedger
+from core.rollups import EngagementRollups
 from core.settings import Settings
 from scoring.queries import ScopeRanking
 
@@ -47,6 +48,8 @@ class Services:
     answers once the in-process worker has stored the events (`core.changes.STORED`)."""
     """Set when the engagement writers live in this process (embedded platform): metrics answers
     are then reloaded only after new events were written, instead of on every TTL."""
+    rollups: EngagementRollups | None = None
+    """The worker's in-memory metrics when it runs in this process (embedded platform)."""
     top_version: Callable[[], Awaitable[Hashable]] | None = None
     """What top-performer answers are versioned by: the in-process write counts in the embedded
     platform, else the store's parts metadata."""

@@ -1,6 +1,7 @@
 """The FastAPI application factory. Clients are built in the lifespan, never at import time."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
 from core.ledger import CampaignLedger
 from core.queries import campaign_owners
+from core.rollups import EngagementRollups
 from core.settings import Settings, get_settings
 from schemas.events import Platform
 
@@ -141,13 +143,16 @@ def create_app(
     lifespans: Sequence[Lifespan] = (),
     writers_in_process: bool = False,
     ack_after_store: bool = False,
+    rollups: EngagementRollups | None = None,
 ) -> FastAPI:
     """Build the API. `store` is shared when the caller already owns one (embedded mode, tests);
     so is `ledger` (the embedded worker's clock commands through the same one); `lifespans` run
     inside the API's own (the embedded platform starts the Faust app there). With
     `writers_in_process` (the worker runs in this process) metrics answers are reloaded only
     after new events were written. With `ack_after_store` (the embedded platform, whose broker
-    forgets its messages when it dies) POST /events answers only once the worker stored them."""
+    forgets its messages when it dies) POST /events answers only once the worker stored them.
+    With `rollups` (kept by the worker in this process) metrics are answered from memory: they
+    are loaded from the store at start-up, before `lifespans` start the worker."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -173,6 +178,15 @@ def create_app(
         )
         await producer.start()
         await warm_up(st, datetime.now(UTC))
+        if rollups is not None:
+            # Before the worker starts: whatever it stores from now on, it reports.
+            started = time.perf_counter()
+            await asyncio.to_thread(rollups.load, st, int(time.time() * 1000))
+            log.info(
+                "api.rollups_loaded",
+                buckets=rollups.buckets(),
+                seconds=round(time.perf_counter() - started, 3),
+            )
         app.state.services = Services(
             settings=settings,
             store=st,
@@ -194,6 +208,7 @@ def create_app(
             campaigns_version=CAMPAIGN_WRITES.current if writers_in_process else None,
             top_version=engagement_and_campaign_writes if writers_in_process else None,
             ack_after_store=ack_after_store,
+            rollups=rollups,
             top_cache=TtlCache(
                 settings.top_performers_cache_ttl_seconds,
                 max_stale=settings.top_performers_cache_max_stale_seconds,

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from core import queries as shared
 from core.clickhouse import Store
 from core.coalesce import Gathered
+from core.rollups import window_starts
 from schemas.api import EntityMetrics, MetricsWindow
 from schemas.campaigns import Campaign, CampaignStatus
 from schemas.dashboard import (
@@ -20,6 +21,8 @@ from schemas.webhooks import DeliveryAttempt, Endpoint
 
 if TYPE_CHECKING:
     from api.deps import Services
+
+MINUTE_SECONDS = 60
 
 # One row per id and age bucket (0: the last hour, 1: the rest of the last 24 hours, 2: older),
 # six sums each; the windows are sums of buckets. A quarter cheaper on chDB than 24 conditional
@@ -65,19 +68,12 @@ async def entities_metrics(
     store: Store, kind: MetricsKind, org: str, ids: list[str], now: datetime
 ) -> dict[str, EntityMetrics]:
     """Windowed sums by event time of one organisation's events for campaigns or creators, in
-    one query; an id without events has no entry.
+    one query; an id without events has no entry. Windows are minute-aligned
+    (`core.rollups.window_starts`), as the in-memory rollups answer them.
 
     The sort key (campaign) or the `by_org_influencer_metrics` projection (creator) bounds the scan.
     """
-    rows = await store.query_rows(
-        _METRICS_SQL[kind],
-        {
-            "org": org,
-            "ids": ids,
-            "h1": now - timedelta(hours=1),
-            "h24": now - timedelta(hours=24),
-        },
-    )
+    rows = await store.query_rows(_METRICS_SQL[kind], {"org": org, "ids": ids, **_bounds(now)})
     buckets: dict[str, list[tuple[int, ...]]] = {}
     for row in rows:
         sums = buckets.setdefault(str(row[0]), [(0,) * 6] * 3)
@@ -89,6 +85,15 @@ async def entities_metrics(
             total=_window(_add(day, older)),
         )
         for entity, (hour, rest, older) in buckets.items()
+    }
+
+
+def _bounds(now: datetime) -> dict[str, datetime]:
+    """The starts of the 1 h and 24 h windows at `now` (minute-aligned: `window_starts`)."""
+    hour_from, day_from = window_starts(int(now.timestamp() * 1000))
+    return {
+        "h1": datetime.fromtimestamp(hour_from * MINUTE_SECONDS, UTC),
+        "h24": datetime.fromtimestamp(day_from * MINUTE_SECONDS, UTC),
     }
 
 
@@ -320,12 +325,7 @@ async def busiest_campaigns(
     id."""
     rows = await store.query_rows(
         _BUSIEST_SQL,
-        {
-            "org": org,
-            "h1": now - timedelta(hours=1),
-            "h24": now - timedelta(hours=24),
-            "limit": limit,
-        },
+        {"org": org, "limit": limit, **_bounds(now)},
     )
     items = [
         CampaignEngagement(

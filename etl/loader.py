@@ -22,6 +22,7 @@ import structlog
 from core import metrics
 from core.changes import ENGAGEMENT_WRITES
 from core.clickhouse import Store
+from core.rollups import EngagementRollups
 from etl import queries
 from etl.columns import resolve_header
 from schemas.etl import LoadReport, RowError
@@ -79,12 +80,14 @@ def load_file(
     load_id: str | None = None,
     max_errors: int = 10_000,
     now: datetime | None = None,
+    rollups: EngagementRollups | None = None,
 ) -> LoadReport:
     """Load `path` (absolute or not) into `store` as events of organisation `org` and write
     the report and rejected rows.
 
     Valid rows are stored even when others are rejected. Raises `LoadRefused` (with a message
     for the user) when the file as a whole is unusable; store failures propagate as `StoreError`.
+    `rollups` (the in-memory metrics of a worker in this process) are told of the stored rows.
     """
     started = time.perf_counter()
     path = path.resolve()
@@ -111,6 +114,9 @@ def load_file(
                 },
             )
             rows, accepted, error_count, distinct = store.query_rows_sync(queries.summary(table))[0]
+            # Loads are serialised: the organisation's batch rows stored from now on are this
+            # load's (what the rollups are told of).
+            inserting_since = int(store.query_rows_sync(queries.STORE_NOW_MS)[0][0])
             if int(distinct) == int(accepted) and not int(
                 store.query_rows_sync(queries.HAS_CSV_IDS, {"org": org})[0][0]
             ):
@@ -119,6 +125,13 @@ def load_file(
                 inserted = int(accepted)
             else:
                 inserted = _insert_news(store, table, int(accepted), org)
+            if rollups is not None:
+                rollups.add_stored(
+                    store,
+                    queries.STORED_SINCE,
+                    {"org": org, "stored_since": inserting_since},
+                    int(time.time() * 1000),
+                )
             store.command_sync(queries.upsert_creators(table), {"org": org, "load_time": load_time})
             errors = [
                 RowError(line=line, column=column or None, reason=reason)

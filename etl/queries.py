@@ -264,6 +264,17 @@ FROM ({_bucket(table)})
 """
 
 
+STORE_NOW_MS = "SELECT toUnixTimestamp64Milli(now64(3))"
+"""The store's clock, in ms: what `ingested_at` is set from."""
+
+STORED_SINCE = (
+    "source = 'batch' AND org = {org:String}"
+    " AND ingested_at >= fromUnixTimestamp64Milli({stored_since:Int64})"
+)
+"""The organisation's batch-loaded rows stored since a moment of the store's clock (a condition
+on `engagement_events`)."""
+
+
 _INSERT_VALID_ROWS = """INSERT INTO engagement_events
     (event_id, event_time, influencer_id, campaign_id, platform, post_id, views, likes,
      comments, shares, saves, followers, hashtags, source, kafka_partition, kafka_offset, org)

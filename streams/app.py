@@ -9,6 +9,7 @@ import mode
 
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
+from core.rollups import EngagementRollups
 from core.settings import Settings
 from streams.agents.campaigns import CampaignClock, CampaignConsumer
 from streams.agents.engagement import EngagementConsumer
@@ -35,10 +36,15 @@ class Orchestrator(mode.Service):
 
 
 def create_faust_app(
-    settings: Settings, store: Store, *, ledger: CampaignLedger | None = None
+    settings: Settings,
+    store: Store,
+    *,
+    ledger: CampaignLedger | None = None,
+    rollups: EngagementRollups | None = None,
 ) -> faust.App:
     """`ledger` is the API's when both run in one process, so clock-driven and API commands on a
-    campaign are serialised by the same locks."""
+    campaign are serialised by the same locks; so are `rollups`, which the engagement consumer
+    keeps and the API answers metrics from."""
     app = faust.App(
         settings.faust_app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -53,7 +59,7 @@ def create_faust_app(
     @app.service
     class Engagement(EngagementConsumer):
         def __init__(self, **kwargs: Any) -> None:
-            super().__init__(settings, store, **kwargs)
+            super().__init__(settings, store, rollups=rollups, **kwargs)
 
     @app.service
     class Campaigns(Orchestrator):

@@ -23,6 +23,7 @@ import structlog
 from core import metrics
 from core.changes import ENGAGEMENT_WRITES
 from core.clickhouse import Store, StoreRejected, StoreUnavailable
+from core.rollups import EngagementRollups
 from streams.transforms import EventBatch
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,20 @@ Key = tuple[str, str]
 
 _MAX_RUNS_PER_DAY = 24
 """Sorted runs a day may hold before the smallest are merged (bounds a probe's cost)."""
+
+
+def _stored_rows(
+    batch: EventBatch, refused: set[int]
+) -> Iterator[tuple[str, str, str, int, int, int, int, int, int]]:
+    """What the rollups take of each stored row of the batch (all but the refused)."""
+    for i, (row, org) in enumerate(zip(batch.rows, batch.orgs, strict=True)):
+        if i not in refused:
+            yield org, row[3], row[2], row[1], row[6], row[7], row[8], row[9], row[10]
+
+
+def _wall_ms() -> int:
+    """Now, by the wall clock: what the rollups' windows move with (reads use it too)."""
+    return int(time.time() * 1000)
 
 
 def key_hashes(keys: Iterable[Key], count: int) -> npt.NDArray[np.int64]:
@@ -162,8 +177,11 @@ class EngagementSink:
         default_org: str = "demo",
         clock: Callable[[], float] = time.time,
         max_backoff: float = 5.0,
+        rollups: EngagementRollups | None = None,
     ) -> None:
         self.store = store
+        self.rollups = rollups
+        """Told of every stored event (the embedded API answers metrics from them)."""
         self.default_org = default_org
         """The organisation of events stored before events carried one (their `org` is '')."""
         self.clock = clock
@@ -293,6 +311,8 @@ class EngagementSink:
         table = await asyncio.to_thread(batch.arrow)  # off the event loop: ~10 ms a batch
         refused: list[tuple[int, str]] = []
         await self._insert(table, 0, refused, stopping)
+        if self.rollups is not None:
+            self.rollups.add_rows(_stored_rows(batch, {i for i, _ in refused}), _wall_ms())
         metrics.SINK_BATCH_ROWS.observe(len(batch))
         ENGAGEMENT_WRITES.bump()
         return refused

@@ -18,6 +18,7 @@ from api.main import create_app
 from core.auth import issue_token
 from core.clickhouse import Store
 from core.kafka import EmbeddedBroker, ensure_topics
+from core.rollups import EngagementRollups
 from core.settings import Settings
 from streams.agents.engagement import EngagementConsumer
 from streams.topics import platform_topics
@@ -85,10 +86,18 @@ async def topics(settings: Settings) -> None:
 
 
 @pytest.fixture
+def rollups(store: Store) -> EngagementRollups:
+    """The in-memory metrics the `pipeline` keeps, loaded from the test's (empty) store."""
+    kept = EngagementRollups()
+    kept.load(store, int(time.time() * 1000))
+    return kept
+
+
+@pytest.fixture
 async def pipeline(
-    settings: Settings, store: Store, topics: None
+    settings: Settings, store: Store, topics: None, rollups: EngagementRollups
 ) -> AsyncIterator[EngagementConsumer]:
-    consumer = EngagementConsumer(settings, store)
+    consumer = EngagementConsumer(settings, store, rollups=rollups)
     await consumer.start()
     yield consumer
     await consumer.stop()

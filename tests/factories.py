@@ -39,7 +39,8 @@ _COUNTS = ("views", "likes", "comments", "shares", "saves")
 def reference_metrics(
     events: list[dict[str, Any]], *, key: str, entity: str, now_ms: int
 ) -> dict[str, dict[str, Any]]:
-    """What the API must answer, computed independently: first occurrence of each eventId wins."""
+    """What the API must answer, computed independently: first occurrence of each eventId wins.
+    Windows are minute-aligned: the current minute of `now_ms` and the 60 (1 440) before it."""
     seen: set[str] = set()
     windows: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys((*_COUNTS, "events"), 0))
     for e in events:
@@ -48,11 +49,11 @@ def reference_metrics(
         seen.add(e["eventId"])
         if e.get(key) != entity:
             continue
-        age = now_ms - e["timestamp"]
+        minutes_ago = now_ms // 60_000 - e["timestamp"] // 60_000
         names = (
             ["total"]
-            + (["window24h"] if age <= 24 * 3_600_000 else [])
-            + (["window1h"] if age <= 3_600_000 else [])
+            + (["window24h"] if minutes_ago <= 24 * 60 else [])
+            + (["window1h"] if minutes_ago <= 60 else [])
         )
         for name in names:
             for c in _COUNTS:

@@ -87,6 +87,7 @@ async def upload(
             name=file.filename or "upload.csv",
             load_id=load_id,
             max_errors=settings.etl_max_reported_errors,
+            rollups=services.rollups,
         )
     except LoadRefused as exc:
         shutil.rmtree(directory, ignore_errors=True)

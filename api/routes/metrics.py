@@ -1,5 +1,7 @@
-"""Windowed engagement metrics of a campaign or a creator, served from a short-lived cache."""
+"""Windowed engagement metrics of a campaign or a creator: from in-memory rollups in the embedded
+platform, else from the store behind a short-lived cache."""
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -39,14 +41,24 @@ async def _metrics(
     *,
     has_record: Callable[[], Awaitable[bool]] | None = None,
 ) -> Response:
-    """One organisation's events only. The cache holds the serialised answer, so a hit costs
-    no validation or encoding. An id without events is 404, unless `has_record` says the
+    """One organisation's events only: from the worker's in-memory rollups when it runs in this
+    process, else from the store behind a cache of serialised answers (a hit costs no
+    validation or encoding). An id without events is 404, unless `has_record` says the
     organisation has a record of it (a created campaign): then it answers zeros."""
 
-    async def load() -> bytes | None:
-        return await services.metrics_reads[kind].get((org, entity_id))
+    rollups = services.rollups
+    body: bytes | None
+    if rollups is not None and rollups.ready:
+        found = rollups.metrics(kind, org, entity_id, int(time.time() * 1000))
+        body = None if found is None else found.model_dump_json(by_alias=True).encode()
+    else:
 
-    body = await services.metrics_cache.get((kind, org, entity_id), load, services.events_version)
+        async def load() -> bytes | None:
+            return await services.metrics_reads[kind].get((org, entity_id))
+
+        body = await services.metrics_cache.get(
+            (kind, org, entity_id), load, services.events_version
+        )
     if body is None:
         if has_record is None or not await has_record():
             raise NotFound(f"No {kind} {entity_id!r} has events.")

@@ -25,6 +25,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from core import metrics
 from core.changes import STORED
 from core.clickhouse import Store, StoreUnavailable
+from core.rollups import EngagementRollups
 from core.settings import Settings
 from schemas.events import (
     MAX_EVENT_BYTES,
@@ -143,7 +144,7 @@ class EngagementConsumer(mode.Service):
     """Consumes `engagement-events` in batches and lands them in the store.
 
     `clock` (seconds since the epoch) is what "now" is for the future-timestamp check and the
-    dedupe window.
+    dedupe window. `rollups`, when given, is told of every stored event.
     """
 
     def __init__(
@@ -152,6 +153,7 @@ class EngagementConsumer(mode.Service):
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
+        rollups: EngagementRollups | None = None,
         **kwargs: Any,
     ) -> None:
         self.settings = settings
@@ -161,6 +163,7 @@ class EngagementConsumer(mode.Service):
             window_days=settings.dedupe_window_days,
             default_org=settings.default_org,
             clock=clock,
+            rollups=rollups,
         )
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None

@@ -1,0 +1,244 @@
+"""Per-minute rollups of the stored engagement events, kept in memory by the process that writes
+them: the embedded platform answers campaign and creator metrics from here, not from the store.
+
+Windows are minute-aligned (see `window_starts`), the same definition the store query uses, so
+both paths give one answer. Memory: one small record per (organisation, campaign) and
+(organisation, creator) ever seen, plus one bucket per such key and minute with events in the
+last 24 hours (~200 bytes each).
+"""
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from core.clickhouse import Store
+from schemas.api import EntityMetrics, MetricsWindow
+
+MINUTE_MS = 60_000
+HOUR_MINUTES = 60
+DAY_MINUTES = 1440
+
+Kind = Literal["campaign", "influencer"]
+KINDS: tuple[Kind, ...] = ("campaign", "influencer")
+COLUMNS: dict[Kind, str] = {"campaign": "campaign_id", "influencer": "influencer_id"}
+
+Sums = list[int]
+"""views, likes, comments, shares, saves, events."""
+
+
+def window_starts(now_ms: int) -> tuple[int, int]:
+    """The first minute (minutes since the epoch) of the 1 h and of the 24 h window at `now_ms`.
+
+    A window holds the current minute and the 60 (1 440) whole minutes before it: every event of
+    the last hour is in `window1h`, and so are those of the minute before it began (up to 61
+    minutes old). The store query and the rollups share this definition.
+    """
+    minute = now_ms // MINUTE_MS
+    return minute - HOUR_MINUTES, minute - DAY_MINUTES
+
+
+class _Series:
+    """One key's running sums: all time, the 24 h and the 1 h window (as of `day_from` and
+    `hour_from`), and the minute buckets of the 24 h window, which leave the running sums as the
+    windows move on."""
+
+    __slots__ = ("day", "day_from", "hour", "hour_from", "minutes", "total")
+
+    def __init__(self, hour_from: int, day_from: int) -> None:
+        self.total: Sums = [0] * 6
+        self.day: Sums = [0] * 6
+        self.hour: Sums = [0] * 6
+        self.minutes: dict[int, Sums] = {}
+        self.hour_from = hour_from
+        self.day_from = day_from
+
+    def add(self, minute: int, values: Sequence[int]) -> None:
+        _add_to(self.total, values)
+        if minute < self.day_from:
+            return
+        bucket = self.minutes.get(minute)
+        if bucket is None:
+            self.minutes[minute] = list(values)
+        else:
+            _add_to(bucket, values)
+        _add_to(self.day, values)
+        if minute >= self.hour_from:
+            _add_to(self.hour, values)
+
+    def advance(self, hour_from: int, day_from: int) -> None:
+        """Move the windows' starts forward (never back): buckets that leave a window leave
+        its sum; those that leave the 24 h window are forgotten."""
+        minutes = self.minutes
+        if hour_from > self.hour_from:
+            for minute in _leaving(minutes, self.hour_from, hour_from):
+                _subtract_from(self.hour, minutes[minute])
+            self.hour_from = hour_from
+        if day_from > self.day_from:
+            for minute in _leaving(minutes, self.day_from, day_from):
+                _subtract_from(self.day, minutes.pop(minute))
+            self.day_from = day_from
+
+
+def _leaving(minutes: dict[int, Sums], start: int, end: int) -> list[int]:
+    """The held minutes in [start, end), by whichever is shorter to walk."""
+    if end - start <= len(minutes):
+        return [m for m in range(start, end) if m in minutes]
+    return [m for m in minutes if start <= m < end]
+
+
+def _add_to(sums: Sums, values: Sequence[int]) -> None:
+    for i in range(6):
+        sums[i] += values[i]
+
+
+def _subtract_from(sums: Sums, values: Sequence[int]) -> None:
+    for i in range(6):
+        sums[i] -= values[i]
+
+
+def _window(sums: Sums) -> MetricsWindow:
+    views, likes, comments, shares, saves, events = sums
+    engagements = likes + comments + shares
+    return MetricsWindow(
+        views=views,
+        likes=likes,
+        comments=comments,
+        shares=shares,
+        saves=saves,
+        engagements=engagements,
+        engagement_rate=round(engagements / views * 100, 4) if views else 0.0,
+        events=events,
+    )
+
+
+_RECENT_SQL = """
+SELECT org, {column}, intDiv(toUnixTimestamp64Milli(event_time), 60000) AS minute,
+       sum(views), sum(likes), sum(comments), sum(shares), sum(saves), count()
+FROM engagement_events
+WHERE {where} AND event_time >= fromUnixTimestamp64Milli({{since:Int64}}) AND {column} != ''
+GROUP BY org, {column}, minute
+"""
+_OLDER_SQL = """
+SELECT org, {column}, sum(views), sum(likes), sum(comments), sum(shares), sum(saves), count()
+FROM engagement_events
+WHERE {where} AND event_time < fromUnixTimestamp64Milli({{since:Int64}}) AND {column} != ''
+GROUP BY org, {column}
+"""
+
+
+class EngagementRollups:
+    """The metrics of every (organisation, campaign) and (organisation, creator), maintained as
+    events are stored.
+
+    Whoever writes `engagement_events` in this process reports each stored event (`add_rows`,
+    `add_stored`); `load` reads what the store held before, once, before any writer starts (the
+    embedded API's start-up does it before starting the worker). Until loaded, reports are
+    ignored and `ready` is false: callers read the store instead. Safe to call from threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._series: dict[Kind, dict[tuple[str, str], _Series]] = {k: {} for k in KINDS}
+        self._swept = 0
+        self.ready = False
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def load(self, store: Store, now_ms: int) -> None:
+        """Read every stored event's contribution (blocking: run it in a thread)."""
+        with self._lock:
+            for kind in KINDS:
+                self._series[kind].clear()
+            self._fold_store(store, "1", {}, now_ms)
+            self._swept = now_ms // MINUTE_MS
+            self.ready = True
+
+    def add_stored(self, store: Store, where: str, parameters: dict[str, Any], now_ms: int) -> None:
+        """Fold in the stored events that match `where` (SQL over `engagement_events`, with
+        `parameters`): for a writer that inserted with a statement, such as a CSV load. The
+        caller guarantees no other event matches. Blocking: run it in a thread."""
+        if self.ready:
+            with self._lock:
+                self._fold_store(store, where, parameters, now_ms)
+
+    def add_rows(
+        self, rows: Iterable[tuple[str, str, str, int, int, int, int, int, int]], now_ms: int
+    ) -> None:
+        """Fold in stored events given as (organisation, campaign id, creator id, event time in
+        ms, views, likes, comments, shares, saves); an empty campaign id is no campaign."""
+        if not self.ready:
+            return
+        hour_from, day_from = window_starts(now_ms)
+        campaigns, creators = self._series["campaign"], self._series["influencer"]
+        with self._lock:
+            self._sweep(now_ms)
+            for org, campaign, creator, at, views, likes, comments, shares, saves in rows:
+                values = (views, likes, comments, shares, saves, 1)
+                minute = at // MINUTE_MS
+                if campaign:
+                    _series(campaigns, (org, campaign), hour_from, day_from).add(minute, values)
+                _series(creators, (org, creator), hour_from, day_from).add(minute, values)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def metrics(self, kind: Kind, org: str, entity_id: str, now_ms: int) -> EntityMetrics | None:
+        """The three windows at `now_ms`; None when the organisation has no event for the id."""
+        hour_from, day_from = window_starts(now_ms)
+        with self._lock:
+            series = self._series[kind].get((org, entity_id))
+            if series is None:
+                return None
+            series.advance(hour_from, day_from)
+            hour, day, total = list(series.hour), list(series.day), list(series.total)
+        return EntityMetrics(window_1h=_window(hour), window_24h=_window(day), total=_window(total))
+
+    def keys(self, kind: Kind) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._series[kind])
+
+    def buckets(self) -> int:
+        """Minute buckets held (what the memory grows with)."""
+        with self._lock:
+            return sum(len(s.minutes) for kind in KINDS for s in self._series[kind].values())
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _sweep(self, now_ms: int) -> None:
+        """Once a minute, move every key's windows on, so keys nobody reads forget their old
+        buckets too (the lock is held)."""
+        minute = now_ms // MINUTE_MS
+        if minute <= self._swept:
+            return
+        self._swept = minute
+        hour_from, day_from = window_starts(now_ms)
+        for kind in KINDS:
+            for series in self._series[kind].values():
+                series.advance(hour_from, day_from)
+
+    def _fold_store(
+        self, store: Store, where: str, parameters: dict[str, Any], now_ms: int
+    ) -> None:
+        hour_from, day_from = window_starts(now_ms)
+        bound = {**parameters, "since": day_from * MINUTE_MS}
+        for kind in KINDS:
+            series = self._series[kind]
+            column = COLUMNS[kind]
+            recent = store.query_rows_sync(_RECENT_SQL.format(column=column, where=where), bound)
+            for org, entity, minute, *values in recent:
+                _series(series, (org, entity), hour_from, day_from).add(
+                    int(minute), [int(v) for v in values]
+                )
+            older = store.query_rows_sync(_OLDER_SQL.format(column=column, where=where), bound)
+            for org, entity, *values in older:
+                _series(series, (org, entity), hour_from, day_from).add(
+                    day_from - 1, [int(v) for v in values]
+                )
+
+
+def _series(
+    by_key: dict[tuple[str, str], _Series], key: tuple[str, str], hour_from: int, day_from: int
+) -> _Series:
+    series = by_key.get(key)
+    if series is None:
+        series = by_key[key] = _Series(hour_from, day_from)
+    return series
