@@ -13,6 +13,11 @@ With `load_share`, an entry whose load was expensive stays fresh for longer: at 
 `load_seconds / load_share`, so reloading one key while its data keeps changing takes at most
 that share of one thread's time (a 1.5 s scoring with a share of 1/4 is redone every 6 s at
 most, a 30 ms one every `ttl`).
+
+With `refresh_budget`, the refreshes of all keys read within `budget_window` together take
+about that share of one thread's time: each of those N keys stays fresh for at least its load
+time * N / budget, so each gets an equal turn and many cheap keys (a ranking per campaign)
+cannot add up to more than the budget. A miss always loads.
 """
 
 import asyncio
@@ -40,11 +45,18 @@ class TtlCache(Generic[V]):
         max_stale: float = 30.0,
         max_entries: int = 50_000,
         load_share: float | None = None,
+        refresh_budget: float | None = None,
+        budget_window: float = 30.0,
     ) -> None:
         self.ttl = ttl
         self.max_stale = max_stale
         self.max_entries = max_entries
         self.load_share = load_share
+        self.refresh_budget = refresh_budget
+        self.budget_window = budget_window
+        self._read_at: dict[object, float] = {}
+        """With a budget: when each key was last read (those of `budget_window` share it)."""
+        self._pruned = 0.0
         # key -> (loaded_at, value, version of the data it was loaded from, fresh for seconds)
         self._entries: dict[object, tuple[float, V, Hashable, float]] = {}
         self._loading: dict[object, asyncio.Task[V]] = {}
@@ -58,6 +70,8 @@ class TtlCache(Generic[V]):
         """The value for `key`, loading it with `load` when missing or too old. With `version`,
         a refresh whose version equals the entry's keeps the entry instead of loading."""
         now = time.monotonic()
+        if self.refresh_budget is not None:
+            self._read_at[key] = now
         entry = self._entries.get(key)
         if entry is not None:
             age = now - entry[0]
@@ -102,12 +116,23 @@ class TtlCache(Generic[V]):
             fresh_for = self.ttl
             if self.load_share:
                 fresh_for = max(fresh_for, (done - loaded_at) / self.load_share)
+            if self.refresh_budget:
+                turn = (done - loaded_at) * self._keys_read(done) / self.refresh_budget
+                fresh_for = max(fresh_for, turn)
             if len(self._entries) >= self.max_entries:
                 self._evict(done)
             self._entries[key] = (loaded_at, value, current, fresh_for)
             return value
         finally:
             self._loading.pop(key, None)
+
+    def _keys_read(self, now: float) -> int:
+        """How many keys were read within `budget_window` (pruned at most once a second)."""
+        if now - self._pruned >= 1.0:
+            self._pruned = now
+            horizon = now - self.budget_window
+            self._read_at = {k: t for k, t in self._read_at.items() if t >= horizon}
+        return max(1, len(self._read_at))
 
     def _evict(self, now: float) -> None:
         expired = [k for k, (at, *_) in self._entries.items() if now - at >= self.max_stale]

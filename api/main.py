@@ -214,6 +214,7 @@ def create_app(
                 max_stale=settings.top_performers_cache_max_stale_seconds,
                 max_entries=10_000,
                 load_share=_SCORING_SHARE,
+                refresh_budget=settings.top_performers_refresh_share,
             ),
         )
         warming = asyncio.create_task(_score_organisations(app.state.services))

@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     top_performers_cache_max_stale_seconds: float = Field(
         default=60.0, description="Up to this age a stale answer is served while it reloads."
     )
+    top_performers_refresh_share: float = Field(
+        default=0.25,
+        gt=0,
+        description="Share of one thread that re-scoring every top-performers scope read of late"
+        " may take together while data keeps changing (each scope gets an equal turn).",
+    )
     rate_limit_reads_per_minute: int = Field(
         default=12_000,
         ge=0,
