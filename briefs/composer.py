@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 
 from briefs import personas
+from briefs.framing import read_tool_block
 from briefs.grounding import is_name_like
 from briefs.tools import classify_goal
+from schemas.briefs import is_hashtag
 
 _BLOCK = re.compile(r"<request_data>\s*(.*?)\s*</request_data>", re.S)
-_HASHTAG = re.compile(r"^#\w{1,60}$")
 
 _CTA = {
     "awareness": "Share this with a friend who would love it",
@@ -52,7 +53,10 @@ def tool_results_from_messages(messages: Sequence[dict[str, Any]]) -> dict[str, 
             names[call["id"]] = call["function"]["name"]
         if message.get("role") == "tool":
             name = names.get(message.get("tool_call_id", ""))
-            content = orjson.loads(message["content"])
+            try:
+                content = read_tool_block(message["content"])
+            except ValueError:
+                continue
             if name and isinstance(content, dict) and "error" not in content:
                 results[name] = content
     return results
@@ -87,15 +91,19 @@ def compose(request: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict
         (p for p in persona_result.get("profile", []) if p.get("platform") == platform), None
     )
     trends = [
-        t for t in results.get("trendFetcher", {}).get("hashtags", []) if _HASHTAG.match(t["tag"])
+        t for t in results.get("trendFetcher", {}).get("hashtags", []) if is_hashtag(t["tag"])
     ]
     creators = results.get("topCreators", {}).get("creators", [])
-    angles = results.get("creativeAngle", {}).get("angles", [])
+    angles = [
+        a
+        for a in results.get("creativeAngle", {}).get("angles", [])
+        if is_hashtag(str(a.get("theme", "")))
+    ]
     past = results.get("similarBriefs", {}).get("results", [])
 
     hashtags: list[str] = []
     for tag in [t["tag"] for t in trends] + list(persona_result.get("hashtags", [])):
-        if tag not in hashtags and _HASHTAG.match(tag):
+        if tag not in hashtags and is_hashtag(tag):
             hashtags.append(tag)
     hashtags = hashtags[:8] or ["#ad"]
 

@@ -1,7 +1,8 @@
 """The deterministic grounding verifier: every number in a brief must come from a tool result
-(or the request's numeric budget), no link or email address may appear that the evidence does
-not hold, recommended creators must be ones a tool returned, and no passage of the system prompt
-may leak into the brief.
+(or the request's numeric budget), a link or email address only when a tool returned it as a
+field of its own (`...Url`, `...Link`, `...Email`), never from inside free text such as a
+campaign name, recommended creators must be ones a tool returned, and no passage of the system
+prompt may leak into the brief.
 
 Two documented allowances: whole numbers up to `SMALL_INT` (weeks, ordinals, counts of
 deliverables) and the brand's own name and product name when they are name-like (short, no
@@ -26,6 +27,11 @@ _URL = re.compile(
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _WORD = re.compile(r"[a-z0-9]+")
+# The fields whose whole value is a link or an address (a key, or a list of them under one key).
+_LINK_KEY = re.compile(r"(?i)(?:url|link|href|email)s?$")
+# The fields whose whole value is a hashtag.
+_TAG_KEY = re.compile(r"^(?:tag|theme|hashtags)$")
+_TRAILING = ".,;:!?)]}'\""
 
 
 _NAME = re.compile(r"^[^\W_][^\W_&'\u2019.+\- ]*(?:[&'\u2019.+\- ]+[^\W_]+)*[.+]?$")
@@ -71,6 +77,12 @@ def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
+def _key(path: str) -> str:
+    """The field name a leaf sits under: `results[0].landingUrl` → landingUrl, `hashtags[2]` →
+    hashtags."""
+    return re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1]
+
+
 def _parse(text: str) -> float:
     return float(text.replace(",", ""))
 
@@ -82,12 +94,14 @@ def _matches(x: float, v: float) -> bool:
 
 
 class Evidence:
-    """The numbers, strings and creator ids the tool results hold."""
+    """The numbers, creator ids, hashtags and links the tool results hold; links and hashtags only
+    from fields that are one (what free text mentions is not evidence)."""
 
     def __init__(self, sources: list[Source], budget: float | None) -> None:
         self.numbers: list[tuple[float, Source, str]] = []
-        self.texts: list[str] = []
         self.creators: set[str] = set()
+        self.links: set[str] = set()
+        self.tags: set[str] = set()
         for source in sources:
             for path, value in _leaves(source.result):
                 if isinstance(value, bool) or value is None:
@@ -95,13 +109,20 @@ class Evidence:
                 if isinstance(value, int | float):
                     self.numbers.append((float(value), source, path))
                 elif isinstance(value, str):
-                    self.texts.append(value)
                     for m in _NUMBER.finditer(value):
                         self.numbers.append((_parse(m.group()), source, path))
-                    if path.endswith("influencerId"):
+                    key = _key(path)
+                    if key == "influencerId":
                         self.creators.add(value)
+                    elif _LINK_KEY.search(key):
+                        self.links.add(value.strip().lower())
+                    elif _TAG_KEY.match(key):
+                        self.tags.add(value.lower())
         self.budget = budget
-        self.corpus = "\n".join(self.texts).lower()
+
+    def has_link(self, text: str) -> bool:
+        """A link or address in the brief is evidence only as the whole value of a link field."""
+        return text.lower().rstrip(_TRAILING) in self.links
 
     def find(self, x: float) -> tuple[Source, str] | None:
         for v, source, path in self.numbers:
@@ -158,13 +179,20 @@ def verify(
                 problems.append(f"{path}: creator {text!r} was not returned by topCreators")
             continue
         lowered = text.lower()
+        addresses = [m.span() for m in _EMAIL.finditer(text)]
         for m in _URL.finditer(text):
-            if m.group().lower() not in evidence.corpus:
-                problems.append(f"{path}: the link {m.group()!r} is not in any tool result")
+            if any(start <= m.start() < end for start, end in addresses):
+                continue  # an address's domain: the address is checked below
+            if not evidence.has_link(m.group()):
+                problems.append(
+                    f"{path}: the link {m.group()!r} is not a link field of any tool result"
+                )
         for m in _EMAIL.finditer(text):
-            if m.group().lower() not in evidence.corpus:
-                problems.append(f"{path}: the address {m.group()!r} is not in any tool result")
-        if path.startswith("hashtags") and lowered in evidence.corpus:
+            if not evidence.has_link(m.group()):
+                problems.append(
+                    f"{path}: the address {m.group()!r} is not an address field of any tool result"
+                )
+        if path.startswith("hashtags") and lowered in evidence.tags:
             continue
         masked = text
         for name in masks:

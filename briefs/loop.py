@@ -18,6 +18,7 @@ import structlog
 from pydantic import ValidationError
 
 from briefs.errors import InvalidModelOutput, Refused, Ungrounded
+from briefs.framing import escaped_json, tool_block
 from briefs.grounding import Source, Verdict, verify
 from briefs.providers import Completion, Message, Provider
 from briefs.tools import TOOL_SPECS, ToolBox
@@ -25,7 +26,8 @@ from schemas.briefs import BriefContent, BriefRequest, ToolCallRecord
 
 log = structlog.get_logger(__name__)
 
-PROMPT_VERSION = "v1"
+# v2: tool results are framed as untrusted data; links only from fields of their own.
+PROMPT_VERSION = "v2"
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 
 
@@ -56,9 +58,7 @@ def request_block(request: BriefRequest) -> str:
     """The request as JSON inside the data block; `<`, `>` and `&` are escaped so no value can
     close the block."""
     data = request.model_dump(mode="json", by_alias=True, exclude_none=True)
-    encoded = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
-    encoded = encoded.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return load_prompt("user").replace("{request_json}", encoded)
+    return load_prompt("user").replace("{request_json}", escaped_json(data, indent=True))
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.M)
@@ -165,7 +165,7 @@ async def run(
                     {
                         "role": "tool",
                         "tool_call_id": call.id,
-                        "content": orjson.dumps(outcome).decode(),
+                        "content": tool_block(outcome),
                     }
                 )
             if close_reason and tools_open:

@@ -1,9 +1,10 @@
 """The brief generator's wire models: the request, the brief the model writes, and what we add
 (evidence, meta). Pure pydantic; the JSON names are camelCase."""
 
+import unicodedata
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, Strict, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, Strict, StringConstraints
 
 from schemas.base import UtcDatetime, WireModel
 from schemas.events import Platform
@@ -11,6 +12,36 @@ from schemas.events import Platform
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=600)]
+
+HASHTAG_MAX_LENGTH = 60
+
+
+def is_hashtag(text: str) -> bool:
+    """`#` and 1 to 60 word characters: letters, decimal digits and `_`, each letter or digit
+    possibly followed by combining marks (so "#दिवाली" and "#café" are hashtags). Nothing else:
+    no space, punctuation, symbol, zero-width joiner or other invisible format character."""
+    if not text.startswith("#") or not 1 < len(text) <= HASHTAG_MAX_LENGTH + 1:
+        return False
+    previous = "#"
+    for char in text[1:]:
+        kind = unicodedata.category(char)
+        if kind[0] == "M":
+            if previous == "#" or previous == "_":
+                return False
+        elif not (kind[0] == "L" or kind == "Nd" or char == "_"):
+            return False
+        if kind[0] != "M":
+            previous = char
+    return True
+
+
+def _hashtag(text: str) -> str:
+    if not is_hashtag(text):
+        raise ValueError("a hashtag is # followed by letters, digits or underscores only")
+    return text
+
+
+Hashtag = Annotated[str, StringConstraints(pattern=r"^#\w{1,60}$"), AfterValidator(_hashtag)]
 
 
 class BriefRequest(WireModel):
@@ -59,9 +90,7 @@ class BriefContent(WireModel):
 
     caption: Line
     hook_ideas: list[Line] = Field(min_length=3, max_length=5)
-    hashtags: list[Annotated[str, StringConstraints(pattern=r"^#\w{1,60}$")]] = Field(
-        min_length=1, max_length=15
-    )
+    hashtags: list[Hashtag] = Field(min_length=1, max_length=15)
     cta: ShortText
     tone: ShortText
     objective: Line

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from briefs.errors import InvalidModelOutput, Refused, Ungrounded, UpstreamTimeout
+from briefs.framing import read_tool_block
 from briefs.loop import load_prompt
 from briefs.service import BriefService
 from core.settings import Settings
@@ -128,7 +129,7 @@ async def test_malformed_tool_arguments_are_reported_to_the_model(
         *happy_path(),
     )
     generated = await llm_service.generate(REQUEST, "acme")
-    errors = [orjson.loads(m["content"]) for m in tool_messages(fake_llm.requests[1])]
+    errors = [read_tool_block(m["content"]) for m in tool_messages(fake_llm.requests[1])]  # type: ignore[arg-type]
     assert errors[0] == {"error": "arguments are not valid JSON"}
     assert "platform" in errors[1]["error"]
     assert [t.ok for t in generated.brief.meta.tools][:2] == [False, False]
@@ -139,7 +140,7 @@ async def test_unknown_tool_is_reported_to_the_model(
 ) -> None:
     fake_llm.load(tools(("deleteAllCampaigns", {"confirm": True})), *happy_path())
     generated = await llm_service.generate(REQUEST, "acme")
-    error = orjson.loads(tool_messages(fake_llm.requests[1])[0]["content"])
+    error = read_tool_block(tool_messages(fake_llm.requests[1])[0]["content"])  # type: ignore[arg-type]
     assert "unknown tool" in error["error"]
     assert "topCreators" in error["error"]
     assert generated.brief.meta.tools[0].ok is False
