@@ -18,6 +18,12 @@ class UpstreamTimeout(BriefError):
     status = 504
 
 
+class DeadlineExceeded(BriefError):
+    """The model turns and tool calls together outlasted FK_BRIEF_DEADLINE_SECONDS."""
+
+    status, outcome = 504, "deadline"
+
+
 class InvalidModelOutput(BriefError):
     """Truncated output, JSON that is not a brief after the repair round, or the loop's caps."""
 

@@ -5,6 +5,7 @@ and the data snapshot (count and newest ingestion time of engagement events), ke
 so that every API replica shares it.
 """
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -16,7 +17,7 @@ import structlog
 
 from briefs import queries
 from briefs.embeddings import Embedder, load_embedder
-from briefs.errors import BriefError
+from briefs.errors import BriefError, DeadlineExceeded
 from briefs.loop import PROMPT_VERSION, Caps, run
 from briefs.providers import Provider, build_provider
 from briefs.tools import ToolBox
@@ -102,8 +103,16 @@ class BriefService:
         metrics.LLM_CACHE.labels("miss").inc()
 
         toolbox = ToolBox(self.store, org, self.embedder, now)
+        deadline = self.settings.brief_deadline_seconds
         try:
-            result = await run(self.provider, toolbox, request, self.caps)
+            try:
+                async with asyncio.timeout(deadline):
+                    result = await run(self.provider, toolbox, request, self.caps)
+            except TimeoutError:
+                log.warning("briefs.deadline", deadline_s=deadline)
+                raise DeadlineExceeded(
+                    f"The brief was not ready within its deadline of {deadline:g} seconds."
+                ) from None
         except BriefError as exc:
             metrics.BRIEFS.labels(exc.outcome).inc()
             raise

@@ -127,7 +127,7 @@ LLM_LATENCY_SECONDS = Histogram(
 LLM_CACHE = Counter("fk_llm_cache_total", "Brief cache lookups.", ["result"])
 BRIEFS = Counter(
     "fk_briefs_total",
-    "Brief requests by outcome (ok, cached, ungrounded, refused, invalid, upstream).",
+    "Brief requests by outcome (ok, cached, ungrounded, refused, invalid, upstream, deadline).",
     ["outcome"],
 )
 ETL_ROWS = Counter("fk_etl_rows_total", "CSV rows read by batch loads.", ["result"])

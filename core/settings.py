@@ -255,6 +255,15 @@ class Settings(BaseSettings):
     brief_max_tokens: int = Field(
         default=60_000, description="Prompt + completion tokens per brief."
     )
+    brief_deadline_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Overall time for one brief: model turns, retries and tool calls together; past it"
+            " POST /generate-brief answers 504."
+        ),
+    )
     brief_embedder: Literal["auto", "lexical"] = Field(
         default="auto",
         description="auto: the packaged static embedding model when installed, else lexical.",

@@ -77,6 +77,15 @@ def status(code: int, headers: dict[str, str] | None = None) -> Step:
 HANG = "hang"
 
 
+@dataclass(frozen=True)
+class Slow:
+    """Answers as `step` after `seconds`: each answer within the client's timeout, but they add
+    up over a brief's turns."""
+
+    seconds: float
+    step: Step
+
+
 def request_of(body: Body) -> Body:
     return composer.request_from_messages(body["messages"])
 
@@ -134,8 +143,8 @@ def well_behaved(body: Body) -> Any:
 
 @dataclass
 class FakeLLM:
-    script: list[Step | str] = field(default_factory=list)
-    fallback: Step | None = None
+    script: list[Step | Slow | str] = field(default_factory=list)
+    fallback: Step | Slow | None = None
     """Answers every request that arrives after the script is exhausted."""
     requests: list[Body] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
@@ -168,7 +177,7 @@ class FakeLLM:
         self._server.should_exit = True
         self._thread.join(10)
 
-    def load(self, *steps: Step | str) -> None:
+    def load(self, *steps: Step | Slow | str) -> None:
         with self._lock:
             self.script = list(steps)
 
@@ -187,6 +196,9 @@ class FakeLLM:
             # Held until the client gives up (or the server stops); never answers in time.
             await asyncio.get_running_loop().run_in_executor(None, self._release.wait, 10)
             return JSONResponse({"error": {"message": "released"}}, 500)
+        if isinstance(step, Slow):
+            await asyncio.sleep(step.seconds)
+            step = step.step
         assert callable(step)
         result = step(body)
         return result if isinstance(result, Response) else JSONResponse(result)

@@ -7,15 +7,18 @@ import httpx
 import orjson
 import pytest
 
+from api.main import create_app
 from briefs.errors import InvalidModelOutput, Refused, Ungrounded, UpstreamTimeout
 from briefs.framing import read_tool_block
 from briefs.loop import load_prompt
 from briefs.service import BriefService
+from core.clickhouse import Store
 from core.settings import Settings
 from schemas.briefs import BriefRequest
 from tests.briefs.fake_llm import (
     HANG,
     FakeLLM,
+    Slow,
     final,
     grounded_brief,
     happy_path,
@@ -23,6 +26,7 @@ from tests.briefs.fake_llm import (
     refusal,
     status,
     tools,
+    well_behaved,
 )
 
 REQUEST = BriefRequest.model_validate(
@@ -119,6 +123,32 @@ async def test_timeouts_until_the_retries_run_out_is_504(
     assert response.status_code == 504, response.text
     assert response.json()["title"] == "Gateway Timeout"
     assert time.monotonic() - started < 5
+
+
+async def test_a_brief_past_its_deadline_is_504(
+    llm_settings: Settings, demo_store: Store, topics: None, token: str, fake_llm: FakeLLM
+) -> None:
+    """Each answer comes well within the model timeout (0.5 s), but four turns of 0.6 s each
+    outlast the brief's deadline of 1 s: the answer is a 504 at the deadline, not a brief later."""
+    settings = llm_settings.model_copy(update={"brief_deadline_seconds": 1.0})
+    fake_llm.fallback = Slow(0.6, well_behaved)
+    app = create_app(settings, store=demo_store)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client,
+    ):
+        started = time.monotonic()
+        response = await client.post("/generate-brief", json=BODY)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 504, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["detail"] == "The brief was not ready within its deadline of 1 seconds."
+    assert len(fake_llm.requests) < 4
+    assert elapsed < 2.0
 
 
 async def test_malformed_tool_arguments_are_reported_to_the_model(
