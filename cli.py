@@ -76,7 +76,14 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
     # The embedded broker keeps messages in memory only: acknowledge writes once stored.
     ack_after_store = worker and settings.embedded_broker and settings.embedded_ack_after_store
-    ledger = CampaignLedger(settings, store, producer, ack_after_store=ack_after_store)
+    # chDB opens its data path in one process only: this ledger then writes every campaign.
+    ledger = CampaignLedger(
+        settings,
+        store,
+        producer,
+        ack_after_store=ack_after_store,
+        sole_writer=settings.store_url.startswith("chdb:"),
+    )
     try:
         await producer.start()
         lifespans = []

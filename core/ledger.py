@@ -69,11 +69,15 @@ class CampaignLedger:
         *,
         timeout: float = 10,
         ack_after_store: bool = False,
+        sole_writer: bool = False,
     ) -> None:
         """With `ack_after_store` (the embedded platform, whose broker keeps messages in memory
         only) a command returns once the in-process worker has stored the event's pending webhook
-        deliveries, so a kill -9 right after the answer cannot lose them."""
+        deliveries, so a kill -9 right after the answer cannot lose them. With `sole_writer`
+        (no other process writes campaigns: the embedded platform) a campaign's newest version
+        is read from what this process wrote or read before, not from the store each time."""
         self.ack_after_store = ack_after_store
+        self.sole_writer = sole_writer
         self.settings = settings
         self.store = store
         self.producer = producer
@@ -85,10 +89,13 @@ class CampaignLedger:
 
     async def get(self, org: str, campaign_id: str) -> Campaign:
         """The campaign as its owner sees it; another organisation's is `CampaignNotFound`."""
-        found = await queries.campaign_by_id(self.store, campaign_id)
+        found = await self._newest(campaign_id)
         if found is None or found.org != org:
             raise CampaignNotFound(campaign_id)
         return found
+
+    async def _newest(self, campaign_id: str) -> Campaign | None:
+        return await queries.newest_campaign(self.store, campaign_id, sole_writer=self.sole_writer)
 
     async def create(
         self, org: str, body: CampaignCreate, *, idempotency_key: str | None = None
@@ -103,7 +110,7 @@ class CampaignLedger:
             if recorded is not None:
                 if recorded[0] != digest:
                     raise IdempotencyKeyReused(idempotency_key)
-                existing = await queries.campaign_by_id(self.store, recorded[1])
+                existing = await self._newest(recorded[1])
                 if existing is not None and existing.org == org:
                     return existing, True
                 campaign_id = recorded[1]  # the earlier attempt failed before publishing
@@ -116,7 +123,7 @@ class CampaignLedger:
 
     async def _create(self, org: str, campaign_id: str, body: CampaignCreate) -> Campaign:
         async with self._lock(campaign_id):
-            if await queries.campaign_by_id(self.store, campaign_id) is not None:
+            if await self._newest(campaign_id) is not None:
                 raise CampaignExists(campaign_id)
             event = lifecycle.create(org, campaign_id, body, _now())
             await self._commit(event)

@@ -1,7 +1,8 @@
 """Store queries shared by the API and the workers (campaign rows, idempotency keys, webhook
 endpoints), parameterised and bounded."""
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -60,10 +61,52 @@ def campaign_rows(campaigns: Sequence[Campaign]) -> list[tuple[Any, ...]]:
     ]
 
 
+_KNOWN: "weakref.WeakKeyDictionary[Store, dict[str, Campaign | None]]" = weakref.WeakKeyDictionary()
+"""Per store, the newest version of each campaign this process wrote or read (None: known
+absent), for a sole writer's look-ups (`newest_campaign`)."""
+_MAX_KNOWN = 200_000
+
+
+def _known(store: Store) -> dict[str, Campaign | None]:
+    known = _KNOWN.get(store)
+    if known is None or len(known) >= _MAX_KNOWN:  # bounded: a forgotten id is read again
+        known = _KNOWN[store] = {}
+    return known
+
+
+def _remember(store: Store, campaigns: Iterable[Campaign]) -> None:
+    known = _known(store)
+    for campaign in campaigns:
+        held = known.get(campaign.id)
+        if held is None or held.version < campaign.version:
+            known[campaign.id] = campaign
+
+
 async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
+    """Every write of campaign rows in any process goes through here."""
     if campaigns:
         await store.insert_gathered("campaigns", campaign_rows(campaigns), CAMPAIGN_COLUMNS)
         CAMPAIGN_WRITES.bump()
+        _remember(store, campaigns)
+
+
+async def newest_campaign(
+    store: Store, campaign_id: str, *, sole_writer: bool = False
+) -> Campaign | None:
+    """`campaign_by_id`; for the sole writer of campaigns (the embedded platform, whose API and
+    worker share one process), from what this process wrote or read before when it can: every
+    write passes `insert_campaigns`, so nothing newer can be in the store."""
+    if not sole_writer:
+        return await campaign_by_id(store, campaign_id)
+    known = _known(store)
+    if campaign_id in known:
+        return known[campaign_id]
+    found = await campaign_by_id(store, campaign_id)
+    if found is None:
+        known.setdefault(campaign_id, None)
+    else:
+        _remember(store, [found])
+    return known.get(campaign_id, found)
 
 
 async def campaign_by_id(store: Store, campaign_id: str) -> Campaign | None:

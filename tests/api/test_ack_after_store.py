@@ -33,7 +33,7 @@ async def embedded_client(
     settings: Settings, store: Store, topics: None, token: str, producer: AIOKafkaProducer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API as `fk up` builds it: writes acknowledged once the in-process worker stored them."""
-    ledger = CampaignLedger(settings, store, producer, ack_after_store=True)
+    ledger = CampaignLedger(settings, store, producer, ack_after_store=True, sole_writer=True)
     app = create_app(settings, store=store, ledger=ledger, ack_after_store=True)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -1,0 +1,89 @@
+"""The campaign ledger as the sole writer of campaigns (the embedded platform, whose chDB store no
+other process can open): a campaign's newest version comes from what the process wrote or read,
+never behind a version written by another path of the same process."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from core import lifecycle, queries
+from core.clickhouse import Store
+from core.ledger import CampaignLedger, CampaignNotFound, VersionMismatch
+from core.settings import Settings
+from schemas.campaigns import CampaignCreate, CampaignPatch, CampaignStatus
+
+
+@pytest.fixture
+def ledger(
+    settings: Settings, store: Store, producer: AIOKafkaProducer, topics: None
+) -> CampaignLedger:
+    return CampaignLedger(settings, store, producer, sole_writer=True)
+
+
+async def test_the_sole_writer_reads_campaigns_it_wrote_without_the_store(
+    settings: Settings, store: Store, producer: AIOKafkaProducer, ledger: CampaignLedger
+) -> None:
+    """Rows taken from the store behind the ledger's back (no real writer does that) do not
+    change its answer, while a ledger that is not the sole writer reads the store."""
+    campaign, _ = await ledger.create("acme", CampaignCreate(name="Launch", id="cmp_sole"))
+    await store.command("TRUNCATE TABLE campaigns")
+    assert (await ledger.get("acme", "cmp_sole")).version == campaign.version
+    changed = await ledger.update(
+        "acme", "cmp_sole", CampaignPatch(budget=10), expected_version=campaign.version
+    )
+    assert changed.version == campaign.version + 1
+    with pytest.raises(CampaignNotFound):
+        await ledger.get("globex", "cmp_sole")
+    shared = CampaignLedger(settings, store, producer)
+    assert (await shared.get("acme", "cmp_sole")).version == changed.version  # stored again
+    await store.command("TRUNCATE TABLE campaigns")
+    with pytest.raises(CampaignNotFound):
+        await shared.get("acme", "cmp_sole")
+
+
+async def test_a_version_another_path_of_the_process_wrote_is_the_one_checked(
+    store: Store, ledger: CampaignLedger
+) -> None:
+    """The worker's projection (or a recovery's roll-forward) writes through
+    `queries.insert_campaigns` too: the ledger checks If-Match against that version."""
+    campaign, _ = await ledger.create("acme", CampaignCreate(name="Launch", id="cmp_fwd"))
+    assert (await ledger.get("acme", "cmp_fwd")).version == 1
+    event = lifecycle.change(campaign, CampaignPatch(budget=5), datetime.now(UTC))
+    assert event is not None
+    await queries.insert_campaigns(store, [event.current])
+    with pytest.raises(VersionMismatch):
+        await ledger.update("acme", "cmp_fwd", CampaignPatch(budget=6), expected_version=1)
+    updated = await ledger.update("acme", "cmp_fwd", CampaignPatch(budget=6), expected_version=2)
+    assert updated.version == 3
+    # An older version arriving later (a replayed event) does not move it back.
+    await queries.insert_campaigns(store, [campaign])
+    assert (await ledger.get("acme", "cmp_fwd")).version == 3
+
+
+async def test_one_of_many_concurrent_changes_at_one_version_wins(ledger: CampaignLedger) -> None:
+    campaign, _ = await ledger.create("acme", CampaignCreate(name="Race", id="cmp_race"))
+
+    async def schedule() -> bool:
+        try:
+            await ledger.update(
+                "acme",
+                "cmp_race",
+                CampaignPatch(status=CampaignStatus.scheduled),
+                expected_version=campaign.version,
+            )
+        except VersionMismatch:
+            return False
+        return True
+
+    outcomes = await asyncio.gather(*(schedule() for _ in range(20)))
+    assert outcomes.count(True) == 1
+    assert (await ledger.get("acme", "cmp_race")).version == campaign.version + 1
+
+
+async def test_an_id_read_as_absent_can_still_be_created(ledger: CampaignLedger) -> None:
+    with pytest.raises(CampaignNotFound):
+        await ledger.get("acme", "cmp_later")
+    created, _ = await ledger.create("acme", CampaignCreate(name="Later", id="cmp_later"))
+    assert (await ledger.get("acme", "cmp_later")).version == created.version
