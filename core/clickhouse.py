@@ -110,6 +110,9 @@ class Store:
     Each of the store's threads has a client of its own: chDB's client serialises every call
     on a per-client lock, so one shared client ran the threads' queries one at a time (reads
     queued behind inserts and rankings). chDB allows any number of clients on one engine.
+
+    Inserts have threads of their own (`writers`), so ingestion never waits behind queries
+    (rankings, look-ups) that occupy every reading thread under load, nor queries behind it.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class Store:
         database: str,
         *,
         workers: int = 4,
+        writers: int = 2,
         connect: Callable[[], Client] | None = None,
     ) -> None:
         self.client = client
@@ -128,6 +132,11 @@ class Store:
         self._clients_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="store", initializer=self._mark_own_thread
+        )
+        self._write_executor = ThreadPoolExecutor(
+            max_workers=writers,
+            thread_name_prefix="store-write",
+            initializer=self._mark_own_thread,
         )
         self._gathered: dict[tuple[str, tuple[str, ...]], GatheredWrites[Sequence[Any]]] = {}
 
@@ -272,7 +281,7 @@ class Store:
     async def insert(
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
     ) -> None:
-        await self._run(self.insert_sync, table, columns, names)
+        await self._run(self.insert_sync, table, columns, names, executor=self._write_executor)
 
     async def insert_gathered(
         self, table: str, rows: Sequence[Sequence[Any]], names: Sequence[str]
@@ -293,7 +302,9 @@ class Store:
     async def insert_arrow(
         self, table: str, data: pa.Table, settings: dict[str, Any] | None = None
     ) -> None:
-        await self._run(self.insert_arrow_sync, table, data, settings)
+        await self._run(
+            self.insert_arrow_sync, table, data, settings, executor=self._write_executor
+        )
 
     async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         return await self._run(self.command_sync, sql, parameters)
@@ -304,10 +315,12 @@ class Store:
         if await self._run(self.command_sync, "EXISTS TABLE engagement_events") != 1:
             raise StoreUnavailable(f"no engagement_events table in {self.database}")
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(
+        self, fn: Callable[..., T], *args: Any, executor: ThreadPoolExecutor | None = None
+    ) -> T:
         loop = asyncio.get_running_loop()
         try:
-            pending = loop.run_in_executor(self._executor, fn, *args)
+            pending = loop.run_in_executor(executor or self._executor, fn, *args)
         except RuntimeError as exc:  # the executor was shut down: the store is closed
             raise StoreUnavailable(f"store closed: {exc}") from exc
         try:
@@ -326,6 +339,7 @@ class Store:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._write_executor.shutdown(wait=True, cancel_futures=True)
         with self._clients_lock:
             clients, self._clients = [*self._clients, self.client], []
         for client in clients:

@@ -25,6 +25,22 @@ async def test_store_threads_see_each_others_writes(store: Store) -> None:
     assert counts == [[(8,)]] * 4
 
 
+async def test_inserts_do_not_wait_behind_queries_that_hold_every_reading_thread(
+    store: Store,
+) -> None:
+    """Under load every reading thread may be busy with a ranking: ingestion has threads of its
+    own, so an insert lands while four one-second queries still run."""
+    await store.command("CREATE TABLE landing (n UInt32) ENGINE = MergeTree ORDER BY n")
+    busy = [asyncio.ensure_future(store.query_rows("SELECT sleep(1)")) for _ in range(4)]
+    await asyncio.sleep(0.1)  # the four queries hold the four reading threads
+    started = time.monotonic()
+    await store.insert("landing", [[1]], ["n"])
+    inserted_in = time.monotonic() - started
+    assert not any(q.done() for q in busy), "the queries ended before the insert: nothing shown"
+    await asyncio.gather(*busy)
+    assert inserted_in < 0.8, f"the insert waited {inserted_in:.2f} s behind the queries"
+
+
 async def test_campaign_owners_are_read_for_many_ids_in_one_query(store: Store) -> None:
     add_campaign(store, "cmp_x", "acme")
     add_campaign(store, "cmp_y", "globex")
