@@ -2,6 +2,8 @@
 the ranking. Shared by the API (`GET /top-performers`) and the brief generator (`topCreators`)."""
 
 import asyncio
+import bisect
+import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -250,3 +252,63 @@ def rank(creators: list[Candidate], *, sort: TopSort, limit: int, min_views: int
     return TopPerformers(
         items=[c.to_model() for c in eligible[:limit]], total=len(eligible), sort=sort, limit=limit
     )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RankedScope:
+    """One scoring ranked once by one sort key: the answer of `rank` for every `limit` and
+    `minViews` comes from it by filtering and slicing, so free parameters cost no ranking.
+
+    `top` answers in at most about `limit` + half the scope's creators steps (no sort), and
+    serialises each creator once (answers are JSON bytes, equal to `rank`'s)."""
+
+    sort: TopSort
+    creators: list[Candidate]
+    """In rank order: descending by `sort`, ties by influencerId."""
+    views: list[int]
+    """The creators' views, ascending."""
+    by_views: list[int]
+    """Rank positions in the order of `views`."""
+    items: list[bytes | None]
+    """Each creator's JSON, made when first answered."""
+
+    @classmethod
+    def of(cls, creators: list[Candidate], sort: TopSort) -> "RankedScope":
+        """Rank `creators` by `sort` (a CPU-bound sort: run it off the event loop)."""
+        key = _SORT_KEYS[sort]
+        keyed = [(-key(c), c.influencer_id, c) for c in creators]
+        keyed.sort(key=lambda k: (k[0], k[1]))
+        ranked = [c for _, _, c in keyed]
+        by_views = sorted(range(len(ranked)), key=lambda i: ranked[i].views)
+        return cls(
+            sort,
+            ranked,
+            [ranked[i].views for i in by_views],
+            by_views,
+            [None] * len(ranked),
+        )
+
+    def top(self, *, limit: int, min_views: int) -> bytes:
+        """`rank(creators, sort=..., limit=limit, min_views=min_views)` as JSON bytes."""
+        first_eligible = bisect.bisect_left(self.views, min_views)
+        total = len(self.creators) - first_eligible
+        if first_eligible <= total:
+            # Few creators excluded: walk the ranking, skipping at most those.
+            chosen = list(
+                itertools.islice(
+                    (i for i, c in enumerate(self.creators) if c.views >= min_views), limit
+                )
+            )
+        else:
+            # Few eligible: the best-ranked of them.
+            chosen = heapq.nsmallest(limit, self.by_views[first_eligible:])
+        envelope = TopPerformers(items=[], total=total, sort=self.sort, limit=limit)
+        tail = envelope.model_dump_json(by_alias=True).encode().removeprefix(b'{"items":[]')
+        return b'{"items":[' + b",".join(self._item(i) for i in chosen) + b"]" + tail
+
+    def _item(self, position: int) -> bytes:
+        item = self.items[position]
+        if item is None:
+            creator = self.creators[position]
+            item = self.items[position] = creator.to_model().model_dump_json(by_alias=True).encode()
+        return item

@@ -9,14 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import QueryParams
 
 from api.deps import CallerDep, Services
 from schemas.api import Problem, TopPerformers
 from schemas.events import Platform
 from scoring.queries import (
+    RankedScope,
     ScopeRanking,
     TopSort,
-    rank,
     scored_creators,
     top_performers_version,
 )
@@ -53,28 +54,52 @@ class TopPerformersQuery(BaseModel):
     )
 
 
-_PARSED: dict[bytes, "TopPerformersQuery"] = {}
+_PARSED: dict[tuple[tuple[str, str], ...], "TopPerformersQuery"] = {}
 _PARSED_MAX = 4096
+_FREE = {"limit": "limit", "minViews": "min_views"}
+"""Numbers a caller may vary freely; they are not part of the remembered parse."""
 
 
 async def top_performers_query(request: Request) -> TopPerformersQuery:
-    """The query string as a `TopPerformersQuery`, remembered by its raw bytes: dashboards ask
-    the same few queries over and over, and validating one costs about a fifth of the request
-    (FastAPI's query-model path; measured in docs/etl-benchmarks.md). Invalid ones are 422s
-    exactly as FastAPI would report them (`query.<name>`)."""
-    raw: bytes = request.scope["query_string"]
-    query = _PARSED.get(raw)
-    if query is None:
+    """The query string as a `TopPerformersQuery`. The parse of its other parameters (the scope
+    and sort) is remembered: dashboards ask the same few queries over and over, and validating
+    one costs about a fifth of the request (FastAPI's query-model path; measured in
+    docs/etl-benchmarks.md). `limit` and `minViews` are checked on their own, so varying them
+    neither misses nor floods that memory. Invalid queries are 422s exactly as FastAPI would
+    report them (`query.<name>`)."""
+    params = request.query_params
+    key = tuple(item for item in params.multi_items() if item[0] not in _FREE)
+    base = _PARSED.get(key)
+    if base is None:
         try:
-            query = TopPerformersQuery.model_validate(dict(request.query_params))
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
-            ) from None
+            base = TopPerformersQuery.model_validate(dict(key))
+        except ValidationError:
+            return _validated(params)  # raises, naming every invalid parameter
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
-        _PARSED[raw] = query
-    return query
+        _PARSED[key] = base
+    free = {field: _bounded(field, params[name]) for name, field in _FREE.items() if name in params}
+    if None in free.values():
+        return _validated(params)
+    return base.model_copy(update=free) if free else base
+
+
+def _bounded(field: str, value: str) -> int | None:
+    """`value` as the field's number when it is plain digits within the field's bounds."""
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    number = int(value)
+    low, high = (1, MAX_LIMIT) if field == "limit" else (0, None)
+    return number if number >= low and (high is None or number <= high) else None
+
+
+def _validated(params: QueryParams) -> TopPerformersQuery:
+    try:
+        return TopPerformersQuery.model_validate(dict(params))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 def _query_parameters() -> list[dict[str, Any]]:
@@ -152,21 +177,31 @@ _RANKED_MAX = 4096
 
 
 async def _ranked(
-    cache: dict[Hashable, tuple[int, bytes]],
+    cache: dict[Hashable, tuple[int, "asyncio.Task[RankedScope]"]],
     scope: Hashable,
     scored: ScopeRanking,
     query: TopPerformersQuery,
 ) -> bytes:
-    """The answer for `query` from one scoring of its scope, ranked once per scoring."""
-    key = (scope, query.sort, query.limit, query.min_views)
-    hit = cache.get(key)
-    if hit is not None and hit[0] == scored.generation:
-        return hit[1]
-    ranked = await asyncio.to_thread(
-        rank, scored.creators, sort=query.sort, limit=query.limit, min_views=query.min_views
-    )
-    body = ranked.model_dump_json(by_alias=True).encode()
-    if len(cache) >= _RANKED_MAX:
-        cache.clear()
-    cache[key] = (scored.generation, body)
-    return body
+    """The answer for `query` from one scoring of its scope. Each scoring is ranked once per
+    sort key (concurrent requests share the ranking); `limit` and `minViews` only filter and
+    slice it, so no value of theirs costs another ranking."""
+    key = (scope, query.sort)
+    entry = cache.get(key)
+    if entry is not None and entry[0] > scored.generation:
+        # This request holds a scoring older than the cached ranking's (a refresh landed
+        # meanwhile): rank it for this request only.
+        ranked = await asyncio.to_thread(RankedScope.of, scored.creators, query.sort)
+    else:
+        if entry is None or entry[0] < scored.generation or _failed(entry[1]):
+            if len(cache) >= _RANKED_MAX:
+                cache.clear()
+            task = asyncio.create_task(
+                asyncio.to_thread(RankedScope.of, scored.creators, query.sort)
+            )
+            entry = cache[key] = (scored.generation, task)
+        ranked = await asyncio.shield(entry[1])
+    return ranked.top(limit=query.limit, min_views=query.min_views)
+
+
+def _failed(task: "asyncio.Task[RankedScope]") -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)

@@ -1,14 +1,19 @@
 """`GET /top-performers` on real chDB: ratio-of-sums rates, sort orders and ties, organisation
 scoping, batch rows merged with streamed events, and 404/422 problem details."""
 
+import asyncio
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 from aiokafka import AIOKafkaProducer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.main import create_app
 from api.routes import top_performers as top_performers_routes
@@ -16,7 +21,8 @@ from core.clickhouse import Store
 from core.settings import Settings
 from etl.loader import Outputs, load_file
 from schemas.events import Platform
-from scoring.queries import Candidate, rank, top_performers_version
+from scoring import queries as scoring_queries
+from scoring.queries import Candidate, RankedScope, TopSort, rank, top_performers_version
 from streams.agents.engagement import EngagementConsumer
 from streams.transforms import EVENT_COLUMNS
 from tests.api.test_http import assert_problem
@@ -436,3 +442,98 @@ async def test_organisation_rankings_are_scored_at_start_so_first_requests_do_no
     assert [i["influencerId"] for i in body["items"]] == ["inf_a"]
     assert [i["influencerId"] for i in on_instagram["items"]] == ["inf_a"]
     assert loads == 0
+
+
+# -- free parameters -------------------------------------------------------------------------
+
+
+@given(
+    creators=st.lists(
+        st.builds(
+            performer,
+            st.text("abcdef", min_size=1, max_size=4),
+            views=st.integers(0, 60),
+            likes=st.integers(0, 9),
+            comments=st.integers(0, 3),
+            shares=st.integers(0, 3),
+        ),
+        max_size=40,
+        unique_by=lambda c: c.influencer_id,
+    ),
+    sort=st.sampled_from(["engagementRate", "engagementScore", "views", "engagements"]),
+    limit=st.integers(1, 100),
+    min_views=st.integers(0, 70),
+)
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_a_ranked_scope_answers_as_rank_does_for_every_limit_and_min_views(
+    creators: list[Candidate], sort: TopSort, limit: int, min_views: int
+) -> None:
+    ranked = RankedScope.of(creators, sort)
+    expected = rank(creators, sort=sort, limit=limit, min_views=min_views)
+    for _ in range(2):  # the second time from the serialised items
+        assert ranked.top(limit=limit, min_views=min_views) == (
+            expected.model_dump_json(by_alias=True).encode()
+        )
+
+
+async def test_distinct_limits_and_min_views_cost_one_ranking_per_scoring(
+    client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free parameters cannot make every request a cache miss: 400 requests with distinct
+    `limit`/`minViews` values rank each scoring once per sort key, answer as `rank` would, and
+    leave the remembered parses of other queries in place."""
+    creators = 50
+    insert_rows(
+        store,
+        [
+            {"influencer_id": f"inf_{n:02}", "views": 10 + n * 7, "likes": (n * 13) % 17}
+            for n in range(creators)
+        ],
+    )
+    scorings: list[list[Candidate]] = []
+    real = top_performers_routes.scored_creators
+
+    async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
+        found = await real(*args, **kwargs)
+        if kwargs["campaign_id"] == "cmp_a":  # not the start-up scoring of organisations
+            scorings.append(found)
+        return found
+
+    monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+    evaluations = 0
+
+    def counting(key: Callable[[Candidate], float]) -> Callable[[Candidate], float]:
+        def evaluate(c: Candidate) -> float:
+            nonlocal evaluations
+            evaluations += 1
+            return key(c)
+
+        return evaluate
+
+    monkeypatch.setattr(
+        scoring_queries,
+        "_SORT_KEYS",
+        {name: counting(key) for name, key in scoring_queries._SORT_KEYS.items()},
+    )
+    await top(client)  # a dashboard's query, remembered
+    hot = set(top_performers_routes._PARSED)
+    sorts: list[TopSort] = ["engagementRate", "views"]
+    requests = [
+        (sorts[n % 2], 1 + n % 100, n * 3 % 401)  # 400 distinct (limit, minViews) pairs
+        for n in range(400)
+    ]
+    answers = await asyncio.gather(
+        *(
+            top(client, campaignId="cmp_a", sort=s, limit=limit, minViews=min_views)
+            for s, limit, min_views in requests
+        )
+    )
+    assert len(scorings) == 1
+    # One ranking per sort key: each creator's key evaluated once per sort (plus the first
+    # organisation-wide request's default sort).
+    assert evaluations <= creators * (len(sorts) + 1)
+    for (s, limit, min_views), body in zip(requests, answers, strict=True):
+        expected = rank(scorings[0], sort=s, limit=limit, min_views=min_views)
+        assert body == expected.model_dump(by_alias=True, mode="json")
+    assert hot <= set(top_performers_routes._PARSED)
+    assert len(top_performers_routes._PARSED) <= len(hot) + len(sorts)
