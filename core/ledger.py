@@ -103,7 +103,9 @@ class CampaignLedger:
         """Create a draft campaign; returns it and whether this was a replay of an earlier
         request with the same Idempotency-Key and body."""
         if idempotency_key is None:
-            return await self._create(org, body.id or _new_id(), body), False
+            return await self._create(
+                org, body.id or _new_id(), body, check=body.id is not None
+            ), False
         digest = body_hash(body)
         async with self._lock(f"idem\x00{org}\x00{idempotency_key}"):
             recorded = await queries.idempotency_key(self.store, org, idempotency_key)
@@ -114,16 +116,20 @@ class CampaignLedger:
                 if existing is not None and existing.org == org:
                     return existing, True
                 campaign_id = recorded[1]  # the earlier attempt failed before publishing
-            else:
-                campaign_id = body.id or _new_id()
-                await queries.record_idempotency_key(
-                    self.store, org, idempotency_key, digest, campaign_id
-                )
-            return await self._create(org, campaign_id, body), False
+                return await self._create(org, campaign_id, body, check=True), False
+            campaign_id = body.id or _new_id()
+            await queries.record_idempotency_key(
+                self.store, org, idempotency_key, digest, campaign_id
+            )
+            return await self._create(org, campaign_id, body, check=body.id is not None), False
 
-    async def _create(self, org: str, campaign_id: str, body: CampaignCreate) -> Campaign:
+    async def _create(
+        self, org: str, campaign_id: str, body: CampaignCreate, *, check: bool
+    ) -> Campaign:
+        """With `check` (an id the caller chose, or one recorded before) `CampaignExists` if
+        the id is taken; an id just drawn here (64 random bits) is not looked up."""
         async with self._lock(campaign_id):
-            if await self._newest(campaign_id) is not None:
+            if check and await self._newest(campaign_id) is not None:
                 raise CampaignExists(campaign_id)
             event = lifecycle.create(org, campaign_id, body, _now())
             await self._commit(event)
