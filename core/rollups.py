@@ -48,7 +48,9 @@ class _Series:
         self.total: Sums = [0] * 6
         self.day: Sums = [0] * 6
         self.hour: Sums = [0] * 6
-        self.minutes: dict[int, Sums] = {}
+        self.minutes: dict[int, tuple[int, ...]] = {}
+        """Per minute, its sums as a tuple: a tuple of ints is not tracked by the garbage
+        collector, so a day of buckets adds nothing to a collection's scan."""
         self.hour_from = hour_from
         self.day_from = day_from
 
@@ -57,10 +59,9 @@ class _Series:
         if minute < self.day_from:
             return
         bucket = self.minutes.get(minute)
-        if bucket is None:
-            self.minutes[minute] = list(values)
-        else:
-            _add_to(bucket, values)
+        self.minutes[minute] = (
+            tuple(values) if bucket is None else tuple(map(int.__add__, bucket, values))
+        )
         _add_to(self.day, values)
         if minute >= self.hour_from:
             _add_to(self.hour, values)
@@ -79,7 +80,7 @@ class _Series:
             self.day_from = day_from
 
 
-def _leaving(minutes: dict[int, Sums], start: int, end: int) -> list[int]:
+def _leaving(minutes: dict[int, tuple[int, ...]], start: int, end: int) -> list[int]:
     """The held minutes in [start, end), by whichever is shorter to walk."""
     if end - start <= len(minutes):
         return [m for m in range(start, end) if m in minutes]

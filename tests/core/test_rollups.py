@@ -4,6 +4,7 @@ through the real consumer, CSV loads through the real loader, windows read now a
 on; a restart (rollups loaded from the store) gives the same; held buckets stay bounded."""
 
 import csv
+import gc
 import random
 import time
 import uuid
@@ -214,3 +215,21 @@ async def test_the_embedded_api_answers_metrics_from_the_rollups(
             creator = (await client.get("/influencers/inf_a/metrics")).json()
             assert creator["window24h"]["likes"] == event["likes"]
             assert (await client.get("/influencers/nobody/metrics")).status_code == 404
+
+
+async def test_minute_buckets_are_not_scanned_by_the_garbage_collector(
+    store: Store, rollups: EngagementRollups
+) -> None:
+    """The engagement consumer lets the collector run once a second in a process that holds a
+    day of buckets: they must not be objects it scans."""
+    now_ms = int(time.time() * 1000)
+    rollups.add_rows(
+        [("acme", "cmp_1", "inf_1", now_ms - i * MINUTE_MS, 10, 1, 0, 0, 0) for i in range(100)],
+        now_ms,
+    )
+    gc.collect()
+    held = list(rollups._series["campaign"].values())
+    buckets = [b for series in held for b in series.minutes.values()]
+    assert len(buckets) == 100
+    assert not any(gc.is_tracked(b) for b in buckets)
+    assert not any(gc.is_tracked(series.minutes) for series in held)
