@@ -13,6 +13,8 @@ import uuid
 import zlib
 from datetime import UTC, datetime
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -56,6 +58,48 @@ class CommandNotPublished(Exception):
     """The broker did not acknowledge the event: nothing changed."""
 
 
+class _RecordedKeys:
+    """For the sole writer of campaigns: which Idempotency-Keys were ever recorded, so a new key
+    (nearly every create) is known new without a store query. The keys stored before this
+    process began are held as sorted 64-bit hashes (8 bytes each, loaded on first use), those
+    it records since in full; a hash match is confirmed by the store."""
+
+    _MAX_RECORDED = 100_000
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._stored: npt.NDArray[np.int64] | None = None
+        self._loading = asyncio.Lock()
+        self._recorded: dict[tuple[str, str], tuple[str, str]] = {}
+
+    async def find(self, org: str, key: str) -> tuple[str, str] | None:
+        """(body hash, campaign id) recorded for the key, if any."""
+        recorded = self._recorded.get((org, key))
+        if recorded is not None:
+            return recorded
+        stored = await self._load()
+        at = np.searchsorted(stored, hash((org, key)))
+        if at < len(stored) and stored[at] == hash((org, key)):
+            return await queries.idempotency_key(self.store, org, key)
+        return None
+
+    def add(self, org: str, key: str, digest: str, campaign_id: str) -> None:
+        if len(self._recorded) >= self._MAX_RECORDED and self._stored is not None:
+            # Bounded: the oldest become hashes like the keys stored before (confirmed by the
+            # store when matched).
+            hashes = np.fromiter(map(hash, self._recorded), np.int64, len(self._recorded))
+            self._stored = np.union1d(self._stored, hashes)
+            self._recorded.clear()
+        self._recorded[(org, key)] = (digest, campaign_id)
+
+    async def _load(self) -> npt.NDArray[np.int64]:
+        if self._stored is None:
+            async with self._loading:
+                if self._stored is None:
+                    self._stored = await queries.idempotency_key_hashes(self.store)
+        return self._stored
+
+
 def body_hash(body: CampaignCreate) -> str:
     return hashlib.sha256(body.model_dump_json(exclude_none=True).encode()).hexdigest()
 
@@ -78,6 +122,7 @@ class CampaignLedger:
         is read from what this process wrote or read before, not from the store each time."""
         self.ack_after_store = ack_after_store
         self.sole_writer = sole_writer
+        self._keys = _RecordedKeys(store) if sole_writer else None
         self.settings = settings
         self.store = store
         self.producer = producer
@@ -108,7 +153,11 @@ class CampaignLedger:
             ), False
         digest = body_hash(body)
         async with self._lock(f"idem\x00{org}\x00{idempotency_key}"):
-            recorded = await queries.idempotency_key(self.store, org, idempotency_key)
+            recorded = await (
+                self._keys.find(org, idempotency_key)
+                if self._keys is not None
+                else queries.idempotency_key(self.store, org, idempotency_key)
+            )
             if recorded is not None:
                 if recorded[0] != digest:
                     raise IdempotencyKeyReused(idempotency_key)
@@ -121,6 +170,8 @@ class CampaignLedger:
             await queries.record_idempotency_key(
                 self.store, org, idempotency_key, digest, campaign_id
             )
+            if self._keys is not None:
+                self._keys.add(org, idempotency_key, digest, campaign_id)
             return await self._create(org, campaign_id, body, check=body.id is not None), False
 
     async def _create(

@@ -6,6 +6,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from core.changes import CAMPAIGN_WRITES
 from core.clickhouse import Store
 from schemas.campaigns import Campaign
@@ -149,6 +152,15 @@ async def idempotency_key(store: Store, org: str, key: str) -> tuple[str, str] |
         {"org": org, "key": key},
     )
     return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+async def idempotency_key_hashes(store: Store) -> npt.NDArray[np.int64]:
+    """A 64-bit hash (this process's) of every recorded (organisation, key), sorted."""
+    columns = await store.query_columns("SELECT org, key FROM campaign_idempotency_keys")
+    if not columns:
+        return np.zeros(0, dtype=np.int64)
+    orgs, keys = columns
+    return np.sort(np.fromiter(map(hash, zip(orgs, keys, strict=True)), np.int64, len(keys)))
 
 
 async def record_idempotency_key(

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from core import lifecycle, queries
 from core.clickhouse import Store
-from core.ledger import CampaignLedger, CampaignNotFound, VersionMismatch
+from core.ledger import CampaignLedger, CampaignNotFound, IdempotencyKeyReused, VersionMismatch
 from core.settings import Settings
 from schemas.campaigns import CampaignCreate, CampaignPatch, CampaignStatus
 
@@ -87,3 +87,48 @@ async def test_an_id_read_as_absent_can_still_be_created(ledger: CampaignLedger)
         await ledger.get("acme", "cmp_later")
     created, _ = await ledger.create("acme", CampaignCreate(name="Later", id="cmp_later"))
     assert (await ledger.get("acme", "cmp_later")).version == created.version
+
+
+async def test_idempotency_keys_recorded_before_the_process_began_are_found(
+    settings: Settings, store: Store, producer: AIOKafkaProducer, ledger: CampaignLedger
+) -> None:
+    body = CampaignCreate(name="Once")
+    first, replayed = await ledger.create("acme", body, idempotency_key="k-1")
+    assert not replayed
+    later = CampaignLedger(settings, store, producer, sole_writer=True)  # a restart
+    again, replayed = await later.create("acme", body, idempotency_key="k-1")
+    assert replayed
+    assert again.id == first.id
+    with pytest.raises(IdempotencyKeyReused):
+        await later.create("acme", CampaignCreate(name="Other"), idempotency_key="k-1")
+    other_org, replayed = await later.create("globex", body, idempotency_key="k-1")
+    assert not replayed
+    assert other_org.id != first.id
+
+
+async def test_keys_the_sole_writer_recorded_are_known_without_the_store(
+    store: Store, ledger: CampaignLedger
+) -> None:
+    body = CampaignCreate(name="Once")
+    first, _ = await ledger.create("acme", body, idempotency_key="k-mem")
+    await store.command("TRUNCATE TABLE campaign_idempotency_keys")
+    again, replayed = await ledger.create("acme", body, idempotency_key="k-mem")
+    assert replayed
+    assert again.id == first.id
+
+
+async def test_recorded_keys_past_the_bound_are_still_found(
+    monkeypatch: pytest.MonkeyPatch, ledger: CampaignLedger
+) -> None:
+    monkeypatch.setattr("core.ledger._RecordedKeys._MAX_RECORDED", 3)
+    made = {}
+    for n in range(8):
+        made[n], _ = await ledger.create(
+            "acme", CampaignCreate(name=f"c{n}"), idempotency_key=f"b-{n}"
+        )
+    for n in range(8):
+        again, replayed = await ledger.create(
+            "acme", CampaignCreate(name=f"c{n}"), idempotency_key=f"b-{n}"
+        )
+        assert replayed, n
+        assert again.id == made[n].id
