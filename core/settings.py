@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     etl_max_reported_errors: int = Field(
         default=10_000, description="Errors listed in a load report (the rejected file has all)."
     )
+    etl_max_waiting_uploads: int = Field(
+        default=4,
+        ge=0,
+        description="Uploads that may wait while one loads (503 past it); one organisation holds"
+        " at most half of the places, running one included (429 past it).",
+    )
 
     # Auth
     jwt_secret: str = Field(

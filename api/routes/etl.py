@@ -1,7 +1,6 @@
 """`POST /etl/uploads`: a performance CSV streamed to disk, loaded, answered with its report;
 `GET /etl/uploads/{loadId}/rejected`: the rejected rows of one of the caller's loads."""
 
-import asyncio
 import re
 import shutil
 import uuid
@@ -12,8 +11,15 @@ from fastapi import APIRouter, File, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from api.deps import PrincipalDep, ServicesDep
-from api.errors import InvalidInput, NotFound, PayloadTooLarge
+from api.deps import PrincipalDep, Services, ServicesDep
+from api.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+from etl.executor import UPLOADS, QueueFull
 from etl.loader import LoadRefused, Outputs, load_file
 from schemas.api import Problem
 from schemas.etl import LoadReport
@@ -38,12 +44,44 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     413: {"model": Problem, "description": "The file exceeds FK_ETL_MAX_UPLOAD_BYTES."},
     422: {"model": Problem, "description": "No file, or it lacks required columns / a header."},
+    429: {
+        "model": Problem,
+        "description": "The organisation's uploads hold half of the load queue (Retry-After).",
+    },
+    503: {
+        "model": Problem,
+        "description": "FK_ETL_MAX_WAITING_UPLOADS uploads already wait (Retry-After).",
+    },
 }
 
 
 def _load_dir(root: Path, org: str, load_id: str) -> Path:
     # The organisation is part of the path, so another organisation cannot name the load.
     return root / "etl" / _SAFE_NAME.sub("_", org) / load_id
+
+
+def _copy_and_load(
+    services: Services,
+    upload: UploadFile,
+    source: Path,
+    outputs: Outputs,
+    org: str,
+    load_id: str,
+) -> LoadReport:
+    """The upload's file copied to `source` (at most FK_ETL_MAX_UPLOAD_BYTES) and loaded; run
+    on the load queue's thread."""
+    settings = services.settings
+    _copy_limited(upload, source, settings.etl_max_upload_bytes)
+    return load_file(
+        services.store,
+        source,
+        outputs,
+        org=org,
+        name=upload.filename or "upload.csv",
+        load_id=load_id,
+        max_errors=settings.etl_max_reported_errors,
+        rollups=services.rollups,
+    )
 
 
 def _copy_limited(upload: UploadFile, target: Path, limit: int) -> int:
@@ -70,25 +108,38 @@ async def upload(
 ) -> LoadReport:
     """Valid rows are stored even when others are rejected; loading the same rows again stores
     nothing twice. Rows are listed in `errors` by physical line; all rejected rows are
-    downloadable from `GET /etl/uploads/{loadId}/rejected`."""
+    downloadable from `GET /etl/uploads/{loadId}/rejected`.
+
+    Uploads load one at a time on a queue of their own; past FK_ETL_MAX_WAITING_UPLOADS
+    waiting the answer is 503, and an organisation holding half of the queue's places gets 429,
+    both with Retry-After."""
     settings = services.settings
     load_id = uuid.uuid4().hex
     directory = _load_dir(settings.data_dir.resolve(), principal.org, load_id)
     directory.mkdir(parents=True)
     source = directory / "upload.csv"
+    outputs = Outputs(report=directory / "report.json", rejected=directory / "rejected.csv")
     try:
-        await asyncio.to_thread(_copy_limited, file, source, settings.etl_max_upload_bytes)
-        report = await asyncio.to_thread(
-            load_file,
-            services.store,
+        report = await UPLOADS.run(
+            principal.org,
+            settings.etl_max_waiting_uploads,
+            _copy_and_load,
+            services,
+            file,
             source,
-            Outputs(report=directory / "report.json", rejected=directory / "rejected.csv"),
-            org=principal.org,
-            name=file.filename or "upload.csv",
-            load_id=load_id,
-            max_errors=settings.etl_max_reported_errors,
-            rollups=services.rollups,
+            outputs,
+            principal.org,
+            load_id,
         )
+    except QueueFull as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        busy = ServiceUnavailable if exc.everyone else TooManyRequests
+        raise busy(
+            "Too many uploads are waiting to load; try again later."
+            if exc.everyone
+            else "Your organisation's uploads fill its share of the load queue; try again later.",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
     except LoadRefused as exc:
         shutil.rmtree(directory, ignore_errors=True)
         raise InvalidInput(str(exc)) from None
