@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from core import queries as shared
+from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
 from core.coalesce import Gathered
 from core.rollups import window_starts
@@ -279,6 +280,7 @@ async def write_endpoint(
         [[v] for v in row],
         shared.ENDPOINT_COLUMNS,
     )
+    ENDPOINT_WRITES.bump()  # a dispatcher in this process reads the endpoint again
 
 
 # -- dashboard ------------------------------------------------------------------------------

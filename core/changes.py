@@ -26,6 +26,9 @@ class LocalChanges:
 ENGAGEMENT_WRITES = LocalChanges()
 """Bumped by every write of engagement rows: the stream's sink and batch loads (which also write
 the creators table)."""
+ENDPOINT_WRITES = LocalChanges()
+"""Bumped by every write of webhook endpoint rows (the API's changes, the dispatcher's
+disabling)."""
 CAMPAIGN_WRITES = LocalChanges()
 """Bumped by every write of campaign rows (the API's ledger and the worker's projection)."""
 

@@ -4,6 +4,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
 from streams.deliveries import Delivery, EndpointConfig
 
@@ -211,3 +212,4 @@ async def disable_endpoint(store: Store, endpoint_id: str, reason: str, version:
         " FROM webhook_endpoints FINAL WHERE id = {id:String}",
         {"id": endpoint_id, "reason": reason, "version": version},
     )
+    ENDPOINT_WRITES.bump()

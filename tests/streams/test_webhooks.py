@@ -465,3 +465,31 @@ async def test_a_retry_after_a_secret_rotation_is_signed_with_the_new_secret(
     assert [r.body["data"]["campaignId"] for r in receiver.received] == ["cmp_rotated_retry"]
     # Within the grace period the old secret signs too.
     assert len(receiver.received[0].headers["webhook-signature"].split(" ")) == 2
+
+
+async def test_on_a_chdb_store_an_endpoint_is_read_again_only_after_an_endpoint_write(
+    client: httpx.AsyncClient, orchestrator: Orchestrator, receiver: Receiver, store: Store
+) -> None:
+    """chDB opens its data in one process only, so every endpoint write passes this process's
+    count: without one, the endpoint read before is current and no store query is made. A row
+    slipped into the store behind the count (which no writer does) shows which one is used."""
+    endpoint = await register(client, receiver)
+    dispatcher = orchestrator.dispatcher
+    read = await dispatcher.current_endpoint(endpoint["id"])
+    assert read is not None
+    assert read.enabled
+    await store.command(
+        "INSERT INTO webhook_endpoints SELECT id, org, url, event_types, secret, previous_secret,"
+        " previous_expires_at, 0, 'behind', version + 1, created_at, now64(3)"
+        " FROM webhook_endpoints FINAL WHERE id = {id:String}",
+        {"id": endpoint["id"]},
+    )
+    cached = await dispatcher.current_endpoint(endpoint["id"])
+    assert cached is not None
+    assert cached.enabled
+    # A write through the API (which reads the row slipped in, so it disables it again).
+    response = await client.patch(f"/webhooks/endpoints/{endpoint['id']}", json={"enabled": False})
+    assert response.status_code == 200
+    current = await dispatcher.current_endpoint(endpoint["id"])
+    assert current is not None
+    assert not current.enabled
