@@ -156,6 +156,18 @@ class Settings(BaseSettings):
         description="Uploads that may wait while one loads (503 past it); one organisation holds"
         " at most half of the places, running one included (429 past it).",
     )
+    etl_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Upload reports and rejected rows are removed this long after their load"
+        " (swept at start and hourly; GET .../rejected answers 404 past it).",
+    )
+    etl_max_stored_mb_per_org: float = Field(
+        default=500,
+        gt=0,
+        description="Reports and rejected rows kept per organisation; past it its oldest loads"
+        " are removed first (the newest load is always kept).",
+    )
 
     # Auth
     jwt_secret: str = Field(

@@ -59,6 +59,15 @@ class LoadQueue:
         job.add_done_callback(lambda _: self._release(org))
         return await asyncio.wrap_future(job)
 
+    async def run_housekeeping(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the queue's thread between loads, outside the admission count
+        (the operator's own upkeep, such as removing expired loads)."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl")
+            job = self._executor.submit(fn, *args)
+        return await asyncio.wrap_future(job)
+
     def _timed(self, fn: Callable[..., T], *args: Any) -> T:
         started = time.monotonic()
         try:

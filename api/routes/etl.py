@@ -1,13 +1,16 @@
 """`POST /etl/uploads`: a performance CSV streamed to disk, loaded, answered with its report;
 `GET /etl/uploads/{loadId}/rejected`: the rejected rows of one of the caller's loads."""
 
-import re
+import asyncio
 import shutil
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile
+import structlog
+from fastapi import APIRouter, FastAPI, File, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
@@ -19,18 +22,20 @@ from api.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
+from core.settings import Settings
 from etl.executor import UPLOADS, QueueFull
 from etl.loader import LoadRefused, Outputs, load_file
+from etl.storage import UploadStore
 from schemas.api import Problem
 from schemas.etl import LoadReport
 
-router = APIRouter(tags=["etl"])
+log = structlog.get_logger(__name__)
 
 UPLOAD_PATH = "/etl/uploads"
 MULTIPART_OVERHEAD = 64 * 1024
 """Room for multipart boundaries and part headers on top of the file size limit."""
 _CHUNK = 1024 * 1024
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+SWEEP_INTERVAL_SECONDS = 3600.0
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -55,9 +60,36 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _load_dir(root: Path, org: str, load_id: str) -> Path:
-    # The organisation is part of the path, so another organisation cannot name the load.
-    return root / "etl" / _SAFE_NAME.sub("_", org) / load_id
+def upload_store(settings: Settings) -> UploadStore:
+    """Where this platform's uploads keep their reports and rejected rows."""
+    return UploadStore(
+        root=settings.data_dir.resolve() / "etl",
+        retention_seconds=settings.etl_retention_days * 86_400,
+        max_bytes_per_org=int(settings.etl_max_stored_mb_per_org * 1024 * 1024),
+    )
+
+
+@asynccontextmanager
+async def sweeping(app: FastAPI) -> AsyncIterator[None]:
+    """Remove loads past the retention at start and then hourly, on the load queue's thread."""
+    uploads = upload_store(app.state.services.settings)
+
+    async def sweep() -> None:
+        while True:
+            try:
+                await UPLOADS.run_housekeeping(uploads.sweep)
+            except OSError as exc:  # a full or read-only disk: try again next time
+                log.warning("etl.sweep_failed", error=str(exc))
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+router = APIRouter(tags=["etl"], lifespan=sweeping)
 
 
 def _copy_and_load(
@@ -68,11 +100,12 @@ def _copy_and_load(
     org: str,
     load_id: str,
 ) -> LoadReport:
-    """The upload's file copied to `source` (at most FK_ETL_MAX_UPLOAD_BYTES) and loaded; run
-    on the load queue's thread."""
+    """The upload's file copied to `source` (at most FK_ETL_MAX_UPLOAD_BYTES) and loaded, then
+    the organisation's oldest loads removed past its quota; run on the load queue's thread."""
     settings = services.settings
+    source.parent.mkdir(parents=True)
     _copy_limited(upload, source, settings.etl_max_upload_bytes)
-    return load_file(
+    report = load_file(
         services.store,
         source,
         outputs,
@@ -82,6 +115,9 @@ def _copy_and_load(
         max_errors=settings.etl_max_reported_errors,
         rollups=services.rollups,
     )
+    source.unlink(missing_ok=True)
+    upload_store(settings).enforce_quota(org, keep=load_id)
+    return report
 
 
 def _copy_limited(upload: UploadFile, target: Path, limit: int) -> int:
@@ -115,8 +151,7 @@ async def upload(
     both with Retry-After."""
     settings = services.settings
     load_id = uuid.uuid4().hex
-    directory = _load_dir(settings.data_dir.resolve(), principal.org, load_id)
-    directory.mkdir(parents=True)
+    directory = upload_store(settings).load_dir(principal.org, load_id)
     source = directory / "upload.csv"
     outputs = Outputs(report=directory / "report.json", rejected=directory / "rejected.csv")
     try:
@@ -132,7 +167,6 @@ async def upload(
             load_id,
         )
     except QueueFull as exc:
-        shutil.rmtree(directory, ignore_errors=True)
         busy = ServiceUnavailable if exc.everyone else TooManyRequests
         raise busy(
             "Too many uploads are waiting to load; try again later."
@@ -166,8 +200,11 @@ async def rejected_rows(
     principal: PrincipalDep,
     load_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")],
 ) -> FileResponse:
-    path = _load_dir(services.settings.data_dir.resolve(), principal.org, load_id)
-    path = path / "rejected.csv"
-    if not path.is_file():
+    uploads = upload_store(services.settings)
+    path = uploads.load_dir(principal.org, load_id) / "rejected.csv"
+    earlier = uploads.earlier_load_dir(principal.org, load_id)
+    if not path.is_file() and earlier is not None:
+        path = earlier / "rejected.csv"
+    if not path.is_file() or uploads.expired(path):
         raise NotFound(f"No rejected rows for load {load_id}.")
     return FileResponse(path, media_type="text/csv", filename=f"{load_id}.rejected.csv")

@@ -4,7 +4,9 @@ the threads the engagement sink needs nor grows without bound."""
 
 import asyncio
 import io
+import os
 import time
+from pathlib import Path
 
 import httpx
 
@@ -101,3 +103,118 @@ async def test_uploads_past_the_queue_are_refused_with_retry_after(
         assert UPLOADS.admitted == 0
         # Room again once the queue drained.
         assert (await _upload(client, b, body)).status_code == 200
+
+
+# -- what uploads leave on disk --------------------------------------------------------------
+
+_REJECTS = (
+    "campaignId,influencerId,platform,views,likes,comments,shares\n"
+    + "cmp_r,inf_r,myspace,10,1,0,0\n" * 50
+    + "cmp_r,inf_ok,instagram,10,1,0,0\n"
+).encode()
+
+
+async def _rejecting_upload(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await _upload(client, headers, _REJECTS)
+    assert response.status_code == 200, response.text
+    link: str = response.json()["rejectedFile"]
+    assert (await client.get(link, headers=headers)).status_code == 200
+    return link
+
+
+def _load_folders(settings: Settings) -> list[Path]:
+    return sorted(p.parent for p in settings.data_dir.rglob("report.json"))
+
+
+def _age(folder: Path, days: float) -> None:
+    """Date a load's folder and files `days` back, as if it had been made then."""
+    then = time.time() - days * 86_400
+    for path in [*folder.rglob("*"), folder]:
+        os.utime(path, (then, then))
+
+
+async def test_organisation_folders_cannot_climb_or_collide(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    """Organisations named `..`, `a/b`, `a_b`, `a.b` or a thousand characters each keep their
+    loads in a folder of their own directly under `<data dir>/etl`; none can read another's."""
+    orgs = ["..", "../..", "a/b", "a_b", "a.b", "a b", "é" * 1000, "acme"]
+    async with api_client(settings, store) as client:
+        links = {org: await _rejecting_upload(client, bearer(settings, org)) for org in orgs}
+        for org, link in links.items():
+            for other in orgs:
+                if other != org:
+                    foreign = await client.get(link, headers=bearer(settings, other))
+                    assert_problem(foreign, 404)
+    root = (settings.data_dir / "etl").resolve()
+    folders = _load_folders(settings)
+    assert len(folders) == len(orgs)
+    assert {f.resolve().parent.parent for f in folders} == {root}  # no climbing
+    assert len({f.parent for f in folders}) == len(orgs)  # no sharing
+    assert all(".." not in f.parts and len(f.parent.name) < 100 for f in folders)
+
+
+async def test_loads_past_the_retention_are_not_served_and_are_swept(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    """A load older than FK_ETL_RETENTION_DAYS answers 404 at once and is removed by the
+    sweep at start; loads within the retention keep working."""
+    settings = settings.model_copy(update={"etl_retention_days": 7})
+    a = bearer(settings, ORG_A)
+    async with api_client(settings, store) as client:
+        old_link = await _rejecting_upload(client, a)
+        [old_folder] = _load_folders(settings)
+        young_link = await _rejecting_upload(client, a)
+        _age(old_folder, days=8)
+        assert_problem(await client.get(old_link, headers=a), 404)
+        assert (await client.get(young_link, headers=a)).status_code == 200
+    async with api_client(settings, store) as client:  # a restart sweeps
+        await wait_until(lambda: not old_folder.exists())
+        assert (await client.get(young_link, headers=a)).status_code == 200
+    assert len(_load_folders(settings)) == 1
+
+
+async def test_an_organisations_loads_beyond_its_quota_go_oldest_first(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    """With FK_ETL_MAX_STORED_MB_PER_ORG room for three and a half loads, each new load
+    removes its organisation's oldest ones past the quota; another organisation's are kept."""
+    async with api_client(settings, store) as client:
+        await _rejecting_upload(client, bearer(settings, "sizer"))
+    [sample] = _load_folders(settings)
+    one_load = sum(p.stat().st_size for p in sample.iterdir())
+    quota = 3.5 * one_load
+    settings = settings.model_copy(update={"etl_max_stored_mb_per_org": quota / 1024 / 1024})
+    a, b = bearer(settings, ORG_A), bearer(settings, ORG_B)
+    async with api_client(settings, store) as client:
+        theirs = await _rejecting_upload(client, b)
+        mine = [await _rejecting_upload(client, a) for _ in range(5)]
+        served = [(await client.get(link, headers=a)).status_code for link in mine]
+        assert served == [404, 404, 200, 200, 200]
+        assert (await client.get(theirs, headers=b)).status_code == 200
+    stored = sum(
+        p.stat().st_size
+        for p in (settings.data_dir / "etl").rglob("*")
+        if p.is_file() and p.parent.parent.name.startswith(f"{ORG_A}+")
+    )
+    assert 2.5 * one_load < stored <= quota  # three loads (reports differ by a few bytes)
+
+
+async def test_loads_of_the_earlier_layout_are_served_only_where_the_folder_was_unambiguous(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    """Folders from before were named by the organisation with odd characters made `_`: the
+    `acme` folder can only be acme's (still served within the retention), the `a_b` one may be
+    `a/b`'s (never served)."""
+    load_id = "0123456789abcdef0123456789abcdef"
+    for folder in ("acme", "a_b"):
+        earlier = settings.data_dir / "etl" / folder / load_id
+        earlier.mkdir(parents=True)
+        (earlier / "rejected.csv").write_text("line,column,reason\n")
+    link = f"/etl/uploads/{load_id}/rejected"
+    async with api_client(settings, store) as client:
+        assert (await client.get(link, headers=bearer(settings, ORG_A))).status_code == 200
+        for org in ("a_b", "a/b", ORG_B):
+            assert_problem(await client.get(link, headers=bearer(settings, org)), 404)
+        _age(settings.data_dir / "etl" / ORG_A / load_id, days=31)
+        assert_problem(await client.get(link, headers=bearer(settings, ORG_A)), 404)
