@@ -220,6 +220,22 @@ class Settings(BaseSettings):
     webhook_endpoint_concurrency: int = Field(
         default=8, ge=1, description="In-flight deliveries per endpoint (a slow one waits alone)."
     )
+    webhook_org_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "In-flight deliveries per organisation over all its endpoints: endpoints that never"
+            " answer hold at most this many of the dispatcher's connections."
+        ),
+    )
+    webhook_max_connections: int = Field(
+        default=512,
+        ge=1,
+        description=(
+            "In-flight deliveries (and open connections) per dispatcher; when all are taken,"
+            " freed ones go to the organisations with waiting deliveries in turn."
+        ),
+    )
     webhook_max_replays_per_minute: int = Field(
         default=10,
         ge=0,

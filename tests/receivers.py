@@ -3,6 +3,7 @@ official `standardwebhooks` library and record what they saw."""
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     path: str = ""
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (`time.monotonic()`)."""
 
 
 @dataclass

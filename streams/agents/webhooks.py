@@ -1,7 +1,14 @@
-"""The webhook dispatcher: holds this worker's pending deliveries in a due-time heap, sends them
-with per-endpoint concurrency (a slow or hung endpoint only occupies its own slots), retries with
-back-off, dead-letters final failures and records every attempt in the audit log. Each attempt,
-a pending retry's included, uses its endpoint as stored at that moment (enabled, secrets).
+"""The webhook dispatcher: holds this worker's pending deliveries in a due-time heap, sends them,
+retries with back-off, dead-letters final failures and records every attempt in the audit log.
+Each attempt, a pending retry's included, uses its endpoint as stored at that moment (enabled,
+secrets).
+
+Shares: an endpoint has at most `webhook_endpoint_concurrency` attempts in flight, an
+organisation at most `webhook_org_concurrency` over all its endpoints (the settings' endpoints
+are one more share), the dispatcher at most `webhook_max_connections`, its connection pool's size,
+so an attempt never waits for a connection. Due deliveries wait in their endpoint's queue; free
+slots go to the organisations with waiting deliveries in turn, and within one to its endpoints in
+turn. Endpoints that never answer thus hold only their organisation's share.
 
 Durability: every delivery is in `webhook_deliveries` (state pending) before it is attempted, and
 each state change is written there in small batches; on start-up and every sweep the pending
@@ -15,7 +22,7 @@ import heapq
 import itertools
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -30,6 +37,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 
 from core import metrics
+from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
 from core.netguard import AddressRefused, guarded_client, masked_url
@@ -99,13 +107,27 @@ class Dispatcher(mode.Service):
         self._endpoint_reads: Gathered[str, EndpointConfig] = Gathered(
             partial(queries.endpoints_by_id, store)
         )
+        self._sole_writer = settings.store_url.startswith("chdb:")
+        """chDB opens its data in one process only: every endpoint write is this process's
+        (`ENDPOINT_WRITES` counts them), so an endpoint read since the last write is current."""
+        self._read_at: dict[str, int] = {}
+        """Per registered endpoint, the count of endpoint writes when it was last read."""
         self.partitions: set[int] = set()
         self.held: set[str] = set()
         self._heap: list[tuple[float, int, Delivery]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._queues: dict[str, deque[Delivery]] = {}
-        self._workers: dict[str, int] = {}
+        """Per endpoint: due deliveries not started yet."""
+        self._ready: dict[str, deque[str]] = {}
+        """Per share: its endpoints with a queued delivery and a free slot, in turn."""
+        self._ready_endpoints: set[str] = set()
+        self._turns: deque[str] = deque()
+        """Shares with a ready endpoint and a free slot, in turn."""
+        self._waiting_shares: set[str] = set()
+        self._endpoint_busy: Counter[str] = Counter()
+        self._share_busy: Counter[str] = Counter()
+        self._in_flight = 0
         self._senders: set[asyncio.Task[None]] = set()
         self._states: list[queries.DeliveryRow] = []
         self._attempts: list[tuple[Any, ...]] = []
@@ -122,7 +144,9 @@ class Dispatcher(mode.Service):
     async def on_start(self) -> None:
         s = self.settings
         self.client = guarded_client(
-            s.webhook_allowed, timeout=s.webhook_timeout_seconds, max_connections=512
+            s.webhook_allowed,
+            timeout=s.webhook_timeout_seconds,
+            max_connections=s.webhook_max_connections,
         )
         self.producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)
         self.commands = AIOKafkaConsumer(
@@ -168,10 +192,15 @@ class Dispatcher(mode.Service):
         """The endpoint as it is now, None when it is gone. A registered one is read from the
         store (reads asked for while one runs are gathered into the next), so a change made
         through the API in any process (disabled, enabled again, a rotated secret) holds from
-        the next attempt on; the settings' endpoints change only in this process."""
+        the next attempt on; the settings' endpoints change only in this process. On a chDB
+        store, which only this process can write, it is read again only after a write."""
         if any(e.id == endpoint_id for e in self.configured):
             return self.endpoints.get(endpoint_id)
+        writes = ENDPOINT_WRITES.version
+        if self._sole_writer and self._read_at.get(endpoint_id) == writes:
+            return self.endpoints.get(endpoint_id)
         endpoint = await self._endpoint_reads.get(endpoint_id)
+        self._read_at[endpoint_id] = writes
         if endpoint is None:
             self.endpoints.pop(endpoint_id, None)
         else:
@@ -224,22 +253,69 @@ class Dispatcher(mode.Service):
         if delivery.partition not in self.partitions:
             self.held.discard(delivery.delivery_id)  # its new owner loads it
             return
-        queue = self._queues.setdefault(delivery.endpoint_id, deque())
-        queue.append(delivery)
-        running = self._workers.get(delivery.endpoint_id, 0)
-        if running < self.settings.webhook_endpoint_concurrency:
-            self._workers[delivery.endpoint_id] = running + 1
-            task = asyncio.create_task(self._drain(delivery.endpoint_id))
+        endpoint = self.endpoints.get(delivery.endpoint_id)
+        share = endpoint.org if endpoint is not None else delivery.org
+        self._queues.setdefault(delivery.endpoint_id, deque()).append(delivery)
+        self._mark_ready(delivery.endpoint_id, share)
+        self._admit()
+
+    def _mark_ready(self, endpoint_id: str, share: str) -> None:
+        """Put the endpoint in its share's turn, and the share in the turn of shares, if each
+        has waiting deliveries and a free slot (and is not there already)."""
+        if (
+            endpoint_id not in self._ready_endpoints
+            and self._queues.get(endpoint_id)
+            and self._endpoint_busy[endpoint_id] < self.settings.webhook_endpoint_concurrency
+        ):
+            self._ready_endpoints.add(endpoint_id)
+            self._ready.setdefault(share, deque()).append(endpoint_id)
+        if (
+            share not in self._waiting_shares
+            and self._ready.get(share)
+            and self._share_busy[share] < self.settings.webhook_org_concurrency
+        ):
+            self._waiting_shares.add(share)
+            self._turns.append(share)
+
+    def _admit(self) -> None:
+        """Start attempts while connections are free: one per share in turn."""
+        while self._turns and self._in_flight < self.settings.webhook_max_connections:
+            if self.should_stop:
+                return
+            share = self._turns.popleft()
+            self._waiting_shares.discard(share)
+            ring = self._ready[share]
+            endpoint_id = ring.popleft()
+            if not ring:
+                del self._ready[share]
+            self._ready_endpoints.discard(endpoint_id)
+            queue = self._queues[endpoint_id]
+            delivery = queue.popleft()
+            if not queue:
+                del self._queues[endpoint_id]
+            self._endpoint_busy[endpoint_id] += 1
+            self._share_busy[share] += 1
+            self._in_flight += 1
+            task = asyncio.create_task(self._send(delivery, share))
             self._senders.add(task)
             task.add_done_callback(self._senders.discard)
+            self._mark_ready(endpoint_id, share)
 
-    async def _drain(self, endpoint_id: str) -> None:
-        queue = self._queues[endpoint_id]
+    async def _send(self, delivery: Delivery, share: str) -> None:
+        endpoint_id = delivery.endpoint_id
         try:
-            while queue and not self.should_stop:
-                await self._attempt(queue.popleft())
+            if delivery.partition in self.partitions:
+                await self._attempt(delivery)
+            else:
+                self.held.discard(delivery.delivery_id)  # revoked while it waited
         finally:
-            self._workers[endpoint_id] -= 1
+            self._in_flight -= 1
+            for busy, key in ((self._endpoint_busy, endpoint_id), (self._share_busy, share)):
+                busy[key] -= 1
+                if busy[key] <= 0:
+                    del busy[key]
+            self._mark_ready(endpoint_id, share)
+            self._admit()
 
     async def _attempt(self, delivery: Delivery) -> None:
         assert self.client is not None
