@@ -215,7 +215,8 @@ class CampaignLedger:
 
     async def _commit(self, event: CampaignEvent) -> None:
         """Publish first (the topic is the source of truth), then record the version so the next
-        command sees it. If the process dies in between, the worker's projection records it."""
+        command sees it. If the process dies in between, the worker's projection records it.
+        With `ack_after_store` the in-process projection has recorded it once the wait returns."""
         try:
             record = await asyncio.wait_for(
                 self.producer.send_and_wait(
@@ -229,13 +230,17 @@ class CampaignLedger:
             raise CommandNotPublished(type(exc).__name__) from exc
         # With the embedded broker the worker's projection records the version first, after the
         # event's webhook deliveries: the version never shows before they are stored.
-        if self.ack_after_store and not await STORED.wait(
+        stored = self.ack_after_store and await STORED.wait(
             [(record.topic, record.partition, record.offset)],
             self.settings.ack_store_timeout_seconds,
-        ):
-            # Published, only stored late: the version is recorded below so the answer holds.
-            log.warning("campaign.fan_out_late", campaign_id=event.campaign_id)
-        await queries.insert_campaigns(self.store, [event.current])
+        )
+        # Stored means the projection recorded this version (after its deliveries): a second row
+        # of it would only cost an insert.
+        if not stored:
+            if self.ack_after_store:
+                # Published, only stored late: the version is recorded here so the answer holds.
+                log.warning("campaign.fan_out_late", campaign_id=event.campaign_id)
+            await queries.insert_campaigns(self.store, [event.current])
         log.info(
             "campaign.changed",
             campaign_id=event.campaign_id,

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     # (measured: 20k-row inserts cost twice as much per row as 50k-row ones).
     sink_max_batch: int = 50_000
     sink_poll_timeout_ms: int = 100
+    sink_min_insert_interval_ms: int = Field(
+        default=200,
+        ge=0,
+        description="Under a steady stream, at least this long between the starts of two event"
+        " inserts (each costs the store a part per table it feeds, whatever its size); an idle"
+        " platform's first event is inserted at once.",
+    )
     max_future_skew_seconds: int = 300
     default_org: str = Field(
         default="demo",

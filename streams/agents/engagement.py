@@ -229,18 +229,28 @@ class EngagementConsumer(mode.Service):
         poll joins the same insert, up to that many records, because fewer, larger inserts cost
         the store less (its merge CPU halved on million-event runs: docs/faust-profiling.md).
         A smaller poll means the consumer has caught up, and lands as soon as the batch before
-        it is stored; the last poll of a backlog waits at most one poll timeout (100 ms).
+        it is stored and `FK_SINK_MIN_INSERT_INTERVAL_MS` after the previous insert began (polls
+        meanwhile join it: a steady stream makes at most a few inserts a second, each of which
+        costs the store a part per table it feeds); the last poll of a backlog waits at most one
+        poll timeout (100 ms).
         """
         assert self.consumer is not None
         timeout = self.settings.sink_poll_timeout_ms
         limit = self.settings.sink_max_batch
+        interval = self.settings.sink_min_insert_interval_ms / 1000
+        landed_at = -interval
         while not self.should_stop:
             pending = self._pending
+            # Before the next insert may start, poll only until it may.
+            wait = landed_at + interval - time.monotonic()
+            poll_ms = (
+                timeout if pending is None or wait <= 0 else max(1, min(timeout, int(wait * 1000)))
+            )
             # Reading a poll allocates a record object per message: the collector waits until
             # the poll is decoded, and runs at most once a second (see `_Collector`).
             with _COLLECTOR.paused():
                 batch = await self.consumer.getmany(
-                    timeout_ms=timeout,
+                    timeout_ms=poll_ms,
                     max_records=max(limit - (pending.received if pending else 0), 1),
                 )
             polled = 0
@@ -258,8 +268,11 @@ class EngagementConsumer(mode.Service):
             pending = self._pending
             # A small poll means the consumer has caught up: land now. A large one means a
             # backlog: gather the next poll into the same insert, up to the limit.
-            if pending is not None and (polled < limit // _BACKLOG or pending.received >= limit):
+            caught_up = polled < limit // _BACKLOG
+            due = time.monotonic() >= landed_at + interval
+            if pending is not None and ((caught_up and due) or pending.received >= limit):
                 await self.settle()
+                landed_at = time.monotonic()
                 self._land_pending()
 
     async def settle(self) -> None:

@@ -112,6 +112,8 @@ class Dispatcher(mode.Service):
         (`ENDPOINT_WRITES` counts them), so an endpoint read since the last write is current."""
         self._read_at: dict[str, int] = {}
         """Per registered endpoint, the count of endpoint writes when it was last read."""
+        self._listed_at: int | None = None
+        """The count of endpoint writes when the endpoint list was last read."""
         self.partitions: set[int] = set()
         self.held: set[str] = set()
         self._heap: list[tuple[float, int, Delivery]] = []
@@ -180,10 +182,16 @@ class Dispatcher(mode.Service):
     # -- inputs ------------------------------------------------------------------------------
 
     async def reload_endpoints(self) -> None:
+        """Read the registered endpoints (each organisation's oldest, up to its quota). On a
+        chDB store, which only this process writes, only when an endpoint was written since."""
+        writes = ENDPOINT_WRITES.version
+        if self._sole_writer and self._listed_at == writes:
+            return
         registered = await queries.registered_endpoints(
             self.store, self.settings.webhook_max_endpoints_per_org
         )
         self.endpoints = {e.id: e for e in (*self.configured, *registered)}
+        self._listed_at = writes
 
     def matching_endpoints(self) -> list[EndpointConfig]:
         return list(self.endpoints.values())
