@@ -118,5 +118,12 @@ async def test_campaign_commands_answer_after_their_webhooks_are_stored(
         )
         assert changed.status_code == 200, changed.text
         assert await pending_deliveries(store, campaign["id"]) == {1: 1, 2: 1}
+        # The projection recorded each version before the answer; the ledger adds no second row.
+        rows = await store.query_rows(
+            "SELECT version, count() FROM campaigns WHERE id = {c:String} GROUP BY version"
+            " ORDER BY version",
+            {"c": campaign["id"]},
+        )
+        assert rows == [(1, 1), (2, 1)]
     finally:
         await orchestrator.stop()
