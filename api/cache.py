@@ -78,7 +78,10 @@ class TtlCache(Generic[V]):
             if age < entry[3]:
                 _HIT.inc()
                 return entry[1]
-            if age < self.max_stale:
+            # An entry kept fresh past the TTL (an expensive load, the refresh budget) may be
+            # served stale as long past its freshness as a TTL-fresh one: its next read then
+            # refreshes it in the background instead of waiting for a load.
+            if age < max(self.max_stale, entry[3] + self.max_stale - self.ttl):
                 _STALE.inc()
                 self._refresh(key, load, version)
                 return entry[1]

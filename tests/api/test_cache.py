@@ -183,3 +183,27 @@ async def test_refreshes_of_many_keys_together_stay_within_the_refresh_budget(
     assert len(refreshed) == 10, "the budget starved some refreshes"
     unbudgeted, _, _ = await spend(TtlCache(ttl=0.0, max_stale=60))
     assert unbudgeted > 10 * spent  # what no budget costs
+
+
+async def test_an_entry_fresh_past_max_stale_is_refreshed_in_the_background_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 2 s load with a share of 1/100 stays fresh for 200 s, longer than `max_stale` (60 s):
+    read after that, it is still answered at once while one refresh runs."""
+    clock = [1000.0]
+    monkeypatch.setattr("api.cache.time.monotonic", lambda: clock[0])
+    cache: TtlCache[int] = TtlCache(ttl=1.0, max_stale=60, load_share=0.01)
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        clock[0] += 2.0
+        return loads
+
+    assert await cache.get("k", load) == 1
+    clock[0] += 210.0  # past its 200 s of freshness, within 59 s more
+    assert await cache.get("k", load) == 1  # the stale answer, at once
+    await asyncio.sleep(0)
+    assert loads == 2  # refreshed in the background
+    assert await cache.get("k", load) == 2
