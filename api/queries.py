@@ -7,8 +7,8 @@ from core import queries as shared
 from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
 from core.coalesce import Gathered
-from core.rollups import window_starts
-from schemas.api import EntityMetrics, MetricsWindow
+from core.rollups import metrics_window, window_starts
+from schemas.api import EntityMetrics
 from schemas.campaigns import Campaign, CampaignStatus
 from schemas.dashboard import (
     CampaignActivity,
@@ -39,22 +39,6 @@ _METRICS_SQL = {
 }
 
 
-def _window(values: tuple[int, ...]) -> MetricsWindow:
-    views, likes, comments, shares, saves, events = (int(v) for v in values)
-    engagements = likes + comments + shares
-    rate = round(engagements / views * 100, 4) if views else 0.0
-    return MetricsWindow(
-        views=views,
-        likes=likes,
-        comments=comments,
-        shares=shares,
-        saves=saves,
-        engagements=engagements,
-        engagement_rate=rate,
-        events=events,
-    )
-
-
 async def warm_up(store: Store, now: datetime) -> None:
     """Run each read once at start-up so the first client request does not pay for loading the
     store's indexes and marks."""
@@ -81,9 +65,9 @@ async def entities_metrics(
         sums[int(row[1])] = tuple(int(v) for v in row[2:8])
     return {
         entity: EntityMetrics(
-            window_1h=_window(hour),
-            window_24h=_window(day := _add(hour, rest)),
-            total=_window(_add(day, older)),
+            window_1h=metrics_window(hour),
+            window_24h=metrics_window(day := _add(hour, rest)),
+            total=metrics_window(_add(day, older)),
         )
         for entity, (hour, rest, older) in buckets.items()
     }
@@ -332,9 +316,9 @@ async def busiest_campaigns(
     items = [
         CampaignEngagement(
             campaign_id=r[0],
-            window_1h=_window(r[1:7]),
-            window_24h=_window(r[7:13]),
-            total=_window(r[13:19]),
+            window_1h=metrics_window(r[1:7]),
+            window_24h=metrics_window(r[7:13]),
+            total=metrics_window(r[13:19]),
             name=r[19],
             status=r[20],
         )

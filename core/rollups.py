@@ -97,8 +97,10 @@ def _subtract_from(sums: Sums, values: Sequence[int]) -> None:
         sums[i] -= values[i]
 
 
-def _window(sums: Sums) -> MetricsWindow:
-    views, likes, comments, shares, saves, events = sums
+def metrics_window(sums: Sequence[int]) -> MetricsWindow:
+    """A window's answer from its sums (views, likes, comments, shares, saves, events): the one
+    definition of `engagements` and `engagementRate` for both metrics paths."""
+    views, likes, comments, shares, saves, events = (int(v) for v in sums)
     engagements = likes + comments + shares
     return MetricsWindow(
         views=views,
@@ -191,7 +193,11 @@ class EngagementRollups:
                 return None
             series.advance(hour_from, day_from)
             hour, day, total = list(series.hour), list(series.day), list(series.total)
-        return EntityMetrics(window_1h=_window(hour), window_24h=_window(day), total=_window(total))
+        return EntityMetrics(
+            window_1h=metrics_window(hour),
+            window_24h=metrics_window(day),
+            total=metrics_window(total),
+        )
 
     def keys(self, kind: Kind) -> list[tuple[str, str]]:
         with self._lock:
