@@ -19,7 +19,7 @@ from core.coalesce import Gathered
 from core.ledger import CampaignLedger
 from core.rollups import EngagementRollups
 from core.settings import Settings
-from scoring.queries import RankedScope, ScopeRanking
+from scoring.queries import CampaignScopes, RankedScope, ScopeRanking
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Services:
     owners: TtlCache[str | None]
     owner_reads: Gathered[str, str]
     """The gathered look-ups of campaign owners behind `owners`."""
-    top_cache: TtlCache[ScopeRanking | None]
+    top_cache: TtlCache[ScopeRanking | CampaignScopes | None]
     known_owners: dict[str, str] = field(default_factory=dict)
     metrics_reads: dict[str, Gathered[tuple[str, str], bytes]] = field(default_factory=dict)
     """Per kind (campaign, influencer): the gathered point reads, by (organisation, id), behind

@@ -118,15 +118,16 @@ _WARM_ORGANISATIONS = 20
 
 
 async def _score_organisations(services: Services) -> None:
-    """Score the organisation-wide rankings (whole and per platform) of the organisations that
-    own campaigns, and of `FK_DEFAULT_ORG`, in the background after a start, so
-    their first requests do not wait for a scoring. A failure only costs those requests their
-    speed."""
+    """Score the rankings of the organisations that own campaigns, and of `FK_DEFAULT_ORG`
+    (every campaign, the whole organisation and each platform), in the background after a
+    start, so their first requests do not wait for a scoring. A failure only costs those
+    requests their speed."""
     try:
         rows = await services.store.query_rows(
             "SELECT DISTINCT org FROM campaigns LIMIT {n:UInt32}", {"n": _WARM_ORGANISATIONS}
         )
         for org in dict.fromkeys([services.settings.default_org, *(row[0] for row in rows)]):
+            await top_performers.campaign_scopes(services, org)
             for platform in (None, *Platform):
                 await top_performers.scope_ranking(
                     services, org, None, platform and platform.value, None
@@ -217,7 +218,9 @@ def create_app(
                 refresh_budget=settings.top_performers_refresh_share,
             ),
         )
-        warming = asyncio.create_task(_score_organisations(app.state.services))
+        warming = app.state.warming = asyncio.create_task(
+            _score_organisations(app.state.services)
+        )
         try:
             async with AsyncExitStack() as stack:
                 for extra in lifespans:

@@ -27,7 +27,7 @@ SCOPES = {
 _TOP_TEMPLATE = """
 WITH
 posts AS (
-    SELECT influencer_id, platform, sum(views) AS post_views, sum(likes) AS post_likes,
+    SELECT {by}influencer_id, platform, sum(views) AS post_views, sum(likes) AS post_likes,
            sum(comments) AS post_comments, sum(shares) AS post_shares,
            sum(saves) AS post_saves,
            log((post_likes + post_comments + post_shares + 0.5) / (post_views + 1)) AS x
@@ -37,22 +37,22 @@ posts AS (
       AND ({{category:String}} = '' OR influencer_id IN (
           SELECT influencer_id FROM creators FINAL
           WHERE org = {{org:String}} AND lower(category) = lower({{category:String}})))
-    GROUP BY influencer_id, platform, post
+    GROUP BY {by}influencer_id, platform, post
 ),
 bounds AS (
-    SELECT platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
-    FROM posts WHERE post_views > 0 GROUP BY platform
+    SELECT {by}platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
+    FROM posts WHERE post_views > 0 GROUP BY {by}platform
 ),
 per_platform AS (
-    SELECT influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
+    SELECT {by}influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
            sum(post_comments) AS pc, sum(post_shares) AS ps, sum(post_saves) AS psv,
            count() AS pn, groupArrayIf(least(greatest(x, lo), hi), post_views > 0) AS xs,
            any(hi - lo) AS width
-    FROM posts LEFT JOIN bounds USING platform
-    GROUP BY influencer_id, platform
+    FROM posts LEFT JOIN bounds USING ({by}platform)
+    GROUP BY {by}influencer_id, platform
 ),
 creators_in_scope AS (
-    SELECT influencer_id, argMax(platform, (pv, platform)) AS primary,
+    SELECT {by}influencer_id, argMax(platform, (pv, platform)) AS primary,
            arraySort(groupArray(platform)) AS platforms,
            sum(pv) AS views, sum(pl) AS likes, sum(pc) AS comments,
            sum(ps) AS shares, sum(psv) AS saves, sum(pn) AS posts,
@@ -62,12 +62,12 @@ creators_in_scope AS (
             + arrayReduce('quantileExactHigh(0.5)', post_values)) / 2 AS centre,
            arrayMap(v -> least(greatest(v, centre - {{clip:Float64}}), centre + {{clip:Float64}}),
                     post_values) AS clipped
-    FROM per_platform GROUP BY influencer_id
+    FROM per_platform GROUP BY {by}influencer_id
 )
 SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.shares,
        s.saves, s.posts, length(s.post_values), arraySum(s.clipped),
        arraySum(arrayMap(v -> v * v, s.clipped)), f.latest_followers, c.handle, c.category,
-       s.post_range
+       s.post_range{by_column}
 FROM creators_in_scope AS s
 LEFT JOIN (
     SELECT influencer_id, argMaxMerge(latest) AS latest_followers
@@ -81,7 +81,17 @@ LEFT JOIN (
 SETTINGS join_use_nulls = 1
 """
 
-_TOP_SQL = {kind: _TOP_TEMPLATE.format(scope=scope) for kind, scope in SCOPES.items()}
+_TOP_SQL = {
+    kind: _TOP_TEMPLATE.format(scope=scope, by="", by_column="") for kind, scope in SCOPES.items()
+}
+# Every campaign scope of one organisation in one pass: the campaign scope's query with the
+# campaign as one more grouping key (each campaign's posts, clip bounds and creators are its
+# own), its id as the last column.
+_CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
+    scope="org = {org:String} AND campaign_id != ''",
+    by="campaign_id, ",
+    by_column=", s.campaign_id",
+)
 
 # What the top-performers answer is computed from: engagement rows, campaign owners (scope) and
 # creator attributes. Inserts add parts with new block numbers and deletes change row counts;
@@ -205,6 +215,46 @@ async def scored_creators(
         },
     )
     return await asyncio.to_thread(_candidates, rows)
+
+
+async def scored_campaigns(store: Store, *, org: str) -> "CampaignScopes":
+    """Every campaign scope of `org` (no platform or category filter), from one pass over its
+    maintained per-post state: the first read of any of its campaigns then costs no query.
+    Each campaign's creators are scored when first asked for (`CampaignScopes.ranking`)."""
+    rows = await store.query_rows(
+        _CAMPAIGNS_SQL, {"org": org, "platform": "", "category": "", "clip": POST_CLIP}
+    )
+    return CampaignScopes(await asyncio.to_thread(_by_campaign, rows))
+
+
+def _by_campaign(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
+    campaigns: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        campaigns.setdefault(row[16], []).append(row)
+    return campaigns
+
+
+class CampaignScopes:
+    """The rows of every campaign scope of one organisation from one scoring pass; each
+    campaign's `ScopeRanking` is made once, on its first read (one scoring task shared by
+    concurrent readers). A campaign without rows had no data when the pass ran."""
+
+    def __init__(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        self._rows = rows
+        self._rankings: dict[str, asyncio.Task[ScopeRanking]] = {}
+
+    def __contains__(self, campaign_id: object) -> bool:
+        return campaign_id in self._rows
+
+    async def ranking(self, campaign_id: str) -> ScopeRanking:
+        task = self._rankings.get(campaign_id)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            rows = self._rows.get(campaign_id, [])
+            task = asyncio.ensure_future(
+                asyncio.to_thread(lambda: ScopeRanking.of(_candidates(rows)))
+            )
+            self._rankings[campaign_id] = task
+        return await asyncio.shield(task)
 
 
 def _candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:

@@ -3,7 +3,7 @@ engagements. Each scope (organisation, campaign, platform, category) is scored i
 cache; each query ranks a scoring once."""
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -15,9 +15,11 @@ from api.deps import CallerDep, Services
 from schemas.api import Problem, TopPerformers
 from schemas.events import Platform
 from scoring.queries import (
+    CampaignScopes,
     RankedScope,
     ScopeRanking,
     TopSort,
+    scored_campaigns,
     scored_creators,
     top_performers_version,
 )
@@ -155,8 +157,14 @@ async def scope_ranking(
 
     A scope is scored from the maintained per-post state only when the data changed since it
     was last scored, at most once per TTL (longer for an expensive scoring, see `load_share`);
-    the previous scoring is served meanwhile. The embedded platform knows its own writes; a
-    standalone API asks the store's parts metadata."""
+    the previous scoring is served meanwhile. A campaign without filters that has data is one
+    of its organisation's campaign scopes, scored together (`campaign_scopes`)."""
+    if campaign_id is not None and platform is None and category is None:
+        scopes = await campaign_scopes(services, org)
+        if campaign_id in scopes:
+            return await scopes.ranking(campaign_id)
+        # Not in the organisation's last pass: its first data may have come since, so it is
+        # scored on its own (a campaign's first answer after its first events shows them).
 
     async def load() -> ScopeRanking:
         creators = await scored_creators(
@@ -164,13 +172,33 @@ async def scope_ranking(
         )
         return ScopeRanking.of(creators)
 
+    key = ("top", org, campaign_id, platform, category and category.lower())
+    ranking = await services.top_cache.get(key, load, _version(services))
+    assert isinstance(ranking, ScopeRanking)  # `load` always answers one
+    return ranking
+
+
+async def campaign_scopes(services: Services, org: str) -> CampaignScopes:
+    """Every campaign scope of `org` (without platform or category filters), scored in one pass
+    and cached as one entry: a dashboard reading campaign after campaign waits for no scoring
+    after the first, and all of them are re-scored together, once per turn of the budget."""
+
+    async def load() -> CampaignScopes:
+        return await scored_campaigns(services.store, org=org)
+
+    scopes = await services.top_cache.get(("top-campaigns", org), load, _version(services))
+    assert isinstance(scopes, CampaignScopes)  # `load` always answers one
+    return scopes
+
+
+def _version(services: Services) -> Callable[[], Awaitable[Hashable]]:
+    """The embedded platform knows its own writes; a standalone API asks the store's parts
+    metadata."""
+
     async def parts_version() -> Hashable:
         return await top_performers_version(services.store)
 
-    key = ("top", org, campaign_id, platform, category and category.lower())
-    ranking = await services.top_cache.get(key, load, services.top_version or parts_version)
-    assert ranking is not None  # `load` always answers
-    return ranking
+    return services.top_version or parts_version
 
 
 _RANKED_MAX = 4096

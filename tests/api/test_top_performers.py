@@ -22,7 +22,14 @@ from core.settings import Settings
 from etl.loader import Outputs, load_file
 from schemas.events import Platform
 from scoring import queries as scoring_queries
-from scoring.queries import Candidate, RankedScope, TopSort, rank, top_performers_version
+from scoring.queries import (
+    CampaignScopes,
+    Candidate,
+    RankedScope,
+    TopSort,
+    rank,
+    top_performers_version,
+)
 from streams.agents.engagement import EngagementConsumer
 from streams.transforms import EVENT_COLUMNS
 from tests.api.test_http import assert_problem
@@ -306,28 +313,33 @@ async def test_the_data_version_changes_with_inserts_not_with_merges(store: Stor
 async def test_cached_answers_follow_new_rows_and_are_kept_while_nothing_changes(
     client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    app = client._transport.app  # type: ignore[attr-defined]
+    services = app.state.services
     monkeypatch.setattr(services.top_cache, "ttl", 0.0)  # every request refreshes
-    loads = 0
-    real = top_performers_routes.scored_creators
-
-    async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
-        nonlocal loads
-        loads += kwargs["campaign_id"] == "cmp_a"  # not the start-up scoring of organisations
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+    await app.state.warming
     insert_rows(store, [{"influencer_id": "inf_a", "likes": 5}])
     assert (await top(client, campaignId="cmp_a"))["total"] == 1
+    # The first read scored the new campaign on its own and its organisation's campaigns again.
+    await wait_until(lambda: not services.top_cache._loading)
+    loads = 0
+    real = top_performers_routes.scored_campaigns
+
+    async def counted(*args: Any, **kwargs: Any) -> CampaignScopes:
+        nonlocal loads
+        loads += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(top_performers_routes, "scored_campaigns", counted)
     for _ in range(3):
         assert (await top(client, campaignId="cmp_a"))["total"] == 1
+    assert loads == 0
     insert_rows(store, [{"influencer_id": "inf_b", "likes": 5}])
 
     async def both() -> bool:
         return (await top(client, campaignId="cmp_a"))["total"] == 2
 
     await wait_until(both)
-    assert loads == 2
+    assert loads == 1
 
 
 async def test_invalid_parameters_are_named_and_valid_ones_remembered(
@@ -348,15 +360,25 @@ async def test_sort_limit_and_min_views_rank_one_scoring_of_the_scope(
     client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Free parameters cannot make every request a reload: one scope is scored once."""
+    await client._transport.app.state.warming  # type: ignore[attr-defined]
     loads = 0
-    real = top_performers_routes.scored_creators
+    real_campaigns, real_scope = (
+        top_performers_routes.scored_campaigns,
+        top_performers_routes.scored_creators,
+    )
 
-    async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
+    async def campaigns(*args: Any, **kwargs: Any) -> CampaignScopes:
         nonlocal loads
-        loads += kwargs["campaign_id"] == "cmp_a"  # not the start-up scoring of organisations
-        return await real(*args, **kwargs)
+        loads += 1
+        return await real_campaigns(*args, **kwargs)
 
-    monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+    async def scope(*args: Any, **kwargs: Any) -> list[Candidate]:
+        nonlocal loads
+        loads += 1
+        return await real_scope(*args, **kwargs)
+
+    monkeypatch.setattr(top_performers_routes, "scored_campaigns", campaigns)
+    monkeypatch.setattr(top_performers_routes, "scored_creators", scope)
     insert_rows(
         store,
         [
@@ -423,15 +445,17 @@ async def test_organisation_rankings_are_scored_at_start_so_first_requests_do_no
         # Every scope start-up scores (the whole organisation and each platform), so none is
         # still being scored by start-up once the requests below count the loads.
         warmed = [("top", "acme", None, p, None) for p in (None, *(p.value for p in Platform))]
+        warmed.append(("top-campaigns", "acme"))
         await wait_until(lambda: all(key in services.top_cache._entries for key in warmed))
         loads = 0
 
-        async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
             nonlocal loads
             loads += 1
-            return []
+            raise AssertionError("scored again")
 
         monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+        monkeypatch.setattr(top_performers_routes, "scored_campaigns", counted)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://api",
@@ -439,9 +463,56 @@ async def test_organisation_rankings_are_scored_at_start_so_first_requests_do_no
         ) as client:
             body = await top(client)
             on_instagram = await top(client, platform="instagram")
+            in_campaign = await top(client, campaignId="cmp_w")
     assert [i["influencerId"] for i in body["items"]] == ["inf_a"]
     assert [i["influencerId"] for i in on_instagram["items"]] == ["inf_a"]
+    assert [i["influencerId"] for i in in_campaign["items"]] == ["inf_a"]
     assert loads == 0
+
+
+async def test_every_campaign_of_an_organisation_is_scored_in_one_pass(
+    client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dashboard reading campaign after campaign waits for one scoring, not one per campaign;
+    each campaign's answer is the one its own scoring gives."""
+    await client._transport.app.state.warming  # type: ignore[attr-defined]
+    insert_rows(
+        store,
+        [
+            {"influencer_id": "inf_a", "campaign_id": "cmp_1", "views": 100, "likes": 9},
+            {"influencer_id": "inf_b", "campaign_id": "cmp_1", "views": 100, "likes": 3},
+            {"influencer_id": "inf_b", "campaign_id": "cmp_2", "views": 50, "likes": 20},
+            {"influencer_id": "inf_c", "campaign_id": "cmp_3", "views": 10, "likes": 1},
+        ],
+    )
+    # Another organisation's events for the same campaign ids are not in acme's scopes.
+    insert_rows(store, [{"influencer_id": "inf_x", "campaign_id": "cmp_2", "org": "globex"}])
+    client._transport.app.state.services.top_cache.clear()  # type: ignore[attr-defined]
+    loads = 0
+    real = top_performers_routes.scored_campaigns
+
+    async def counted(*args: Any, **kwargs: Any) -> CampaignScopes:
+        nonlocal loads
+        loads += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(top_performers_routes, "scored_campaigns", counted)
+    answers = {c: await top(client, campaignId=c) for c in ("cmp_1", "cmp_2", "cmp_3", "cmp_9")}
+    assert loads == 1
+    assert [i["influencerId"] for i in answers["cmp_1"]["items"]] == ["inf_a", "inf_b"]
+    assert [i["influencerId"] for i in answers["cmp_2"]["items"]] == ["inf_b"]
+    assert [i["influencerId"] for i in answers["cmp_3"]["items"]] == ["inf_c"]
+    assert answers["cmp_9"] == {"items": [], "total": 0, "sort": "engagementRate", "limit": 10}
+    for campaign_id in ("cmp_1", "cmp_2"):
+        alone = scoring_queries.rank(
+            await scoring_queries.scored_creators(
+                store, org="acme", campaign_id=campaign_id, platform=None, category=None
+            ),
+            sort="engagementRate",
+            limit=10,
+            min_views=0,
+        )
+        assert answers[campaign_id] == alone.model_dump(by_alias=True, mode="json")
 
 
 # -- free parameters -------------------------------------------------------------------------
@@ -490,16 +561,18 @@ async def test_distinct_limits_and_min_views_cost_one_ranking_per_scoring(
             for n in range(creators)
         ],
     )
+    app = client._transport.app  # type: ignore[attr-defined]
+    await app.state.warming  # not the start-up scoring of organisations
+    app.state.services.top_cache.clear()
     scorings: list[list[Candidate]] = []
-    real = top_performers_routes.scored_creators
+    real = top_performers_routes.scored_campaigns
 
-    async def counted(*args: Any, **kwargs: Any) -> list[Candidate]:
+    async def counted(*args: Any, **kwargs: Any) -> CampaignScopes:
         found = await real(*args, **kwargs)
-        if kwargs["campaign_id"] == "cmp_a":  # not the start-up scoring of organisations
-            scorings.append(found)
+        scorings.append((await found.ranking("cmp_a")).creators)
         return found
 
-    monkeypatch.setattr(top_performers_routes, "scored_creators", counted)
+    monkeypatch.setattr(top_performers_routes, "scored_campaigns", counted)
     evaluations = 0
 
     def counting(key: Callable[[Candidate], float]) -> Callable[[Candidate], float]:

@@ -17,7 +17,14 @@ from core.clickhouse import Store
 from core.settings import Settings
 from etl.loader import Outputs, load_file
 from scoring.engagement import POST_CLIP
-from scoring.queries import _TOP_SQL, SCOPES, Candidate, _candidates, scored_creators
+from scoring.queries import (
+    _TOP_SQL,
+    SCOPES,
+    Candidate,
+    _candidates,
+    scored_campaigns,
+    scored_creators,
+)
 from streams.agents.engagement import EngagementConsumer
 from tests.conftest import wait_until
 from tests.factories import clear_events, encode, make_event
@@ -227,6 +234,12 @@ async def test_the_maintained_ranking_equals_a_recomputation_from_raw_events(
                 maintained = await scored_creators(store, org="acme", **scope)
                 expected = await recomputed(store, **scope)
                 assert by_creator(maintained) == by_creator(expected), scope
+    # Every campaign scope scored in one pass is each campaign's own scoring.
+    campaigns = await scored_campaigns(store, org="acme")
+    for campaign_id in ("cmp_1", "cmp_2", "cmp_none"):
+        alone = await recomputed(store, campaign_id=campaign_id, platform=None, category=None)
+        together = (await campaigns.ranking(campaign_id)).creators
+        assert by_creator(together) == by_creator(alone), campaign_id
     # Not vacuous: the stream reached the ranking.
     everyone = await scored_creators(
         store, org="acme", campaign_id=None, platform=None, category=None
