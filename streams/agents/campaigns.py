@@ -8,7 +8,6 @@ events published before this worker got the partition are looked up) are not fan
 """
 
 import asyncio
-import collections
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -33,9 +32,6 @@ from streams.agents.webhooks import Dispatcher
 from streams.deliveries import Delivery, fan_out
 
 log = structlog.get_logger(__name__)
-
-_IN_FLIGHT = 3
-"""Batches being stored at once."""
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -114,60 +110,25 @@ class CampaignConsumer(mode.Service):
 
     @mode.Service.task
     async def _consume(self) -> None:
-        """Batches are stored concurrently (up to `_IN_FLIGHT`: a command's event does not wait
-        for the batch before it to be stored) and finished in order: offsets are committed,
-        stored positions announced and deliveries handed to the dispatcher batch by batch."""
         assert self.consumer is not None
-        previous: asyncio.Task[None] | None = None
-        in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
-        try:
-            while not self.should_stop:
-                while in_flight and in_flight[0].done():
-                    in_flight.popleft().result()
-                if len(in_flight) >= _IN_FLIGHT:
-                    await asyncio.wait([in_flight[0]])
-                    continue
-                batch = await self.consumer.getmany(timeout_ms=100, max_records=1000)
-                if not batch:
-                    continue
-                previous = asyncio.create_task(self._store_then_finish(batch, previous))
-                in_flight.append(previous)
-        finally:
-            for task in in_flight:
-                task.cancel()
-
-    async def _store_then_finish(
-        self,
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        previous: "asyncio.Task[None] | None",
-    ) -> None:
-        while True:
-            try:
-                fresh = await self.store_batch(batch)
-                break
-            except StoreError as exc:
-                log.warning("campaigns.store_failed", error=str(exc))
-                if self.should_stop:
-                    return
-                await asyncio.sleep(0.5)
-        if previous is not None:
-            await asyncio.wait([previous])
-            if previous.cancelled() or previous.exception() is not None:
-                return  # the consumer is stopping: this batch's offsets stay uncommitted
-        await self.finish(batch, fresh)
+        while not self.should_stop:
+            batch = await self.consumer.getmany(timeout_ms=100, max_records=1000)
+            if not batch:
+                continue
+            while True:
+                try:
+                    await self.process(batch)
+                    break
+                except StoreError as exc:
+                    log.warning("campaigns.store_failed", error=str(exc))
+                    if self.should_stop:
+                        return
+                    await asyncio.sleep(0.5)
 
     async def process(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> list[Delivery]:
-        """Store one batch and finish it (commit, announce, dispatch)."""
-        fresh = await self.store_batch(batch)
-        await self.finish(batch, fresh)
-        return fresh
-
-    async def store_batch(
-        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> list[Delivery]:
-        """Store the batch's pending deliveries, then its campaign versions; the deliveries."""
+        assert self.consumer is not None
         events: list[tuple[int, CampaignEvent]] = []
         maybe_seen: set[str] = set()
         assigned_at_ms = self.assignment.assigned_at_ms
@@ -203,14 +164,6 @@ class CampaignConsumer(mode.Service):
             self.store, [(d, "pending", "", 0) for d in fresh]
         )
         await queries.insert_campaigns(self.store, [e.current for _, e in events])
-        return fresh
-
-    async def finish(
-        self,
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        fresh: list[Delivery],
-    ) -> None:
-        assert self.consumer is not None
         STORED.advance(
             self.settings.campaign_topic,
             {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},
@@ -220,6 +173,7 @@ class CampaignConsumer(mode.Service):
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("campaigns.commit_failed", error=type(exc).__name__)
         self.dispatcher.enqueue(fresh)
+        return fresh
 
 
 class CampaignClock(mode.Service):
