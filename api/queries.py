@@ -7,6 +7,7 @@ from core import queries as shared
 from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
 from core.coalesce import Gathered
+from core.encryption import SecretCipher
 from core.rollups import metrics_window, window_starts
 from schemas.api import EntityMetrics
 from schemas.campaigns import Campaign, CampaignStatus
@@ -190,8 +191,8 @@ _ENDPOINT_SELECT = (
 )
 
 
-def _endpoint(row: tuple[Any, ...]) -> tuple[Endpoint, dict[str, Any]]:
-    endpoint = Endpoint(
+def _endpoint_model(row: tuple[Any, ...]) -> Endpoint:
+    return Endpoint(
         id=row[0],
         url=row[2],
         event_types=list(row[3]),
@@ -200,23 +201,27 @@ def _endpoint(row: tuple[Any, ...]) -> tuple[Endpoint, dict[str, Any]]:
         created_at=row[7],
         updated_at=row[8],
     )
+
+
+def _endpoint(row: tuple[Any, ...], cipher: SecretCipher) -> tuple[Endpoint, dict[str, Any]]:
+    """The endpoint and what the API keeps to itself: its organisation and opened secrets."""
     raw = {
         "org": row[1],
-        "secret": row[4],
-        "previous_secret": row[9],
+        "secret": shared.open_secret(cipher, row[4], row[0]),
+        "previous_secret": shared.open_secret(cipher, row[9], row[0]),
         "previous_expires_at": row[10],
     }
-    return endpoint, raw
+    return _endpoint_model(row), raw
 
 
 async def endpoint_by_id(
-    store: Store, org: str, endpoint_id: str
+    store: Store, org: str, endpoint_id: str, cipher: SecretCipher
 ) -> tuple[Endpoint, dict[str, Any]] | None:
     rows = await store.query_rows(
         f"{_ENDPOINT_SELECT} WHERE id = {{id:String}} AND org = {{org:String}} LIMIT 1",
         {"id": endpoint_id, "org": org},
     )
-    return _endpoint(rows[0]) if rows else None
+    return _endpoint(rows[0], cipher) if rows else None
 
 
 async def endpoint_count(store: Store, org: str) -> int:
@@ -232,7 +237,7 @@ async def org_endpoints(store: Store, org: str, limit: int = 1000) -> list[Endpo
         f"{_ENDPOINT_SELECT} WHERE org = {{org:String}} ORDER BY created_at LIMIT {{limit:UInt32}}",
         {"org": org, "limit": limit},
     )
-    return [_endpoint(r)[0] for r in rows]
+    return [_endpoint_model(r) for r in rows]
 
 
 async def write_endpoint(
@@ -240,18 +245,27 @@ async def write_endpoint(
     org: str,
     endpoint: Endpoint,
     *,
+    cipher: SecretCipher,
     secret: str,
     previous_secret: str,
     previous_expires_at: datetime,
     version: int,
 ) -> None:
+    """A new version of the endpoint; its secrets are sealed (a legacy plaintext secret carried
+    over from an older row is sealed from now on). A previous secret past its grace period is
+    not carried over."""
+    expires = previous_expires_at
+    if expires.tzinfo is None:  # as the store gives it back: UTC
+        expires = expires.replace(tzinfo=UTC)
+    if expires <= datetime.now(UTC):
+        previous_secret = ""
     row = [
         endpoint.id,
         org,
         endpoint.url,
         [t.value for t in endpoint.event_types],
-        secret,
-        previous_secret,
+        cipher.seal(secret, context=endpoint.id),
+        cipher.seal(previous_secret, context=endpoint.id),
         previous_expires_at,
         int(endpoint.enabled),
         endpoint.disabled_reason or "",

@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 MIN_JWT_SECRET_BYTES = 32
+DEV_SECRETS_KEY = "dev-only-insecure-secrets-key-change-me"
+MIN_SECRETS_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -186,6 +188,15 @@ class Settings(BaseSettings):
         ),
     )
     jwt_issuer: str = "fk"
+    secrets_key: str = Field(
+        default=DEV_SECRETS_KEY,
+        repr=False,
+        description=(
+            f"Seals webhook signing secrets in the store; at least {MIN_SECRETS_KEY_BYTES} bytes,"
+            " the default development key is refused unless FK_ENV=dev. Changing it makes the"
+            " stored secrets unreadable: their deliveries wait until the old key is back."
+        ),
+    )
     dev_token_ttl_hours: int = Field(
         default=12,
         ge=1,
@@ -311,7 +322,7 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _refuse_weak_jwt_secrets(self) -> "Settings":
+    def _refuse_weak_secrets(self) -> "Settings":
         if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ValueError(
                 f"FK_JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes; set a random one,"
@@ -321,6 +332,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"FK_JWT_SECRET is the development secret, which only FK_ENV=dev accepts"
                 f" (FK_ENV={self.env}); set a random one of at least {MIN_JWT_SECRET_BYTES} bytes"
+            )
+        if len(self.secrets_key.encode()) < MIN_SECRETS_KEY_BYTES:
+            raise ValueError(
+                f"FK_SECRETS_KEY is shorter than {MIN_SECRETS_KEY_BYTES} bytes; set a random one,"
+                " e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        if self.env != "dev" and self.secrets_key == DEV_SECRETS_KEY:
+            raise ValueError(
+                f"FK_SECRETS_KEY is the development key, which only FK_ENV=dev accepts"
+                f" (FK_ENV={self.env}); set a random one of at least {MIN_SECRETS_KEY_BYTES} bytes"
             )
         return self
 

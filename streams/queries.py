@@ -1,11 +1,15 @@
 """Every store query of the webhook dispatcher, parameterised and bounded."""
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
+from core.encryption import PREFIX as SEALED_PREFIX
+from core.encryption import SecretCipher
+from core.queries import open_secret
 from streams.deliveries import Delivery, EndpointConfig
 
 DELIVERY_COLUMNS = (
@@ -170,30 +174,34 @@ _ENDPOINT_SELECT = (
 )
 
 
-def _endpoint(row: Sequence[Any]) -> EndpointConfig:
+def _endpoint(row: Sequence[Any], cipher: SecretCipher) -> EndpointConfig:
     return EndpointConfig(
         id=row[0],
         org=row[1],
         url=row[2],
         event_types=frozenset(row[3]),
-        secret=row[4],
-        previous_secret=row[5],
+        secret=open_secret(cipher, row[4], row[0]),
+        previous_secret=open_secret(cipher, row[5], row[0]),
         previous_expires_at=float(row[6]),
         enabled=bool(row[7]),
     )
 
 
-async def registered_endpoints(store: Store, per_org: int) -> list[EndpointConfig]:
+async def registered_endpoints(
+    store: Store, per_org: int, *, cipher: SecretCipher
+) -> list[EndpointConfig]:
     """Every organisation's endpoints, at most `per_org` each (its oldest: the quota's), so no
     organisation's registrations can push another's out of the dispatcher."""
     rows = await store.query_rows(
         f"{_ENDPOINT_SELECT} ORDER BY org, created_at, id LIMIT {{per_org:UInt32}} BY org",
         {"per_org": per_org},
     )
-    return [_endpoint(r) for r in rows]
+    return [_endpoint(r, cipher) for r in rows]
 
 
-async def endpoints_by_id(store: Store, ids: Collection[str]) -> dict[str, EndpointConfig]:
+async def endpoints_by_id(
+    store: Store, ids: Collection[str], *, cipher: SecretCipher
+) -> dict[str, EndpointConfig]:
     """The stored endpoints among `ids` as they are now (a deleted one is absent)."""
     if not ids:
         return {}
@@ -201,7 +209,57 @@ async def endpoints_by_id(store: Store, ids: Collection[str]) -> dict[str, Endpo
         f"{_ENDPOINT_SELECT} WHERE id IN {{ids:Array(String)}} LIMIT {{n:UInt32}}",
         {"ids": list(ids), "n": len(ids)},
     )
-    return {r[0]: _endpoint(r) for r in rows}
+    return {r[0]: _endpoint(r, cipher) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSecrets:
+    """An endpoint's secrets as stored (sealed, or plaintext from before sealing)."""
+
+    endpoint_id: str
+    version: int
+    secret: str
+    previous_secret: str
+    previous_expires_at: float
+
+
+async def stored_secrets(store: Store, limit: int = 10_000) -> list[StoredSecrets]:
+    """Endpoints whose stored secrets may need tidying: those with a previous secret (in or past
+    its grace period) and those with a plaintext secret."""
+    rows = await store.query_rows(
+        "SELECT id, version, secret, previous_secret, toFloat64(previous_expires_at)"
+        " FROM webhook_endpoints FINAL"
+        " WHERE previous_secret != '' OR NOT startsWith(secret, {prefix:String})"
+        " LIMIT {limit:UInt32}",
+        {"prefix": SEALED_PREFIX, "limit": limit},
+    )
+    return [StoredSecrets(r[0], int(r[1]), r[2], r[3], float(r[4])) for r in rows]
+
+
+async def rewrite_secrets(store: Store, changes: Sequence[StoredSecrets]) -> None:
+    """A new version of each endpoint with the stored secrets given (sealed, or an empty previous
+    secret), copied in the store from its row only while that is still at the version read, so
+    a change made meanwhile wins. Then the table is merged, so the superseded versions that
+    held the old values are gone from its live parts too."""
+    if not changes:
+        return
+    await store.command(
+        "INSERT INTO webhook_endpoints SELECT id, org, url, event_types,"
+        " {secrets:Array(String)}[indexOf({ids:Array(String)}, id)],"
+        " {previous:Array(String)}[indexOf({ids:Array(String)}, id)],"
+        " previous_expires_at, enabled, disabled_reason, version + 1, created_at, updated_at"
+        " FROM webhook_endpoints FINAL"
+        " WHERE has({ids:Array(String)}, id)"
+        " AND version = {versions:Array(UInt64)}[indexOf({ids:Array(String)}, id)]",
+        {
+            "ids": [c.endpoint_id for c in changes],
+            "versions": [c.version for c in changes],
+            "secrets": [c.secret for c in changes],
+            "previous": [c.previous_secret for c in changes],
+        },
+    )
+    ENDPOINT_WRITES.bump()
+    await store.command("OPTIMIZE TABLE webhook_endpoints FINAL")
 
 
 async def disable_endpoint(store: Store, endpoint_id: str, reason: str, version: int) -> None:

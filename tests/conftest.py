@@ -25,6 +25,7 @@ from streams.topics import platform_topics
 
 # The test environment refuses the development secret: one random key per test session.
 JWT_SECRET = secrets.token_urlsafe(48)
+SECRETS_KEY = secrets.token_urlsafe(48)
 
 
 def free_port() -> int:
@@ -56,6 +57,7 @@ def settings(broker: EmbeddedBroker, chdb_url: str, tmp_path: Path) -> Settings:
     return make_settings(
         env="test",
         jwt_secret=JWT_SECRET,
+        secrets_key=SECRETS_KEY,
         data_dir=tmp_path,
         kafka_bootstrap=broker.bootstrap,
         kafka_session_timeout_ms=2000,

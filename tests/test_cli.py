@@ -93,6 +93,11 @@ def test_replay_refuses_a_missing_file(tmp_path: Path) -> None:
         ({"FK_JWT_SECRET": "short-but-secret"}, "FK_JWT_SECRET is shorter than 32 bytes"),
         ({"FK_ENV": "test"}, "FK_JWT_SECRET is the development secret, which only FK_ENV=dev"),
         ({"FK_ENV": "prod"}, "FK_JWT_SECRET is the development secret, which only FK_ENV=dev"),
+        (
+            {"FK_ENV": "prod", "FK_JWT_SECRET": "j" * 40},
+            "FK_SECRETS_KEY is the development key, which only FK_ENV=dev",
+        ),
+        ({"FK_SECRETS_KEY": "short-but-secret"}, "FK_SECRETS_KEY is shorter than 32 bytes"),
     ],
 )
 def test_up_refuses_to_start_with_a_weak_jwt_secret(

@@ -19,6 +19,7 @@ from api.queries import (
     webhook_health,
     write_endpoint,
 )
+from core.encryption import SecretCipher
 from core.netguard import AddressRefused, check_url
 from core.signing import new_secret
 from schemas.api import Problem
@@ -43,6 +44,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REGISTERING: dict[str, asyncio.Lock] = {}
 """Per organisation: one registration at a time in this process, so two concurrent ones cannot
 both pass the quota check."""
+
+
+def _cipher(services: Services) -> SecretCipher:
+    """Seals and opens endpoint secrets with FK_SECRETS_KEY (two key derivations: cheap)."""
+    return SecretCipher(services.settings.secrets_key)
 
 
 def _now() -> datetime:
@@ -113,6 +119,7 @@ async def _register(
         services.store,
         org,
         endpoint,
+        cipher=_cipher(services),
         secret=secret,
         previous_secret="",
         previous_expires_at=_EPOCH,
@@ -135,7 +142,7 @@ async def list_endpoints(services: ServicesDep, principal: PrincipalDep) -> Endp
 async def update_endpoint(
     endpoint_id: EndpointPath, body: EndpointUpdate, services: ServicesDep, principal: PrincipalDep
 ) -> Endpoint:
-    found = await endpoint_by_id(services.store, principal.org, endpoint_id)
+    found = await endpoint_by_id(services.store, principal.org, endpoint_id, _cipher(services))
     if found is None:
         raise NotFound(f"No endpoint {endpoint_id!r}.")
     endpoint, raw = found
@@ -151,6 +158,7 @@ async def update_endpoint(
         services.store,
         principal.org,
         endpoint,
+        cipher=_cipher(services),
         secret=raw["secret"],
         previous_secret=raw["previous_secret"],
         previous_expires_at=raw["previous_expires_at"],
@@ -170,7 +178,7 @@ async def rotate_secret(
 ) -> EndpointWithSecret:
     """Until the grace period (FK_WEBHOOK_SECRET_GRACE_SECONDS) ends, every delivery carries a
     signature with each secret, so receivers can switch at their own pace."""
-    found = await endpoint_by_id(services.store, principal.org, endpoint_id)
+    found = await endpoint_by_id(services.store, principal.org, endpoint_id, _cipher(services))
     if found is None:
         raise NotFound(f"No endpoint {endpoint_id!r}.")
     endpoint, raw = found
@@ -181,6 +189,7 @@ async def rotate_secret(
         services.store,
         principal.org,
         endpoint,
+        cipher=_cipher(services),
         secret=secret,
         previous_secret=raw["secret"],
         previous_expires_at=now + timedelta(seconds=services.settings.webhook_secret_grace_seconds),

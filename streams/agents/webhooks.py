@@ -40,6 +40,7 @@ from core import metrics
 from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
+from core.encryption import SecretCipher, is_sealed
 from core.netguard import AddressRefused, guarded_client, masked_url
 from core.settings import Settings
 from schemas.webhooks import WebhookCommand
@@ -102,10 +103,11 @@ class Dispatcher(mode.Service):
             base_seconds=settings.webhook_backoff_base_seconds,
             max_seconds=settings.webhook_backoff_max_seconds,
         )
+        self.cipher = SecretCipher(settings.secrets_key)
         self.configured = configured_endpoints(settings)
         self.endpoints: dict[str, EndpointConfig] = {e.id: e for e in self.configured}
         self._endpoint_reads: Gathered[str, EndpointConfig] = Gathered(
-            partial(queries.endpoints_by_id, store)
+            partial(queries.endpoints_by_id, store, cipher=self.cipher)
         )
         self._sole_writer = settings.store_url.startswith("chdb:")
         """chDB opens its data in one process only: every endpoint write is this process's
@@ -114,6 +116,10 @@ class Dispatcher(mode.Service):
         """Per registered endpoint, the count of endpoint writes when it was last read."""
         self._listed_at: int | None = None
         """The count of endpoint writes when the endpoint list was last read."""
+        self._tidied_at: int | None = None
+        """The count of endpoint writes when stored secrets were last tidied."""
+        self._next_expiry = 0.0
+        """When the earliest grace period known at that moment ends (epoch s)."""
         self.partitions: set[int] = set()
         self.held: set[str] = set()
         self._heap: list[tuple[float, int, Delivery]] = []
@@ -188,7 +194,7 @@ class Dispatcher(mode.Service):
         if self._sole_writer and self._listed_at == writes:
             return
         registered = await queries.registered_endpoints(
-            self.store, self.settings.webhook_max_endpoints_per_org
+            self.store, self.settings.webhook_max_endpoints_per_org, cipher=self.cipher
         )
         self.endpoints = {e.id: e for e in (*self.configured, *registered)}
         self._listed_at = writes
@@ -504,8 +510,41 @@ class Dispatcher(mode.Service):
             await asyncio.sleep(self.settings.webhook_sweep_seconds)
             try:
                 await self.sweep()
+                await self.tidy_secrets()
             except StoreError as exc:
                 log.warning("webhooks.sweep_failed", error=str(exc))
+
+    async def tidy_secrets(self) -> int:
+        """Clear each previous secret whose grace period has ended and seal each secret stored
+        in plaintext (rows written before secrets were sealed), in new versions of the rows, then
+        merge the superseded versions away. Returns how many endpoints were rewritten. On a chDB
+        store, which only this process writes, the store is read only after an endpoint write or
+        once the earliest known grace period has ended."""
+        now = time.time()
+        writes = ENDPOINT_WRITES.version
+        if self._sole_writer and self._tidied_at == writes and now < self._next_expiry:
+            return 0
+        next_expiry = float("inf")
+        changes = []
+        for stored in await queries.stored_secrets(self.store):
+            secret, previous = stored.secret, stored.previous_secret
+            if previous and stored.previous_expires_at <= now:
+                previous = ""
+            elif previous:
+                next_expiry = min(next_expiry, stored.previous_expires_at)
+            if not is_sealed(secret):
+                secret = self.cipher.seal(secret, context=stored.endpoint_id)
+            if not is_sealed(previous):
+                previous = self.cipher.seal(previous, context=stored.endpoint_id)
+            if (secret, previous) != (stored.secret, stored.previous_secret):
+                changes.append(replace(stored, secret=secret, previous_secret=previous))
+        await queries.rewrite_secrets(self.store, changes)
+        # Recorded as of before the read: a write made meanwhile (this one's included) makes the
+        # next sweep read again.
+        self._tidied_at, self._next_expiry = writes, next_expiry
+        if changes:
+            log.info("webhooks.secrets_tidied", endpoints=len(changes))
+        return len(changes)
 
     # -- commands ----------------------------------------------------------------------------
 

@@ -3,7 +3,16 @@
 import pytest
 from pydantic import ValidationError
 
-from core.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_BYTES, Settings
+from core.settings import (
+    DEV_JWT_SECRET,
+    DEV_SECRETS_KEY,
+    MIN_JWT_SECRET_BYTES,
+    MIN_SECRETS_KEY_BYTES,
+    Settings,
+)
+
+SECRETS_KEY = "k" * 40
+"""A secrets key outside dev, for the tests of the JWT secret (which is checked first)."""
 
 
 def test_reads_the_contract_names_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,14 +39,15 @@ def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: object) ->
 
 @pytest.fixture(autouse=True)
 def _no_auth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FK_ENV", "FK_JWT_SECRET", "FK_DEV_TOKEN_TTL_HOURS"):
+    for name in ("FK_ENV", "FK_JWT_SECRET", "FK_SECRETS_KEY", "FK_DEV_TOKEN_TTL_HOURS"):
         monkeypatch.delenv(name, raising=False)
 
 
 def test_production_refuses_the_placeholder_jwt_secret() -> None:
     with pytest.raises(ValidationError, match="FK_JWT_SECRET"):
         Settings(_env_file=None, env="prod", jwt_secret=DEV_JWT_SECRET)  # type: ignore[call-arg]
-    assert Settings(_env_file=None, env="prod", jwt_secret="x" * 40).env == "prod"  # type: ignore[call-arg]
+    prod = Settings(_env_file=None, env="prod", jwt_secret="x" * 40, secrets_key=SECRETS_KEY)  # type: ignore[call-arg]
+    assert prod.env == "prod"
 
 
 @pytest.mark.parametrize("env", ["test", "prod"])
@@ -55,7 +65,25 @@ def test_jwt_secrets_shorter_than_32_bytes_are_refused(env: str) -> None:
         with pytest.raises(ValidationError, match="shorter than 32 bytes"):
             Settings(_env_file=None, env=env, jwt_secret=short)  # type: ignore[call-arg]
     for enough in ("s" * 32, "\u00e9" * 16):
-        assert Settings(_env_file=None, env=env, jwt_secret=enough).jwt_secret == enough  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, env=env, jwt_secret=enough, secrets_key=SECRETS_KEY)  # type: ignore[call-arg]
+        assert settings.jwt_secret == enough
+
+
+@pytest.mark.parametrize("env", ["test", "prod"])
+def test_the_development_secrets_key_is_refused_unless_env_is_dev(env: str) -> None:
+    with pytest.raises(ValidationError, match="FK_SECRETS_KEY is the development key"):
+        Settings(_env_file=None, env=env, jwt_secret="j" * 40)  # type: ignore[call-arg]
+    assert Settings(_env_file=None).secrets_key == DEV_SECRETS_KEY  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("env", ["dev", "test", "prod"])
+def test_secrets_keys_shorter_than_32_bytes_are_refused(env: str) -> None:
+    assert MIN_SECRETS_KEY_BYTES == 32
+    for short in ("", "k" * 31, "\u00e9" * 15 + "x"):
+        with pytest.raises(ValidationError, match="FK_SECRETS_KEY is shorter than 32 bytes"):
+            Settings(_env_file=None, env=env, jwt_secret="j" * 40, secrets_key=short)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, env=env, jwt_secret="j" * 40, secrets_key="k" * 32)  # type: ignore[call-arg]
+    assert settings.secrets_key == "k" * 32
 
 
 def test_development_tokens_live_at_most_a_day(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from core.settings import Settings
 from tests.deploy.tools import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, docker_compose
 
 # The secrets compose refuses to start without (`${VAR:?}`).
-REQUIRED = {"FK_CLICKHOUSE_PASSWORD", "FK_JWT_SECRET", "GRAFANA_ADMIN_PASSWORD"}
+REQUIRED = {"FK_CLICKHOUSE_PASSWORD", "FK_JWT_SECRET", "FK_SECRETS_KEY", "GRAFANA_ADMIN_PASSWORD"}
 ONE_SHOT = {"init"}
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -53,6 +53,7 @@ def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tmp_path_factory.mktemp("compose") / ".env",
         FK_CLICKHOUSE_PASSWORD="ch-secret",
         FK_JWT_SECRET="j" * 40,
+        FK_SECRETS_KEY="k" * 40,
         GRAFANA_ADMIN_PASSWORD="gf-secret",
     )
     check = compose(env, "config", "-q")
@@ -79,6 +80,7 @@ def test_refuses_to_start_without_each_required_secret(tmp_path: Path, missing: 
     secrets = {
         "FK_CLICKHOUSE_PASSWORD": "c",
         "FK_JWT_SECRET": "j" * 40,
+        "FK_SECRETS_KEY": "k" * 40,
         "GRAFANA_ADMIN_PASSWORD": "g",
     }
     secrets[missing] = ""

@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
 CLICKHOUSE_PASSWORD = "tc-secret"
 JWT_SECRET = "j" * 40
+SECRETS_KEY = "k" * 40
 
 
 def _image(service: str) -> str:
@@ -139,6 +140,7 @@ def env(kafka: tuple[Any, str], clickhouse: tuple[Any, str], tmp_path: Path) -> 
         "PYTHONPATH": str(REPO),
         "FK_ENV": "prod",
         "FK_JWT_SECRET": JWT_SECRET,
+        "FK_SECRETS_KEY": SECRETS_KEY,
         "FK_KAFKA_BOOTSTRAP": kafka[1],
         "FK_CLICKHOUSE_URL": clickhouse[1],
         "FK_CLICKHOUSE_USER": "fk",

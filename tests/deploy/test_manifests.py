@@ -22,6 +22,7 @@ SECRETS = {
     "FK_CLICKHOUSE_USER",
     "FK_CLICKHOUSE_PASSWORD",
     "FK_JWT_SECRET",
+    "FK_SECRETS_KEY",
     "FK_LLM_API_KEY",
 }
 SETTINGS = {f"FK_{name.upper()}" for name in Settings.model_fields}
@@ -46,7 +47,7 @@ def check_environment(env: dict[str, dict[str, Any]]) -> None:
     for name in fk & SECRETS:
         assert "value" not in env[name], f"{name} must come from the secret store"
     assert env["FK_ENV"]["value"] == "prod"
-    assert {"FK_JWT_SECRET", "FK_KAFKA_BOOTSTRAP", "FK_CLICKHOUSE_URL"} <= fk
+    assert {"FK_JWT_SECRET", "FK_SECRETS_KEY", "FK_KAFKA_BOOTSTRAP", "FK_CLICKHOUSE_URL"} <= fk
 
 
 def cloudrun_container(name: str) -> tuple[dict[str, Any], dict[str, Any]]:

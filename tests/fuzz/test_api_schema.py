@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.briefs.fake_llm import FakeLLM, well_behaved
-from tests.conftest import JWT_SECRET, free_port
+from tests.conftest import JWT_SECRET, SECRETS_KEY, free_port
 from tests.processes import REPO, PlatformProcess
 
 pytestmark = pytest.mark.slow
@@ -36,6 +36,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProce
         "FK_KAFKA_EMBEDDED_PORT": str(free_port()),
         "FK_ENV": "test",
         "FK_JWT_SECRET": JWT_SECRET,
+        "FK_SECRETS_KEY": SECRETS_KEY,
         "FK_LLM_BASE_URL": llm.base_url,
         "FK_LLM_API_KEY": "test-key",
         "FK_LLM_MODEL": "fake-model",

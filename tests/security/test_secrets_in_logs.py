@@ -27,6 +27,7 @@ def _attempts(platform: PlatformProcess) -> float:
 @pytest.mark.slow
 async def test_no_secret_value_is_logged(tmp_path: Path) -> None:
     jwt_secret = f"jwt-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    secrets_key = f"key-{uuid.uuid4().hex}{uuid.uuid4().hex}"
     llm_key = f"sk-{uuid.uuid4().hex}"
     default_secret = "whsec_" + uuid.uuid4().hex
     bot_token = f"123456:{uuid.uuid4().hex}"
@@ -40,6 +41,7 @@ async def test_no_secret_value_is_logged(tmp_path: Path) -> None:
         "FK_LOG_LEVEL": "DEBUG",
         "FK_KAFKA_EMBEDDED_PORT": str(free_port()),
         "FK_JWT_SECRET": jwt_secret,
+        "FK_SECRETS_KEY": secrets_key,
         "FK_LLM_BASE_URL": llm.base_url,
         "FK_LLM_API_KEY": llm_key,
         "FK_LLM_MAX_RETRIES": "1",
@@ -62,6 +64,7 @@ async def test_no_secret_value_is_logged(tmp_path: Path) -> None:
     )
     secrets = {
         "jwt secret": jwt_secret,
+        "secrets key": secrets_key,
         "request token": token,
         "forged token": forged,
         "llm key": llm_key,
@@ -119,6 +122,7 @@ def test_settings_do_not_show_secrets_in_their_repr() -> None:
     """A settings object that ends up in a log line or a traceback shows no secret."""
     values = {
         "jwt_secret": "jwt-secret-value-0123456789abcdef",
+        "secrets_key": "secrets-key-value-0123456789abcdef",
         "llm_api_key": "sk-llm-key-value",
         "clickhouse_password": "pw-clickhouse-value",
         "webhook_default_secret": "whsec_default-value",

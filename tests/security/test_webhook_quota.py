@@ -8,6 +8,7 @@ import math
 import httpx
 
 from core.clickhouse import Store
+from core.encryption import SecretCipher
 from core.settings import Settings
 from streams.queries import registered_endpoints
 from tests.api.test_http import assert_problem
@@ -63,7 +64,7 @@ async def test_the_dispatcher_loads_each_organisations_oldest_endpoints_up_to_th
             for n in range(count):
                 ids.append((await _register(client, headers, n)).json()["id"])
                 await asyncio.sleep(0.005)  # distinct creation times: "oldest" is well defined
-    loaded = await registered_endpoints(store, per_org=2)
+    loaded = await registered_endpoints(store, per_org=2, cipher=SecretCipher(settings.secrets_key))
     by_org: dict[str, list[str]] = {}
     for endpoint in loaded:
         by_org.setdefault(endpoint.org, []).append(endpoint.id)

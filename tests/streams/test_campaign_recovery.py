@@ -12,6 +12,7 @@ import pytest
 
 from core import lifecycle, queries
 from core.clickhouse import Store
+from core.encryption import SecretCipher
 from core.settings import Settings
 from schemas.campaigns import CampaignPatch
 from streams import queries as delivery_queries
@@ -51,7 +52,7 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
     event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
     assert event is not None
     endpoints = await delivery_queries.registered_endpoints(
-        store, settings.webhook_max_endpoints_per_org
+        store, settings.webhook_max_endpoints_per_org, cipher=SecretCipher(settings.secrets_key)
     )
     deliveries = fan_out(event, endpoints, partition=0, now=time.time())
     assert len(deliveries) == 1

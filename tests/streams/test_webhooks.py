@@ -13,8 +13,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from core.auth import issue_token
+from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
+from core.encryption import PREFIX as SEALED_PREFIX
+from core.encryption import SecretCipher
+from core.queries import ENDPOINT_COLUMNS
 from core.settings import Settings
+from core.signing import new_secret
 from streams.app import Orchestrator
 from streams.retry import Policy
 from tests.conftest import free_port, wait_until
@@ -22,7 +27,9 @@ from tests.receivers import Receiver
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The webhook settings of these tests; a test changes more with
+    `@pytest.mark.parametrize("settings", [{...}], indirect=True)`."""
     return settings.model_copy(
         update={
             "webhook_allowed_hosts": "127.0.0.1",
@@ -33,6 +40,7 @@ def settings(settings: Settings) -> Settings:
             "webhook_sweep_seconds": 0.5,
             "webhook_endpoint_concurrency": 2,
             "scheduler_interval_seconds": 0.2,
+            **getattr(request, "param", {}),
         }
     )
 
@@ -493,3 +501,108 @@ async def test_on_a_chdb_store_an_endpoint_is_read_again_only_after_an_endpoint_
     current = await dispatcher.current_endpoint(endpoint["id"])
     assert current is not None
     assert not current.enabled
+
+
+async def _stored_secrets(store: Store, endpoint_id: str) -> list[str]:
+    """Every secret value stored for the endpoint, superseded versions' included."""
+    rows = await store.query_rows(
+        "SELECT secret, previous_secret FROM webhook_endpoints WHERE id = {id:String}",
+        {"id": endpoint_id},
+    )
+    return [value for row in rows for value in row if value]
+
+
+async def test_endpoint_secrets_are_stored_sealed_and_deliveries_verify_with_the_plain_secret(
+    client: httpx.AsyncClient,
+    orchestrator: Orchestrator,
+    receiver: Receiver,
+    store: Store,
+    settings: Settings,
+) -> None:
+    endpoint = await register(client, receiver)
+    old = receiver.secrets.pop()
+    response = await client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
+    assert response.status_code == 200
+    new = response.json()["secret"]
+    stored = await _stored_secrets(store, endpoint["id"])
+    assert len(stored) == 3  # the first version's secret, the rotation's new and previous
+    for value in stored:
+        assert value.startswith(SEALED_PREFIX)
+        for plain in (old, new):
+            assert plain.removeprefix("whsec_") not in value
+    cipher = SecretCipher(settings.secrets_key)
+    assert {cipher.open(v, context=endpoint["id"]) for v in stored} == {old, new}
+    receiver.secrets = [new]
+    await create(client, id="cmp_sealed")
+    await wait_until(lambda: receiver.received or receiver.bad)
+    assert receiver.bad == []
+    assert [r.body["data"]["campaignId"] for r in receiver.received] == ["cmp_sealed"]
+
+
+async def test_a_secret_stored_in_plaintext_still_signs_and_is_sealed_in_every_copy(
+    client: httpx.AsyncClient, orchestrator: Orchestrator, receiver: Receiver, store: Store
+) -> None:
+    """A row written before secrets were sealed: deliveries verify with its secret at once, and
+    the dispatcher seals it, leaving no plaintext copy in the table."""
+    plain = new_secret()
+    receiver.secrets = [plain]
+    now = datetime.now(UTC)
+    row = ["ep_legacy", "acme", receiver.url, [], plain, "", datetime(1970, 1, 1, tzinfo=UTC)]
+    row += [1, "", 1, now, now]
+    await store.insert("webhook_endpoints", [[v] for v in row], ENDPOINT_COLUMNS)
+    ENDPOINT_WRITES.bump()  # as any endpoint write does
+    await create(client, id="cmp_legacy")
+    await wait_until(lambda: receiver.received or receiver.bad)
+    assert receiver.bad == []
+    assert [r.body["data"]["campaignId"] for r in receiver.received] == ["cmp_legacy"]
+
+    async def sealed() -> bool:
+        stored = await _stored_secrets(store, "ep_legacy")
+        return bool(stored) and all(plain.removeprefix("whsec_") not in v for v in stored)
+
+    await wait_until(sealed, timeout=10)
+    await create(client, id="cmp_legacy_2")
+    await wait_until(lambda: len(receiver.received) == 2 or receiver.bad)
+    assert receiver.bad == []
+
+
+@pytest.mark.parametrize("settings", [{"webhook_secret_grace_seconds": 1}], indirect=True)
+async def test_the_previous_secret_is_cleared_when_its_grace_period_ends(
+    client: httpx.AsyncClient,
+    orchestrator: Orchestrator,
+    receiver: Receiver,
+    store: Store,
+    settings: Settings,
+) -> None:
+    endpoint = await register(client, receiver)
+    old = receiver.secrets.pop()
+    response = await client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
+    assert response.status_code == 200
+    new = response.json()["secret"]
+    rotated = time.monotonic()
+    cipher = SecretCipher(settings.secrets_key)
+
+    async def opened() -> set[str]:
+        return {
+            cipher.open(v, context=endpoint["id"])
+            for v in await _stored_secrets(store, endpoint["id"])
+        }
+
+    assert old in await opened()
+
+    async def cleared() -> bool:
+        return await opened() == {new}
+
+    # The grace period (1 s) plus a sweep (0.5 s) and some slack.
+    await wait_until(cleared, timeout=5)
+    assert time.monotonic() - rotated >= 0.9
+    rows = await store.query_rows(
+        "SELECT previous_secret FROM webhook_endpoints FINAL WHERE id = {id:String}",
+        {"id": endpoint["id"]},
+    )
+    assert rows == [("",)]
+    receiver.secrets = [new]
+    await create(client, id="cmp_after_grace")
+    await wait_until(lambda: receiver.received or receiver.bad)
+    assert receiver.bad == []
+    assert len(receiver.received[0].headers["webhook-signature"].split(" ")) == 1
