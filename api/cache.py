@@ -144,5 +144,10 @@ class TtlCache(Generic[V]):
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
 
+    def peek(self, key: object) -> V | None:
+        """The value held for `key`, however old, without loading or counting a read."""
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None else None
+
     def clear(self) -> None:
         self._entries.clear()

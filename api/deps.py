@@ -1,6 +1,5 @@
 """What routes depend on: the shared clients (built in the lifespan) and the caller's identity."""
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from core.coalesce import Gathered
 from core.ledger import CampaignLedger
 from core.rollups import EngagementRollups
 from core.settings import Settings
-from scoring.queries import CampaignScopes, RankedScope, ScopeRanking
+from scoring.queries import CampaignScopes, Ranking, ScopeRanking
 
 
 @dataclass
@@ -37,7 +36,7 @@ class Services:
     metrics_reads: dict[str, Gathered[tuple[str, str], bytes]] = field(default_factory=dict)
     """Per kind (campaign, influencer): the gathered point reads, by (organisation, id), behind
     `metrics_cache`."""
-    top_ranked: dict[Hashable, tuple[int, asyncio.Task[RankedScope]]] = field(default_factory=dict)
+    top_ranked: dict[Hashable, Ranking] = field(default_factory=dict)
     """Per top-performers scope and sort key: the scoring generation it ranks and the ranking."""
     tokens: dict[str, Principal] = field(default_factory=dict)
     rate_limits: RateLimits = field(default_factory=RateLimits)

@@ -218,9 +218,7 @@ def create_app(
                 refresh_budget=settings.top_performers_refresh_share,
             ),
         )
-        warming = app.state.warming = asyncio.create_task(
-            _score_organisations(app.state.services)
-        )
+        warming = app.state.warming = asyncio.create_task(_score_organisations(app.state.services))
         try:
             async with AsyncExitStack() as stack:
                 for extra in lifespans:

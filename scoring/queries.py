@@ -217,14 +217,17 @@ async def scored_creators(
     return await asyncio.to_thread(_candidates, rows)
 
 
-async def scored_campaigns(store: Store, *, org: str) -> "CampaignScopes":
+async def scored_campaigns(
+    store: Store, *, org: str, previous: "CampaignScopes | None" = None
+) -> "CampaignScopes":
     """Every campaign scope of `org` (no platform or category filter), from one pass over its
     maintained per-post state: the first read of any of its campaigns then costs no query.
-    Each campaign's creators are scored when first asked for (`CampaignScopes.ranking`)."""
+    Each campaign's creators are scored when first asked for (`CampaignScopes.ranking`); until
+    then, `previous` (the organisation's pass before) answers for campaigns it had scored."""
     rows = await store.query_rows(
         _CAMPAIGNS_SQL, {"org": org, "platform": "", "category": "", "clip": POST_CLIP}
     )
-    return CampaignScopes(await asyncio.to_thread(_by_campaign, rows))
+    return CampaignScopes(await asyncio.to_thread(_by_campaign, rows), previous)
 
 
 def _by_campaign(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -237,23 +240,33 @@ def _by_campaign(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]
 class CampaignScopes:
     """The rows of every campaign scope of one organisation from one scoring pass; each
     campaign's `ScopeRanking` is made once, on its first read (one scoring task shared by
-    concurrent readers). A campaign without rows had no data when the pass ran."""
+    concurrent readers), and meanwhile the previous pass's answers, as a stale pass would.
+    A campaign without rows had no data when the pass ran."""
 
-    def __init__(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    def __init__(
+        self, rows: dict[str, list[tuple[Any, ...]]], previous: "CampaignScopes | None" = None
+    ) -> None:
         self._rows = rows
         self._rankings: dict[str, asyncio.Task[ScopeRanking]] = {}
+        self._previous = previous
+        if previous is not None:
+            previous._previous = None  # one pass back, never a chain
 
     def __contains__(self, campaign_id: object) -> bool:
         return campaign_id in self._rows
 
     async def ranking(self, campaign_id: str) -> ScopeRanking:
         task = self._rankings.get(campaign_id)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+        if task is None or _failed(task):
             rows = self._rows.get(campaign_id, [])
             task = asyncio.ensure_future(
                 asyncio.to_thread(lambda: ScopeRanking.of(_candidates(rows)))
             )
             self._rankings[campaign_id] = task
+        if not task.done() and self._previous is not None:
+            prior = self._previous._rankings.get(campaign_id)
+            if prior is not None and prior.done() and not _failed(prior):
+                return prior.result()
         return await asyncio.shield(task)
 
 
@@ -302,6 +315,30 @@ def rank(creators: list[Candidate], *, sort: TopSort, limit: int, min_views: int
     return TopPerformers(
         items=[c.to_model() for c in eligible[:limit]], total=len(eligible), sort=sort, limit=limit
     )
+
+
+@dataclass(slots=True)
+class Ranking:
+    """One scope's ranking by one sort key, as the API keeps it: the scoring `generation` it
+    ranks, the ranking task and, until that is done, the scope's previous ranking."""
+
+    generation: int
+    task: "asyncio.Task[RankedScope]"
+    previous: "RankedScope | None"
+
+    def failed(self) -> bool:
+        return _failed(self.task)
+
+    def ready(self) -> "RankedScope | None":
+        """The ranking when done, else the previous one (None for a scope's first)."""
+        if self.task.done() and not self.failed():
+            self.previous = None
+            return self.task.result()
+        return self.previous
+
+
+def _failed(task: "asyncio.Task[Any]") -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -17,6 +17,7 @@ from schemas.events import Platform
 from scoring.queries import (
     CampaignScopes,
     RankedScope,
+    Ranking,
     ScopeRanking,
     TopSort,
     scored_campaigns,
@@ -183,10 +184,17 @@ async def campaign_scopes(services: Services, org: str) -> CampaignScopes:
     and cached as one entry: a dashboard reading campaign after campaign waits for no scoring
     after the first, and all of them are re-scored together, once per turn of the budget."""
 
-    async def load() -> CampaignScopes:
-        return await scored_campaigns(services.store, org=org)
+    key = ("top-campaigns", org)
 
-    scopes = await services.top_cache.get(("top-campaigns", org), load, _version(services))
+    async def load() -> CampaignScopes:
+        previous = services.top_cache.peek(key)
+        return await scored_campaigns(
+            services.store,
+            org=org,
+            previous=previous if isinstance(previous, CampaignScopes) else None,
+        )
+
+    scopes = await services.top_cache.get(key, load, _version(services))
     assert isinstance(scopes, CampaignScopes)  # `load` always answers one
     return scopes
 
@@ -205,31 +213,25 @@ _RANKED_MAX = 4096
 
 
 async def _ranked(
-    cache: dict[Hashable, tuple[int, "asyncio.Task[RankedScope]"]],
+    cache: dict[Hashable, Ranking],
     scope: Hashable,
     scored: ScopeRanking,
     query: TopPerformersQuery,
 ) -> bytes:
     """The answer for `query` from one scoring of its scope. Each scoring is ranked once per
     sort key (concurrent requests share the ranking); `limit` and `minViews` only filter and
-    slice it, so no value of theirs costs another ranking."""
+    slice it, so no value of theirs costs another ranking. While a re-scored scope is being
+    ranked, its previous ranking answers (as a stale scoring does while the scope is re-scored);
+    only a scope's first ranking is waited for."""
     key = (scope, query.sort)
     entry = cache.get(key)
-    if entry is not None and entry[0] > scored.generation:
-        # This request holds a scoring older than the cached ranking's (a refresh landed
-        # meanwhile): rank it for this request only.
-        ranked = await asyncio.to_thread(RankedScope.of, scored.creators, query.sort)
-    else:
-        if entry is None or entry[0] < scored.generation or _failed(entry[1]):
-            if len(cache) >= _RANKED_MAX:
-                cache.clear()
-            task = asyncio.create_task(
-                asyncio.to_thread(RankedScope.of, scored.creators, query.sort)
-            )
-            entry = cache[key] = (scored.generation, task)
-        ranked = await asyncio.shield(entry[1])
+    if entry is None or entry.generation < scored.generation or entry.failed():
+        if len(cache) >= _RANKED_MAX:
+            cache.clear()
+        task = asyncio.create_task(asyncio.to_thread(RankedScope.of, scored.creators, query.sort))
+        entry = cache[key] = Ranking(scored.generation, task, entry.ready() if entry else None)
+    # A request holding an older scoring than the entry's is answered from the newer one.
+    ranked = entry.ready()
+    if ranked is None:
+        ranked = await asyncio.shield(entry.task)
     return ranked.top(limit=query.limit, min_views=query.min_views)
-
-
-def _failed(task: "asyncio.Task[RankedScope]") -> bool:
-    return task.done() and (task.cancelled() or task.exception() is not None)

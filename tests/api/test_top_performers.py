@@ -3,13 +3,15 @@ scoping, batch rows merged with streamed events, and 404/422 problem details."""
 
 import asyncio
 import itertools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import hypothesis
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import given
@@ -26,6 +28,8 @@ from scoring.queries import (
     CampaignScopes,
     Candidate,
     RankedScope,
+    Ranking,
+    ScopeRanking,
     TopSort,
     rank,
     top_performers_version,
@@ -610,3 +614,77 @@ async def test_distinct_limits_and_min_views_cost_one_ranking_per_scoring(
         assert body == expected.model_dump(by_alias=True, mode="json")
     assert hot <= set(top_performers_routes._PARSED)
     assert len(top_performers_routes._PARSED) <= len(hot) + len(sorts)
+
+
+# -- re-scored scopes answer from their previous ranking -------------------------------------
+
+
+def _top_ids(body: bytes) -> list[str]:
+    return [item["influencerId"] for item in orjson.loads(body)["items"]]
+
+
+async def test_a_re_scored_scope_answers_from_its_previous_ranking_until_ranked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache: dict[Hashable, Ranking] = {}
+    query = top_performers_routes.TopPerformersQuery.model_validate({"sort": "views"})
+    first = ScopeRanking.of([performer("inf_a", views=10)])
+    assert _top_ids(await top_performers_routes._ranked(cache, "s", first, query)) == ["inf_a"]
+    gate = threading.Event()
+    real = RankedScope.of
+
+    def held(creators: list[Candidate], sort: TopSort) -> RankedScope:
+        gate.wait(10)
+        return real(creators, sort)
+
+    monkeypatch.setattr(RankedScope, "of", held)
+    second = ScopeRanking.of([performer("inf_a", views=10), performer("inf_b", views=99)])
+    try:
+        # Answered at once from the first scoring's ranking while the second is ranked.
+        stale = await asyncio.wait_for(top_performers_routes._ranked(cache, "s", second, query), 2)
+        assert _top_ids(stale) == ["inf_a"]
+    finally:
+        gate.set()
+    await wait_until(lambda: cache[("s", "views")].task.done())
+    fresh = await top_performers_routes._ranked(cache, "s", second, query)
+    assert _top_ids(fresh) == ["inf_b", "inf_a"]
+    # A request still holding the first scoring is answered from the newer ranking.
+    assert await top_performers_routes._ranked(cache, "s", first, query) == fresh
+
+
+def _scope_row(campaign_id: str, influencer_id: str, views: int) -> tuple[Any, ...]:
+    return (
+        influencer_id, "instagram", ["instagram"], views, 5, 0, 0, 0, 1, 1, -3.0, 9.0,
+        None, None, None, 0.0, campaign_id,
+    )  # fmt: skip
+
+
+async def test_a_new_pass_over_campaigns_answers_from_the_previous_until_it_has_scored_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = CampaignScopes({"cmp_1": [_scope_row("cmp_1", "inf_a", 10)]})
+    assert [c.influencer_id for c in (await first.ranking("cmp_1")).creators] == ["inf_a"]
+    gate = threading.Event()
+    real = scoring_queries._candidates
+
+    def held(rows: list[tuple[Any, ...]]) -> list[Candidate]:
+        gate.wait(10)
+        return real(rows)
+
+    monkeypatch.setattr(scoring_queries, "_candidates", held)
+    rows = [_scope_row("cmp_1", "inf_a", 10), _scope_row("cmp_1", "inf_b", 20)]
+    second = CampaignScopes({"cmp_1": rows, "cmp_2": []}, previous=first)
+    try:
+        stale = await asyncio.wait_for(second.ranking("cmp_1"), 2)
+        assert [c.influencer_id for c in stale.creators] == ["inf_a"]
+    finally:
+        gate.set()
+    await wait_until(lambda: second._rankings["cmp_1"].done())
+    fresh = await second.ranking("cmp_1")
+    assert sorted(c.influencer_id for c in fresh.creators) == ["inf_a", "inf_b"]
+    # A campaign the previous pass had not scored waits for its own scoring.
+    assert (await second.ranking("cmp_2")).creators == []
+    third = CampaignScopes({}, previous=second)
+    assert first._previous is None
+    assert second._previous is None
+    assert third._previous is second
