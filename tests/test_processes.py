@@ -182,6 +182,8 @@ async def test_full_stop_and_start_of_the_embedded_platform_keeps_totals(tmp_pat
     ]
     with PlatformProcess(tmp_path / "e", **env) as platform:
         platform.start()
+        # What start-up leaves alive is exempt from garbage collection (no full-heap pauses).
+        await wait_until(lambda: "up.gc_frozen" in platform.log())
         assert platform.http.post("/events", json=events).status_code == 202
         await wait_until(
             lambda: (
