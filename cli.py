@@ -6,7 +6,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from core.settings import Settings, get_settings
 
@@ -180,11 +180,20 @@ def cmd_up(args: argparse.Namespace) -> int:
             broker.stop()
 
 
-async def initialise(settings: Settings, *, timeout: float = 60.0) -> tuple[list[str], list[str]]:
-    """Create the platform's topics with their explicit partition counts and apply pending store
-    migrations; both steps are idempotent. Returns (topic names, migrations applied now)."""
+class Initialised(NamedTuple):
+    topics: list[str]
+    migrations: list[str]
+    # The read-only user provisioned for Grafana; None on chDB (no users) or without a password.
+    reader: str | None
+
+
+async def initialise(settings: Settings, *, timeout: float = 60.0) -> Initialised:
+    """Create the platform's topics with their explicit partition counts, apply pending store
+    migrations and, on a ClickHouse server with FK_CLICKHOUSE_READER_PASSWORD set, provision
+    the read-only reader Grafana queries as; every step is idempotent."""
     from core.clickhouse import Store
     from core.kafka import ensure_topics
+    from core.reader import provision_reader
     from streams.topics import platform_topics
 
     topics = platform_topics(settings)
@@ -197,11 +206,21 @@ async def initialise(settings: Settings, *, timeout: float = 60.0) -> tuple[list
         password=settings.clickhouse_password,
         migrate=False,
     )
+    reader = None
     try:
         applied = await asyncio.to_thread(store.migrate)
+        # chDB (embedded) has no users: it refuses CREATE USER and GRANT.
+        if settings.clickhouse_reader_password and not settings.store_url.startswith("chdb://"):
+            await asyncio.to_thread(
+                provision_reader,
+                store,
+                settings.clickhouse_reader_user,
+                settings.clickhouse_reader_password,
+            )
+            reader = settings.clickhouse_reader_user
     finally:
         store.close()
-    return [t.name for t in topics], applied
+    return Initialised([t.name for t in topics], applied, reader)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -209,7 +228,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     if settings.embedded_broker:
         print("fk init: FK_KAFKA_BOOTSTRAP must name the Kafka cluster to prepare", file=sys.stderr)
         return 2
-    outcome: list[tuple[list[str], list[str]]] = []
+    reader_password = settings.clickhouse_reader_password
+    if reader_password and settings.clickhouse_reader_user == settings.clickhouse_user:
+        print(
+            "fk init: FK_CLICKHOUSE_READER_USER must not be FK_CLICKHOUSE_USER (the platform's"
+            " own user would become read-only)",
+            file=sys.stderr,
+        )
+        return 2
+    outcome: list[Initialised] = []
 
     async def run() -> None:
         outcome.append(await initialise(settings, timeout=args.timeout))
@@ -219,9 +246,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         return status
     if not outcome:  # interrupted before it finished
         return 130
-    topics, applied = outcome[0]
-    print(f"topics ready: {', '.join(topics)}")
-    print(f"migrations applied: {', '.join(applied) or 'none pending'}")
+    done = outcome[0]
+    print(f"topics ready: {', '.join(done.topics)}")
+    print(f"migrations applied: {', '.join(done.migrations) or 'none pending'}")
+    if done.reader:
+        print(f"read-only user ready: {done.reader}")
+    elif settings.store_url.startswith("chdb://"):
+        print("read-only user: none (the embedded store has no users)")
+    else:
+        print("read-only user: none (FK_CLICKHOUSE_READER_PASSWORD is not set)")
     return 0
 
 

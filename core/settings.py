@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     clickhouse_database: str = "fk"
     clickhouse_user: str = "default"
     clickhouse_password: str = Field(default="", repr=False)
+    clickhouse_reader_user: str = Field(
+        default="fk_reader",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description=(
+            "The read-only ClickHouse user Grafana queries as; `fk init` creates it on a server"
+            " (SELECT on the dashboards' tables, never a secret column). Not FK_CLICKHOUSE_USER."
+        ),
+    )
+    clickhouse_reader_password: str = Field(
+        default="",
+        repr=False,
+        description="Its password; empty = `fk init` provisions no reader.",
+    )
 
     # Pipeline
     # Records per poll and rows per insert: a store insert has a fixed cost per part written

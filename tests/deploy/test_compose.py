@@ -14,7 +14,13 @@ from core.settings import Settings
 from tests.deploy.tools import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, docker_compose
 
 # The secrets compose refuses to start without (`${VAR:?}`).
-REQUIRED = {"FK_CLICKHOUSE_PASSWORD", "FK_JWT_SECRET", "FK_SECRETS_KEY", "GRAFANA_ADMIN_PASSWORD"}
+REQUIRED = {
+    "FK_CLICKHOUSE_PASSWORD",
+    "FK_CLICKHOUSE_READER_PASSWORD",
+    "FK_JWT_SECRET",
+    "FK_SECRETS_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
+}
 ONE_SHOT = {"init"}
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -52,6 +58,7 @@ def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env = write_env(
         tmp_path_factory.mktemp("compose") / ".env",
         FK_CLICKHOUSE_PASSWORD="ch-secret",
+        FK_CLICKHOUSE_READER_PASSWORD="reader-secret",
         FK_JWT_SECRET="j" * 40,
         FK_SECRETS_KEY="k" * 40,
         GRAFANA_ADMIN_PASSWORD="gf-secret",
@@ -79,6 +86,7 @@ def test_compose_validates_the_file(resolved: dict[str, Any]) -> None:
 def test_refuses_to_start_without_each_required_secret(tmp_path: Path, missing: str) -> None:
     secrets = {
         "FK_CLICKHOUSE_PASSWORD": "c",
+        "FK_CLICKHOUSE_READER_PASSWORD": "r",
         "FK_JWT_SECRET": "j" * 40,
         "FK_SECRETS_KEY": "k" * 40,
         "GRAFANA_ADMIN_PASSWORD": "g",
@@ -92,9 +100,26 @@ def test_refuses_to_start_without_each_required_secret(tmp_path: Path, missing: 
 def test_the_example_env_leaves_the_required_secrets_to_the_operator(tmp_path: Path) -> None:
     example = example_variables()
     assert not example["FK_CLICKHOUSE_PASSWORD"]
+    assert not example["FK_CLICKHOUSE_READER_PASSWORD"]
     assert not example["GRAFANA_ADMIN_PASSWORD"]
     result = compose(write_env(tmp_path / ".env"), "config", "-q")
     assert result.returncode != 0
+
+
+def test_grafana_gets_the_readers_credentials_and_only_init_gets_them_too(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["FK_CLICKHOUSE_READER_USER"] == "fk_reader"
+    assert grafana["FK_CLICKHOUSE_READER_PASSWORD"] == "reader-secret"
+    assert "ch-secret" not in grafana.values(), "never the platform's password"
+    init = services["init"]["environment"]
+    assert init["FK_CLICKHOUSE_READER_USER"] == "fk_reader"
+    assert init["FK_CLICKHOUSE_READER_PASSWORD"] == "reader-secret"
+    assert init["FK_CLICKHOUSE_PASSWORD"] == "ch-secret", "init still has the platform's settings"
+    for name in ("worker", "api"):
+        assert "reader-secret" not in services[name]["environment"].values(), name
 
 
 def test_every_platform_command_is_an_fk_subcommand(resolved: dict[str, Any]) -> None:

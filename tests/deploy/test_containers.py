@@ -1,6 +1,7 @@
 """End to end on the production images (testcontainers): Apache Kafka in KRaft mode and a
 ClickHouse server, pinned as in docker-compose.yml, with `fk init`, `fk worker` and `fk api` run as
-processes against them. Skipped when no Docker engine is reachable."""
+processes against them, and Grafana's queries sent as its read-only user. Skipped when no Docker
+engine is reachable."""
 
 import os
 import re
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from core.auth import issue_token
 from tests.conftest import free_port, wait_until
+from tests.deploy.dashboards import expand_sql, queries
 from tests.deploy.tools import COMPOSE_FILE
 from tests.factories import make_event
 from tests.processes import REPO
@@ -32,6 +34,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
 CLICKHOUSE_PASSWORD = "tc-secret"
+READER_PASSWORD = "tc-reader-secret"
 JWT_SECRET = "j" * 40
 SECRETS_KEY = "k" * 40
 
@@ -146,6 +149,8 @@ def env(kafka: tuple[Any, str], clickhouse: tuple[Any, str], tmp_path: Path) -> 
         "FK_CLICKHOUSE_USER": "fk",
         "FK_CLICKHOUSE_PASSWORD": CLICKHOUSE_PASSWORD,
         "FK_CLICKHOUSE_DATABASE": f"tc_{tag}",
+        "FK_CLICKHOUSE_READER_USER": f"reader_{tag}",
+        "FK_CLICKHOUSE_READER_PASSWORD": READER_PASSWORD,
         "FK_TOPIC_PREFIX": f"tc{tag}-",
         "FK_CONSUMER_GROUP": f"g{tag}",
         "FK_FAUST_APP_ID": f"fk{tag}",
@@ -202,6 +207,69 @@ async def test_init_creates_topics_and_tables_on_kafka_and_clickhouse_servers(
     tables = {row[0] for row in rows}
     assert {"engagement_events", "campaigns", "schema_migrations"} <= tables
     assert "none pending" in fk(env, tmp_path, "init").stdout
+
+
+def _as_grafana(env: dict[str, str], sql: str, password: str = READER_PASSWORD) -> httpx.Response:
+    """A query as Grafana's ClickHouse data source sends it: over HTTP, as the reader, in the
+    platform's database, with max_execution_time (the plugin's query timeout) set."""
+    return httpx.post(
+        env["FK_CLICKHOUSE_URL"],
+        params={"database": env["FK_CLICKHOUSE_DATABASE"], "max_execution_time": "30"},
+        headers={
+            "X-ClickHouse-User": env["FK_CLICKHOUSE_READER_USER"],
+            "X-ClickHouse-Key": password,
+        },
+        content=sql.encode(),
+        timeout=30,
+    )
+
+
+def test_grafanas_reader_runs_every_dashboard_and_cannot_read_a_webhook_secret(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = fk(env, tmp_path, "init")
+    assert result.returncode == 0, result.stderr
+    assert f"read-only user ready: {env['FK_CLICKHOUSE_READER_USER']}" in result.stdout
+    platform = clickhouse_connect.get_client(
+        dsn=env["FK_CLICKHOUSE_URL"],
+        username="fk",
+        password=CLICKHOUSE_PASSWORD,
+        database=env["FK_CLICKHOUSE_DATABASE"],
+    )
+    try:
+        platform.command(
+            "INSERT INTO webhook_endpoints (id, org, url, secret, previous_secret)"
+            " VALUES ('we_tc', 'acme', 'https://example.com/h', 'sealed-now', 'sealed-before')"
+        )
+    finally:
+        platform.close()
+
+    end = int(time.time()) + 60
+    for query in queries("grafana-clickhouse-datasource"):
+        answer = _as_grafana(env, expand_sql(query.text, start=end - 3600, end=end))
+        assert answer.status_code == 200, (query.id, answer.text)
+
+    refused = [
+        "SELECT secret FROM webhook_endpoints",
+        "SELECT previous_secret FROM webhook_endpoints",
+        "SELECT * FROM webhook_endpoints",
+        "INSERT INTO campaigns (id) VALUES ('cmp_reader')",
+        "DROP TABLE engagement_events",
+        f"ALTER USER {env['FK_CLICKHOUSE_READER_USER']} SETTINGS readonly = 0",
+    ]
+    for sql in refused:
+        answer = _as_grafana(env, sql)
+        assert answer.status_code != 200, sql
+        assert "sealed-" not in answer.text, sql
+    secret = _as_grafana(env, "SELECT secret FROM webhook_endpoints")
+    assert "ACCESS_DENIED" in secret.text, secret.text
+
+    # Idempotent, and a changed password takes effect on the next run.
+    again = fk({**env, "FK_CLICKHOUSE_READER_PASSWORD": "tc-reader-rotated"}, tmp_path, "init")
+    assert again.returncode == 0, again.stderr
+    assert _as_grafana(env, "SELECT count() FROM campaigns").status_code != 200
+    rotated = _as_grafana(env, "SELECT count() FROM campaigns", password="tc-reader-rotated")
+    assert rotated.status_code == 200, rotated.text
 
 
 def _metric(text: str, name: str, labels: str = "") -> float:

@@ -2,6 +2,7 @@
 every panel bound to a provisioned data source, and every SQL panel run against chDB with the
 real migrations (PromQL panels are run against a real Prometheus in test_prometheus.py)."""
 
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +13,14 @@ import pytest
 import yaml
 
 from core.clickhouse import Store
+from core.reader import (
+    READER_TABLES,
+    SECRET_COLUMNS,
+    readable_columns,
+    reader_grant,
+    reader_user_statements,
+    table_columns,
+)
 from streams.transforms import EVENT_COLUMNS
 from tests.deploy.dashboards import Query, dashboards, datasources, expand_sql, panels, queries
 from tests.deploy.tools import GRAFANA_DIR, REPO
@@ -33,11 +42,26 @@ def test_committed_dashboards_are_what_the_generator_writes() -> None:
 
 def test_datasources_have_fixed_uids_for_prometheus_and_clickhouse() -> None:
     assert datasources() == {"fk-prometheus": "prometheus", "fk-clickhouse": CLICKHOUSE_PLUGIN}
+
+
+def test_grafana_reads_clickhouse_as_the_read_only_user_and_knows_no_other() -> None:
     path = GRAFANA_DIR / "provisioning" / "datasources" / "datasources.yaml"
     clickhouse = next(
         s for s in yaml.safe_load(path.read_text())["datasources"] if s["uid"] == "fk-clickhouse"
     )
-    assert clickhouse["secureJsonData"]["password"] == "$FK_CLICKHOUSE_PASSWORD", "from env"
+    assert clickhouse["jsonData"]["username"] == "$FK_CLICKHOUSE_READER_USER"
+    assert clickhouse["secureJsonData"]["password"] == "$FK_CLICKHOUSE_READER_PASSWORD", "from env"
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    passed = {k for k in compose["grafana"]["environment"] if k.startswith("FK_")}
+    assert passed == {
+        "FK_CLICKHOUSE_DATABASE",
+        "FK_CLICKHOUSE_READER_USER",
+        "FK_CLICKHOUSE_READER_PASSWORD",
+    }, "Grafana gets the reader's credentials only, never the platform's"
+    assert "FK_CLICKHOUSE_READER_PASSWORD" in compose["init"]["environment"], "init creates it"
+    assert compose["grafana"]["depends_on"]["init"] == {
+        "condition": "service_completed_successfully"
+    }
 
 
 def test_dashboard_provider_points_where_compose_mounts_the_dashboards() -> None:
@@ -124,3 +148,76 @@ def test_trending_hashtags_are_normalised(store: Store) -> None:
     rows = store.query_rows_sync(expand_sql(query.text, start=end - 3600 * 6, end=end))
     assert rows[0][0] == "diwali"
     assert rows[0][1] == 60, "'#Diwali' and 'diwali' are one hashtag"
+
+
+# Table names after FROM or JOIN (not ARRAY JOIN, whose operand is a column).
+_READ_TABLE = re.compile(r"(?<!ARRAY )\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def _tables_read(sql: str, tables: set[str]) -> set[str]:
+    return {name for name in _READ_TABLE.findall(sql) if name in tables}
+
+
+def test_the_reader_is_granted_every_column_of_every_table_the_dashboards_query(
+    store: Store,
+) -> None:
+    tables = {row[0] for row in store.query_rows_sync("SHOW TABLES")}
+    queried: set[str] = set()
+    for query in SQL_QUERIES:
+        queried |= _tables_read(query.text, tables)
+    assert {"engagement_events", "campaigns"} <= queried, "the table finder finds the tables"
+    assert queried <= set(READER_TABLES), f"dashboards read more: {sorted(queried)}"
+    granted = {t: readable_columns(t, c) for t, c in table_columns(store, READER_TABLES).items()}
+    statement = reader_grant("fk_reader", store.database, granted)
+    for table in queried:
+        every = store.query_rows_sync(
+            "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
+            {"d": store.database, "t": table},
+        )
+        assert {row[0] for row in every} <= set(_granted_columns(statement, table)), table
+
+
+def _granted_columns(statement: str, table: str) -> list[str]:
+    match = re.search(rf"SELECT\(([^)]*)\) ON `[^`]+`\.`{table}`", statement)
+    return [c.strip().strip("`") for c in match.group(1).split(",")] if match else []
+
+
+def test_the_reader_is_never_granted_a_secret_column_of_any_table(store: Store) -> None:
+    every_table = sorted(row[0] for row in store.query_rows_sync("SHOW TABLES"))
+    assert set(SECRET_COLUMNS) <= set(every_table)
+    # Even a reader granted the whole database, table by table, gets no secret column.
+    statement = reader_grant("fk_reader", store.database, table_columns(store, every_table))
+    endpoints = _granted_columns(statement, "webhook_endpoints")
+    assert "url" in endpoints
+    assert not {"secret", "previous_secret"} & set(endpoints)
+    for table, secret in SECRET_COLUMNS.items():
+        assert not secret & set(_granted_columns(statement, table)), table
+    # What `fk init` grants: the dashboards' tables, none of which holds a secret column.
+    assert not set(READER_TABLES) & set(SECRET_COLUMNS)
+
+
+def test_the_reader_statements_are_clickhouse_sql(store: Store) -> None:
+    """The statements `fk init` sends, read by ClickHouse's own parser (chDB runs no access
+    control, but its `formatQuery` parses them as a server would)."""
+    columns = table_columns(store, READER_TABLES)
+    statements = [
+        *reader_user_statements("fk_reader", "a pass'word\\", store.database),
+        reader_grant("fk_reader", store.database, columns),
+    ]
+    for statement in statements:
+        formatted = store.query_rows_sync("SELECT formatQuery({q:String})", {"q": statement})
+        assert formatted[0][0].split()[0] in ("CREATE", "ALTER", "GRANT"), formatted
+    assert "pass" not in " ".join(statements), "only the password's hash is sent"
+    assert "WITH REPLACE OPTION" in statements[-1], "a run takes back what is no longer granted"
+    assert "readonly = 1" in statements[1]
+
+
+def test_identifiers_that_are_not_plain_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        reader_grant("fk_reader", "fk", {"engagement_events": ["views`, secret"]})
+    with pytest.raises(ValueError, match="identifier"):
+        reader_user_statements("reader` SETTINGS readonly = 0 --", "pw", "fk")
+    with pytest.raises(ValueError, match="password"):
+        reader_user_statements("fk_reader", "", "fk")
+    with pytest.raises(ValueError, match="no readable column"):
+        reader_grant("fk_reader", "fk", {"webhook_endpoints": ["secret", "previous_secret"]})

@@ -1,4 +1,5 @@
-"""`fk init`, the one-shot service of the distributed deployment: topics and migrations."""
+"""`fk init`, the one-shot service of the distributed deployment: topics, migrations and (on a
+ClickHouse server only: tests/deploy/test_containers.py) the read-only user Grafana queries as."""
 
 import os
 import subprocess
@@ -28,12 +29,15 @@ async def _partitions(bootstrap: str, topic: str) -> set[int]:
 async def test_creates_topics_with_their_partitions_and_applies_migrations_once(
     settings: Settings, store: Store
 ) -> None:
-    settings = settings.model_copy(update={"engagement_partitions": 3})
+    # A reader password set: the embedded store has no users, so it is skipped, not an error.
+    settings = settings.model_copy(
+        update={"engagement_partitions": 3, "clickhouse_reader_password": "r" * 32}
+    )
     store.command_sync("DROP TABLE IF EXISTS schema_migrations")
     for table in ("engagement_events", "campaigns"):
         store.command_sync(f"DROP TABLE IF EXISTS {table}")
 
-    topics, applied = await initialise(settings)
+    topics, applied, reader = await initialise(settings)
 
     assert topics == [t.name for t in platform_topics(settings)]
     assert await _partitions(settings.bootstrap, settings.engagement_topic) == {0, 1, 2}
@@ -42,9 +46,10 @@ async def test_creates_topics_with_their_partitions_and_applies_migrations_once(
     assert applied == every_migration
     tables = {row[0] for row in store.query_rows_sync("SHOW TABLES")}
     assert {"engagement_events", "campaigns", "schema_migrations"} <= tables
+    assert reader is None
 
     again = await initialise(settings)
-    assert again == (topics, [])
+    assert again == (topics, [], None)
 
 
 def _fk_init(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -71,9 +76,27 @@ def test_the_command_reports_what_it_did_and_is_idempotent(
     assert first.returncode == 0, first.stderr
     assert f"init-{tmp_path.name}-engagement-events" in first.stdout
     assert "0001_engagement_events.sql" in first.stdout
-    second = _fk_init(env, tmp_path)
+    assert "read-only user: none (the embedded store has no users)" in first.stdout
+    second = _fk_init({**env, "FK_CLICKHOUSE_READER_PASSWORD": "r" * 32}, tmp_path)
     assert second.returncode == 0, second.stderr
     assert "migrations applied: none pending" in second.stdout
+    assert "read-only user: none (the embedded store has no users)" in second.stdout
+
+
+def test_refuses_a_reader_that_is_the_platforms_own_user(tmp_path: Path) -> None:
+    result = _fk_init(
+        {
+            "FK_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+            "FK_CLICKHOUSE_URL": f"chdb://{tmp_path / 'store'}",
+            "FK_CLICKHOUSE_USER": "fk",
+            "FK_CLICKHOUSE_READER_USER": "fk",
+            "FK_CLICKHOUSE_READER_PASSWORD": "r" * 32,
+        },
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "FK_CLICKHOUSE_READER_USER must not be FK_CLICKHOUSE_USER" in result.stderr
+    assert "r" * 32 not in result.stderr
 
 
 def test_refuses_to_run_without_a_kafka_cluster(tmp_path: Path) -> None:

@@ -125,6 +125,7 @@ def test_settings_do_not_show_secrets_in_their_repr() -> None:
         "secrets_key": "secrets-key-value-0123456789abcdef",
         "llm_api_key": "sk-llm-key-value",
         "clickhouse_password": "pw-clickhouse-value",
+        "clickhouse_reader_password": "pw-reader-value",
         "webhook_default_secret": "whsec_default-value",
         "slack_webhook_url": "https://hooks.slack.com/services/T0/B0/slack-value",
         "telegram_bot_token": "123:telegram-value",
