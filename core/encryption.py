@@ -3,17 +3,19 @@ before they are stored, opened when read. A stored value without the `fkenc1:` p
 written before sealing existed and is read as it is (plaintext)."""
 
 import base64
-import hashlib
-import hmac
 import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PREFIX = "fkenc1:"
 """Marks a sealed value; a later scheme takes another prefix, so stored values say how to open
 them."""
 
-_NONCE_BYTES = 16
-_TAG_BYTES = 32
-_BLOCK_BYTES = hashlib.sha256().digest_size
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 class SecretUnreadable(ValueError):
@@ -21,28 +23,23 @@ class SecretUnreadable(ValueError):
 
 
 class SecretCipher:
-    """Authenticated encryption from the standard library's primitives (the `cryptography`
-    package is not a dependency): HMAC-SHA256 in counter mode as the keystream (a PRF in CTR
-    mode) over a random 128-bit nonce, then HMAC-SHA256 over the context, nonce and ciphertext
-    (encrypt-then-MAC) with a separate key; both keys are derived from the settings' key.
-
-    `context` (the endpoint id) is authenticated with the value, so a sealed secret copied into
-    another row does not open there.
-    """
+    """AES-256-GCM (the `cryptography` package) under a key derived from the settings' key with
+    HKDF-SHA256; a random 96-bit nonce per value. `context` (the endpoint id) is authenticated
+    with the value as associated data, so a sealed secret copied into another row does not open
+    there."""
 
     def __init__(self, key: str) -> None:
-        master = key.encode()
-        self._enc_key = hmac.digest(master, b"fk secrets v1 encryption", "sha256")
-        self._mac_key = hmac.digest(master, b"fk secrets v1 authentication", "sha256")
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"fk webhook secrets v1"
+        ).derive(key.encode())
+        self._aead = AESGCM(derived)
 
     def seal(self, plain: str, *, context: str) -> str:
         """The stored form of `plain`; an empty string stays empty (no secret)."""
         if not plain:
             return ""
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        data = plain.encode()
-        body = bytes(a ^ b for a, b in zip(data, self._keystream(nonce, len(data)), strict=True))
-        sealed = nonce + body + self._tag(context, nonce, body)
+        sealed = nonce + self._aead.encrypt(nonce, plain.encode(), _associated(context))
         return PREFIX + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
     def open(self, stored: str, *, context: str) -> str:
@@ -57,27 +54,17 @@ class SecretCipher:
             raise SecretUnreadable("not a sealed value") from None
         if len(sealed) < _NONCE_BYTES + _TAG_BYTES:
             raise SecretUnreadable("not a sealed value")
-        nonce, body, tag = (
-            sealed[:_NONCE_BYTES],
-            sealed[_NONCE_BYTES:-_TAG_BYTES],
-            sealed[-_TAG_BYTES:],
-        )
-        if not hmac.compare_digest(tag, self._tag(context, nonce, body)):
-            raise SecretUnreadable("does not open with FK_SECRETS_KEY")
-        plain = bytes(a ^ b for a, b in zip(body, self._keystream(nonce, len(body)), strict=True))
+        try:
+            plain = self._aead.decrypt(
+                sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _associated(context)
+            )
+        except InvalidTag:
+            raise SecretUnreadable("does not open with FK_SECRETS_KEY") from None
         return plain.decode()
 
-    def _keystream(self, nonce: bytes, size: int) -> bytes:
-        blocks = (
-            hmac.digest(self._enc_key, nonce + i.to_bytes(4, "big"), "sha256")
-            for i in range(-(-size // _BLOCK_BYTES))
-        )
-        return b"".join(blocks)[:size]
 
-    def _tag(self, context: str, nonce: bytes, body: bytes) -> bytes:
-        ctx = context.encode()
-        message = PREFIX.encode() + len(ctx).to_bytes(4, "big") + ctx + nonce + body
-        return hmac.digest(self._mac_key, message, "sha256")
+def _associated(context: str) -> bytes:
+    return PREFIX.encode() + context.encode()
 
 
 def is_sealed(stored: str) -> bool:
