@@ -149,5 +149,12 @@ class TtlCache(Generic[V]):
         entry = self._entries.get(key)
         return entry[1] if entry is not None else None
 
+    def forget(self, matches: Callable[[object], bool]) -> int:
+        """Drop the entries whose key `matches` (their next read loads); how many were held."""
+        keys = [key for key in self._entries if matches(key)]
+        for key in keys:
+            del self._entries[key]
+        return len(keys)
+
     def clear(self) -> None:
         self._entries.clear()

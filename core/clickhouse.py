@@ -240,6 +240,12 @@ class Store:
         except ClickHouseError as exc:
             raise self._translate(exc) from exc
 
+    def query_arrow_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> pa.Table:
+        try:
+            return self._thread_client().query_arrow(sql, parameters=parameters)
+        except ClickHouseError as exc:
+            raise self._translate(exc) from exc
+
     def insert_sync(
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
     ) -> None:
@@ -277,6 +283,9 @@ class Store:
         self, sql: str, parameters: dict[str, Any] | None = None
     ) -> list[Sequence[Any]]:
         return await self._run(self.query_columns_sync, sql, parameters)
+
+    async def query_arrow(self, sql: str, parameters: dict[str, Any] | None = None) -> pa.Table:
+        return await self._run(self.query_arrow_sync, sql, parameters)
 
     async def insert(
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]

@@ -5,9 +5,12 @@ import asyncio
 import bisect
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
 
 from core.clickhouse import Store
 from schemas.api import ScoreComponents, TopPerformer, TopPerformers
@@ -91,6 +94,9 @@ _CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
     scope="org = {org:String} AND campaign_id != ''",
     by="campaign_id, ",
     by_column=", s.campaign_id",
+).replace(
+    "SETTINGS join_use_nulls = 1",
+    "ORDER BY s.campaign_id LIMIT {limit:UInt64}\nSETTINGS join_use_nulls = 1",
 )
 
 # What the top-performers answer is computed from: engagement rows, campaign owners (scope) and
@@ -185,14 +191,17 @@ _SORT_KEYS: dict[str, Callable[[Candidate], float]] = {
 @dataclass(frozen=True, slots=True)
 class ScopeRanking:
     """Every creator of one scope, scored once; `generation` tells scorings apart (a ranking
-    made from one scoring is valid until the scope is scored again)."""
+    made from one scoring is valid until the scope is scored again). `refresh`: this scoring
+    replaced one still served (a stale answer is allowed while it is ranked), rather than
+    loading a scope nothing held (after a miss, an eviction or a load that must show)."""
 
     generation: int
     creators: list[Candidate]
+    refresh: bool = False
 
     @classmethod
-    def of(cls, creators: list[Candidate]) -> "ScopeRanking":
-        return cls(next(_GENERATIONS), creators)
+    def of(cls, creators: list[Candidate], *, refresh: bool = False) -> "ScopeRanking":
+        return cls(next(_GENERATIONS), creators, refresh)
 
 
 _GENERATIONS = itertools.count()
@@ -217,24 +226,66 @@ async def scored_creators(
     return await asyncio.to_thread(_candidates, rows)
 
 
+MAX_CAMPAIGN_PASS_ROWS = 300_000
+"""A pass over every campaign holds one row per (campaign, creator) pair, ~200 bytes each; an
+organisation with more pairs than this has its campaigns scored one by one, on first use."""
+
+
 async def scored_campaigns(
     store: Store, *, org: str, previous: "CampaignScopes | None" = None
 ) -> "CampaignScopes":
     """Every campaign scope of `org` (no platform or category filter), from one pass over its
     maintained per-post state: the first read of any of its campaigns then costs no query.
     Each campaign's creators are scored when first asked for (`CampaignScopes.ranking`); until
-    then, `previous` (the organisation's pass before) answers for campaigns it had scored."""
-    rows = await store.query_rows(
-        _CAMPAIGNS_SQL, {"org": org, "platform": "", "category": "", "clip": POST_CLIP}
+    then, `previous` (the organisation's pass before) answers for campaigns it had scored. The
+    pass is held as an Arrow table (compact; rows are made for a campaign when it is scored);
+    past `MAX_CAMPAIGN_PASS_ROWS` it holds no campaign."""
+    table = await store.query_arrow(
+        _CAMPAIGNS_SQL,
+        {
+            "org": org,
+            "platform": "",
+            "category": "",
+            "clip": POST_CLIP,
+            "limit": MAX_CAMPAIGN_PASS_ROWS + 1,
+        },
     )
-    return CampaignScopes(await asyncio.to_thread(_by_campaign, rows), previous)
+    if table.num_rows > MAX_CAMPAIGN_PASS_ROWS:
+        return CampaignScopes({}, previous)
+    return CampaignScopes(await asyncio.to_thread(CampaignRows, table), previous)
 
 
-def _by_campaign(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
-    campaigns: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        campaigns.setdefault(row[16], []).append(row)
-    return campaigns
+class CampaignRows(Mapping[str, list[tuple[Any, ...]]]):
+    """A campaign pass's rows (sorted by campaign, its id the last column) by campaign, made into
+    tuples, as `Store.query_rows` gives them, only when asked for."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._ranges: dict[str, tuple[int, int]] = {}
+        if table.num_rows:
+            campaigns = table.column(table.num_columns - 1).combine_chunks()
+            if pa.types.is_dictionary(campaigns.type):
+                campaigns = campaigns.cast(pa.string())
+            encoded = campaigns.dictionary_encode()
+            codes = encoded.indices.to_numpy()
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(codes)) + 1))
+            ends = np.append(starts[1:], len(codes))
+            names = encoded.dictionary.to_pylist()
+            self._ranges = {
+                names[codes[start]]: (int(start), int(end - start))
+                for start, end in zip(starts, ends, strict=True)
+            }
+
+    def __getitem__(self, campaign_id: str) -> list[tuple[Any, ...]]:
+        offset, length = self._ranges[campaign_id]
+        part = self._table.slice(offset, length)
+        return list(zip(*(column.to_pylist() for column in part.columns), strict=True))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ranges)
+
+    def __len__(self) -> int:
+        return len(self._ranges)
 
 
 class CampaignScopes:
@@ -244,7 +295,7 @@ class CampaignScopes:
     A campaign without rows had no data when the pass ran."""
 
     def __init__(
-        self, rows: dict[str, list[tuple[Any, ...]]], previous: "CampaignScopes | None" = None
+        self, rows: Mapping[str, list[tuple[Any, ...]]], previous: "CampaignScopes | None" = None
     ) -> None:
         self._rows = rows
         self._rankings: dict[str, asyncio.Task[ScopeRanking]] = {}
@@ -258,10 +309,13 @@ class CampaignScopes:
     async def ranking(self, campaign_id: str) -> ScopeRanking:
         task = self._rankings.get(campaign_id)
         if task is None or _failed(task):
-            rows = self._rows.get(campaign_id, [])
-            task = asyncio.ensure_future(
-                asyncio.to_thread(lambda: ScopeRanking.of(_candidates(rows)))
-            )
+            rows = self._rows
+            refresh = self._previous is not None
+
+            def score() -> ScopeRanking:
+                return ScopeRanking.of(_candidates(rows.get(campaign_id, [])), refresh=refresh)
+
+            task = asyncio.ensure_future(asyncio.to_thread(score))
             self._rankings[campaign_id] = task
         if not task.done() and self._previous is not None:
             prior = self._previous._rankings.get(campaign_id)

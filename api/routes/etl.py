@@ -182,8 +182,10 @@ async def upload(
         raise
     finally:
         source.unlink(missing_ok=True)
-    services.top_cache.clear()
-    services.metrics_cache.clear()
+    # The organisation's cached answers only (keys are (kind, organisation, ...)): its next reads
+    # show the load; another's keep their cache, so nobody's uploads cost others a re-scoring.
+    services.top_cache.forget(lambda key: _org_of(key) == principal.org)
+    services.metrics_cache.forget(lambda key: _org_of(key) == principal.org)
     if report.rejected_file is not None:
         report = report.model_copy(update={"rejected_file": f"{UPLOAD_PATH}/{load_id}/rejected"})
     return report
@@ -208,3 +210,7 @@ async def rejected_rows(
     if not path.is_file() or uploads.expired(path):
         raise NotFound(f"No rejected rows for load {load_id}.")
     return FileResponse(path, media_type="text/csv", filename=f"{load_id}.rejected.csv")
+
+
+def _org_of(key: object) -> object:
+    return key[1] if isinstance(key, tuple) and len(key) > 1 else None

@@ -167,13 +167,15 @@ async def scope_ranking(
         # Not in the organisation's last pass: its first data may have come since, so it is
         # scored on its own (a campaign's first answer after its first events shows them).
 
+    key = ("top", org, campaign_id, platform, category and category.lower())
+
     async def load() -> ScopeRanking:
+        refresh = services.top_cache.peek(key) is not None
         creators = await scored_creators(
             services.store, org=org, campaign_id=campaign_id, platform=platform, category=category
         )
-        return ScopeRanking.of(creators)
+        return ScopeRanking.of(creators, refresh=refresh)
 
-    key = ("top", org, campaign_id, platform, category and category.lower())
     ranking = await services.top_cache.get(key, load, _version(services))
     assert isinstance(ranking, ScopeRanking)  # `load` always answers one
     return ranking
@@ -222,14 +224,16 @@ async def _ranked(
     sort key (concurrent requests share the ranking); `limit` and `minViews` only filter and
     slice it, so no value of theirs costs another ranking. While a re-scored scope is being
     ranked, its previous ranking answers (as a stale scoring does while the scope is re-scored);
-    only a scope's first ranking is waited for."""
+    a scoring that is no refresh (a scope's first, or one after its cache entry was dropped) is
+    waited for."""
     key = (scope, query.sort)
     entry = cache.get(key)
     if entry is None or entry.generation < scored.generation or entry.failed():
         if len(cache) >= _RANKED_MAX:
             cache.clear()
         task = asyncio.create_task(asyncio.to_thread(RankedScope.of, scored.creators, query.sort))
-        entry = cache[key] = Ranking(scored.generation, task, entry.ready() if entry else None)
+        previous = entry.ready() if entry is not None and scored.refresh else None
+        entry = cache[key] = Ranking(scored.generation, task, previous)
     # A request holding an older scoring than the entry's is answered from the newer one.
     ranked = entry.ready()
     if ranked is None:

@@ -101,3 +101,26 @@ async def test_uploads_over_the_limit_are_413(
             problem = assert_problem(await post(c, text), 413)
             assert "exceeds" in str(problem["detail"])
         assert store.query_rows_sync("SELECT count() FROM engagement_events") == [(0,)]
+
+
+async def test_an_upload_forgets_only_its_organisations_cached_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    """Another organisation's uploads cost nobody else a re-scoring: its cached rankings stay."""
+    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    other = {"Authorization": f"Bearer {issue_token(client_secret(client), org='globex')}"}
+    assert (await client.get("/top-performers")).status_code == 200
+    theirs = await client.get("/top-performers", headers=other)
+    assert theirs.status_code == 200
+    orgs = {key[1] for key in services.top_cache._entries}
+    assert {"acme", "globex"} <= orgs
+    uploaded = await client.post(
+        "/etl/uploads", files={"file": ("perf.csv", CSV.encode(), "text/csv")}, headers=other
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    orgs = {key[1] for key in services.top_cache._entries}
+    assert "acme" in orgs
+    assert "globex" not in orgs
+    # The uploader's next read shows its load.
+    after = await client.get("/top-performers", params={"campaignId": "cmp_up"}, headers=other)
+    assert [i["influencerId"] for i in after.json()["items"]] == ["inf_a", "inf_d"]

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import hypothesis
 import orjson
+import pyarrow as pa
 import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import given
@@ -629,7 +630,10 @@ async def test_a_re_scored_scope_answers_from_its_previous_ranking_until_ranked_
     cache: dict[Hashable, Ranking] = {}
     query = top_performers_routes.TopPerformersQuery.model_validate({"sort": "views"})
     first = ScopeRanking.of([performer("inf_a", views=10)])
-    assert _top_ids(await top_performers_routes._ranked(cache, "s", first, query)) == ["inf_a"]
+    for scope in ("s", "t"):
+        assert _top_ids(await top_performers_routes._ranked(cache, scope, first, query)) == [
+            "inf_a"
+        ]
     gate = threading.Event()
     real = RankedScope.of
 
@@ -638,13 +642,21 @@ async def test_a_re_scored_scope_answers_from_its_previous_ranking_until_ranked_
         return real(creators, sort)
 
     monkeypatch.setattr(RankedScope, "of", held)
-    second = ScopeRanking.of([performer("inf_a", views=10), performer("inf_b", views=99)])
+    newer = [performer("inf_a", views=10), performer("inf_b", views=99)]
+    second = ScopeRanking.of(newer, refresh=True)
     try:
         # Answered at once from the first scoring's ranking while the second is ranked.
         stale = await asyncio.wait_for(top_performers_routes._ranked(cache, "s", second, query), 2)
         assert _top_ids(stale) == ["inf_a"]
+        # A scoring that is no refresh (the scope's cache entry was dropped: an upload, say)
+        # waits for its own ranking.
+        loaded = ScopeRanking.of(newer)
+        waiting = asyncio.ensure_future(top_performers_routes._ranked(cache, "t", loaded, query))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
     finally:
         gate.set()
+    assert _top_ids(await waiting) == ["inf_b", "inf_a"]
     await wait_until(lambda: cache[("s", "views")].task.done())
     fresh = await top_performers_routes._ranked(cache, "s", second, query)
     assert _top_ids(fresh) == ["inf_b", "inf_a"]
@@ -688,3 +700,23 @@ async def test_a_new_pass_over_campaigns_answers_from_the_previous_until_it_has_
     assert first._previous is None
     assert second._previous is None
     assert third._previous is second
+
+
+def test_a_campaign_pass_held_as_arrow_gives_each_campaign_its_rows() -> None:
+    rows = [
+        _scope_row("cmp_1", "inf_a", 10),
+        _scope_row("cmp_1", "inf_b", 20),
+        _scope_row("cmp_2", "inf_a", 30),
+        _scope_row("cmp_9", "inf_c", 40),
+    ]
+    names = [f"c{i}" for i in range(len(rows[0]))]
+    table = pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in rows])
+    held = scoring_queries.CampaignRows(table)
+    assert sorted(held) == ["cmp_1", "cmp_2", "cmp_9"]
+    assert held["cmp_1"] == rows[:2]
+    assert held["cmp_2"] == rows[2:3]
+    assert held.get("cmp_3", []) == []
+    assert len(scoring_queries.CampaignRows(table.slice(0, 0))) == 0
+    # A dictionary-encoded campaign column (the store's LowCardinality) is read the same.
+    encoded = table.set_column(16, "c16", table.column(16).dictionary_encode())
+    assert scoring_queries.CampaignRows(encoded)["cmp_2"] == rows[2:3]
