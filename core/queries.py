@@ -142,12 +142,18 @@ async def campaign_owners(store: Store, campaign_ids: list[str]) -> dict[str, st
 
 
 async def due_campaigns(store: Store, now: datetime, limit: int = 1000) -> list[Campaign]:
-    """Campaigns whose start (scheduled) or end (live) date has passed, at their newest version."""
+    """Campaigns whose start (scheduled) or end (live) date has passed, at their newest version.
+    Only campaigns with some version that would be due are read whole (the newest version of a
+    due campaign is such a version): the clock asks every second, and reading every campaign's
+    body each time cost ~3x more at 15k campaigns."""
     rows = await store.query_rows(
         "SELECT body FROM ("
         "  SELECT argMax(body, version) AS body, argMax(status, version) AS st,"
         "         argMax(start_date, version) AS sd, argMax(end_date, version) AS ed"
-        "  FROM campaigns GROUP BY id"
+        "  FROM campaigns WHERE id IN (SELECT id FROM campaigns"
+        "     WHERE (status = 'scheduled' AND start_date <= {now:DateTime64(3, 'UTC')})"
+        "        OR (status = 'live' AND end_date <= {now:DateTime64(3, 'UTC')}))"
+        "  GROUP BY id"
         ") WHERE (st = 'scheduled' AND sd <= {now:DateTime64(3, 'UTC')})"
         "     OR (st = 'live' AND ed <= {now:DateTime64(3, 'UTC')}) LIMIT {limit:UInt32}",
         {"now": now, "limit": limit},

@@ -50,7 +50,10 @@ from streams.retry import Outcome, Policy, Verdict, decide, parse_retry_after
 
 log = structlog.get_logger(__name__)
 
-_FLUSH_SECONDS = 0.05
+_FLUSH_SECONDS = 0.25
+"""Delivery states and attempts are written at most this often: each write is an insert on the
+store's writer threads, which the command path shares (a write every 50 ms kept one in flight
+most of the time, and a command's pending deliveries queued behind it)."""
 _STORE_RETRY_SECONDS = 1.0
 """How long an attempt waits when its endpoint cannot be read (the store is unavailable)."""
 
