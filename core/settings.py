@@ -336,26 +336,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> "Settings":
-        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
-            raise ValueError(
-                f"FK_JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes; set a random one,"
-                " e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
-            )
-        if self.env != "dev" and self.jwt_secret == DEV_JWT_SECRET:
-            raise ValueError(
-                f"FK_JWT_SECRET is the development secret, which only FK_ENV=dev accepts"
-                f" (FK_ENV={self.env}); set a random one of at least {MIN_JWT_SECRET_BYTES} bytes"
-            )
-        if len(self.secrets_key.encode()) < MIN_SECRETS_KEY_BYTES:
-            raise ValueError(
-                f"FK_SECRETS_KEY is shorter than {MIN_SECRETS_KEY_BYTES} bytes; set a random one,"
-                " e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
-            )
-        if self.env != "dev" and self.secrets_key == DEV_SECRETS_KEY:
-            raise ValueError(
-                f"FK_SECRETS_KEY is the development key, which only FK_ENV=dev accepts"
-                f" (FK_ENV={self.env}); set a random one of at least {MIN_SECRETS_KEY_BYTES} bytes"
-            )
+        _refuse_weak(
+            "FK_JWT_SECRET",
+            "secret",
+            self.jwt_secret,
+            DEV_JWT_SECRET,
+            MIN_JWT_SECRET_BYTES,
+            self.env,
+        )
+        _refuse_weak(
+            "FK_SECRETS_KEY",
+            "key",
+            self.secrets_key,
+            DEV_SECRETS_KEY,
+            MIN_SECRETS_KEY_BYTES,
+            self.env,
+        )
         return self
 
     @property
@@ -406,3 +402,19 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def _refuse_weak(
+    name: str, noun: str, value: str, development: str, min_bytes: int, env: str
+) -> None:
+    """A secret shorter than `min_bytes` is refused everywhere; the development one outside dev."""
+    if len(value.encode()) < min_bytes:
+        raise ValueError(
+            f"{name} is shorter than {min_bytes} bytes; set a random one,"
+            " e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    if env != "dev" and value == development:
+        raise ValueError(
+            f"{name} is the development {noun}, which only FK_ENV=dev accepts"
+            f" (FK_ENV={env}); set a random one of at least {min_bytes} bytes"
+        )

@@ -64,6 +64,20 @@ def performer(influencer_id: str, **overrides: Any) -> Candidate:
     return Candidate(**values)
 
 
+def count_campaign_passes(monkeypatch: pytest.MonkeyPatch) -> list[CampaignScopes]:
+    """Every campaign pass the API scores from now on, in order."""
+    passes: list[CampaignScopes] = []
+    real = top_performers_routes.scored_campaigns
+
+    async def counted(*args: Any, **kwargs: Any) -> CampaignScopes:
+        found = await real(*args, **kwargs)
+        passes.append(found)
+        return found
+
+    monkeypatch.setattr(top_performers_routes, "scored_campaigns", counted)
+    return passes
+
+
 def insert_rows(store: Store, rows: list[dict[str, Any]]) -> None:
     """Engagement rows straight into the store (as the sink would write them)."""
     defaults: dict[str, Any] = {
@@ -326,25 +340,17 @@ async def test_cached_answers_follow_new_rows_and_are_kept_while_nothing_changes
     assert (await top(client, campaignId="cmp_a"))["total"] == 1
     # The first read scored the new campaign on its own and its organisation's campaigns again.
     await wait_until(lambda: not services.top_cache._loading)
-    loads = 0
-    real = top_performers_routes.scored_campaigns
-
-    async def counted(*args: Any, **kwargs: Any) -> CampaignScopes:
-        nonlocal loads
-        loads += 1
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(top_performers_routes, "scored_campaigns", counted)
+    passes = count_campaign_passes(monkeypatch)
     for _ in range(3):
         assert (await top(client, campaignId="cmp_a"))["total"] == 1
-    assert loads == 0
+    assert passes == []
     insert_rows(store, [{"influencer_id": "inf_b", "likes": 5}])
 
     async def both() -> bool:
         return (await top(client, campaignId="cmp_a"))["total"] == 2
 
     await wait_until(both)
-    assert loads == 1
+    assert len(passes) == 1
 
 
 async def test_invalid_parameters_are_named_and_valid_ones_remembered(
@@ -493,17 +499,9 @@ async def test_every_campaign_of_an_organisation_is_scored_in_one_pass(
     # Another organisation's events for the same campaign ids are not in acme's scopes.
     insert_rows(store, [{"influencer_id": "inf_x", "campaign_id": "cmp_2", "org": "globex"}])
     client._transport.app.state.services.top_cache.clear()  # type: ignore[attr-defined]
-    loads = 0
-    real = top_performers_routes.scored_campaigns
-
-    async def counted(*args: Any, **kwargs: Any) -> CampaignScopes:
-        nonlocal loads
-        loads += 1
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(top_performers_routes, "scored_campaigns", counted)
+    passes = count_campaign_passes(monkeypatch)
     answers = {c: await top(client, campaignId=c) for c in ("cmp_1", "cmp_2", "cmp_3", "cmp_9")}
-    assert loads == 1
+    assert len(passes) == 1
     assert [i["influencerId"] for i in answers["cmp_1"]["items"]] == ["inf_a", "inf_b"]
     assert [i["influencerId"] for i in answers["cmp_2"]["items"]] == ["inf_b"]
     assert [i["influencerId"] for i in answers["cmp_3"]["items"]] == ["inf_c"]
