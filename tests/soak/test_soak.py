@@ -25,9 +25,13 @@ def results(
     memory: list[tuple[float, int, dict[str, int]]],
     backlogs: list[float],
     drain: float | None = 0.5,
+    gauges: list[float] | None = None,
 ) -> Results:
     recorded = Results(memory=memory, load_seconds=60, drain_seconds=drain)
-    recorded.lag = [(10.0 + 5 * i, 0.0, b) for i, b in enumerate(backlogs)]
+    recorded.lag = [
+        (10.0 + 5 * i, gauge, b)
+        for i, (b, gauge) in enumerate(zip(backlogs, gauges or [0.0] * len(backlogs), strict=True))
+    ]
     recorded.record("GET /top-performers", 3.0)
     return recorded
 
@@ -59,6 +63,22 @@ def test_a_growing_backlog_is_unbounded() -> None:
     ok, reason = lag_bounded(results([], [0, 0, 0, 0], drain=None), options(), warmup=10)
     assert not ok
     assert "did not drain" in reason
+
+
+def test_a_stopped_consumer_fails_the_lag_check_though_nothing_more_is_accepted() -> None:
+    """Seen in a 30-minute soak: the consumer stopped, the API (acknowledging after storage)
+    accepted nothing more, so the backlog of accepted events stayed 0 while the gauge grew."""
+    stopped = [300.0, 500.0, 400.0, 9_000.0, 17_000.0, 25_000.0]
+    ok, reason = lag_bounded(
+        results([], [0] * len(stopped), gauges=stopped), options(events_rate=2000), warmup=10
+    )
+    assert not ok
+    assert "grew" in reason
+    steady = [300.0, 500.0, 400.0, 600.0, 350.0, 450.0]
+    ok, _ = lag_bounded(
+        results([], [0] * len(steady), gauges=steady), options(events_rate=2000), warmup=10
+    )
+    assert ok
 
 
 def test_a_failed_request_fails_the_soak() -> None:
