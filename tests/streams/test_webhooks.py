@@ -72,6 +72,14 @@ async def register(client: httpx.AsyncClient, receiver: Receiver, **body: Any) -
     return endpoint
 
 
+async def rotate(client: httpx.AsyncClient, endpoint_id: str) -> str:
+    """Rotate the endpoint's secret; the new one."""
+    response = await client.post(f"/webhooks/endpoints/{endpoint_id}/rotate-secret")
+    assert response.status_code == 200, response.text
+    secret: str = response.json()["secret"]
+    return secret
+
+
 async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     body.setdefault("name", "Launch")
     response = await client.post("/campaigns", json=body)
@@ -294,9 +302,7 @@ async def test_rotated_secret_signs_with_old_and_new(
 ) -> None:
     endpoint = await register(client, receiver)
     old = receiver.secrets.pop()
-    response = await client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
-    assert response.status_code == 200
-    new = response.json()["secret"]
+    new = await rotate(client, endpoint["id"])
     assert new != old
     for secret in (old, new):
         receiver.secrets = [secret]
@@ -465,9 +471,7 @@ async def test_a_retry_after_a_secret_rotation_is_signed_with_the_new_secret(
     endpoint = await register(client, receiver)
     await create(client, id="cmp_rotated_retry")
     await wait_until(lambda: receiver.hits == 1)
-    response = await client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
-    assert response.status_code == 200
-    receiver.secrets = [response.json()["secret"]]  # a receiver that switched at once
+    receiver.secrets = [await rotate(client, endpoint["id"])]  # a receiver that switched at once
     await wait_until(lambda: receiver.received or receiver.bad, timeout=10)
     assert receiver.bad == []
     assert [r.body["data"]["campaignId"] for r in receiver.received] == ["cmp_rotated_retry"]
@@ -521,9 +525,7 @@ async def test_endpoint_secrets_are_stored_sealed_and_deliveries_verify_with_the
 ) -> None:
     endpoint = await register(client, receiver)
     old = receiver.secrets.pop()
-    response = await client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
-    assert response.status_code == 200
-    new = response.json()["secret"]
+    new = await rotate(client, endpoint["id"])
     stored = await _stored_secrets(store, endpoint["id"])
     assert len(stored) == 3  # the first version's secret, the rotation's new and previous
     for value in stored:
@@ -576,9 +578,7 @@ async def test_the_previous_secret_is_cleared_when_its_grace_period_ends(
 ) -> None:
     endpoint = await register(client, receiver)
     old = receiver.secrets.pop()
-    response = await client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
-    assert response.status_code == 200
-    new = response.json()["secret"]
+    new = await rotate(client, endpoint["id"])
     rotated = time.monotonic()
     cipher = SecretCipher(settings.secrets_key)
 
