@@ -80,12 +80,13 @@ LEFT JOIN (
 ) AS f ON f.influencer_id = s.influencer_id
 LEFT JOIN (
     SELECT influencer_id, handle, category FROM creators FINAL WHERE org = {{org:String}}
-) AS c ON c.influencer_id = s.influencer_id
+) AS c ON c.influencer_id = s.influencer_id{order}
 SETTINGS join_use_nulls = 1
 """
 
 _TOP_SQL = {
-    kind: _TOP_TEMPLATE.format(scope=scope, by="", by_column="") for kind, scope in SCOPES.items()
+    kind: _TOP_TEMPLATE.format(scope=scope, by="", by_column="", order="")
+    for kind, scope in SCOPES.items()
 }
 # Every campaign scope of one organisation in one pass: the campaign scope's query with the
 # campaign as one more grouping key (each campaign's posts, clip bounds and creators are its
@@ -94,9 +95,7 @@ _CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
     scope="org = {org:String} AND campaign_id != ''",
     by="campaign_id, ",
     by_column=", s.campaign_id",
-).replace(
-    "SETTINGS join_use_nulls = 1",
-    "ORDER BY s.campaign_id LIMIT {limit:UInt64}\nSETTINGS join_use_nulls = 1",
+    order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",
 )
 
 # What the top-performers answer is computed from: engagement rows, campaign owners (scope) and
