@@ -58,6 +58,11 @@ CONSUMER_LAG = Gauge(
     "High-water mark minus position, per partition of engagement-events.",
     ["partition"],
 )
+CONSUMER_STALLED = Gauge(
+    "fk_pipeline_consumer_stalled",
+    "1 while the engagement consumer has read nothing for 30 s though its partitions have"
+    " unread records.",
+)
 EMBEDDED_BROKER_RESIDENT_BYTES = Gauge(
     "fk_embedded_broker_resident_bytes",
     "Resident memory of the embedded broker this process runs (it keeps every message in"

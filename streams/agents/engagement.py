@@ -48,6 +48,10 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 _COLLECT_EVERY_SECONDS = 1.0
 
+STALL_SECONDS = 30.0
+"""No record read for this long while an assigned partition has unread records: stalled."""
+_WATCH_EVERY_SECONDS = 5.0
+
 
 class _Collector:
     """Keeps Python's cyclic garbage collector paused while polls are read and decoded, and
@@ -89,6 +93,25 @@ class _Collector:
 
 
 _COLLECTOR = _Collector()
+
+
+def awaiting(task: "asyncio.Task[Any] | None") -> list[str]:
+    """Where a task is suspended: its coroutine chain, outermost first, ending in what it
+    awaits (asyncio's own `get_stack` stops at the outermost frame of a suspended task)."""
+    if task is None:
+        return []
+    if task.done():
+        return ["done"]
+    chain: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(chain) < 40:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            chain.append(repr(awaited)[:200])
+            break
+        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return chain
 
 
 def _org(record: ConsumerRecord[bytes, bytes], default: str) -> str:
@@ -172,6 +195,12 @@ class EngagementConsumer(mode.Service):
         self._pending: _Decoded | None = None
         self._in_flight: _Decoded | None = None
         """The batch being landed, until the store has it."""
+        self._consuming: asyncio.Task[Any] | None = None
+        self.read_at = time.monotonic()
+        """When a poll last returned records (or the consumer started)."""
+        self.stalled = False
+        self.stall_seconds = STALL_SECONDS
+        self.watch_every = _WATCH_EVERY_SECONDS
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -235,6 +264,7 @@ class EngagementConsumer(mode.Service):
         poll timeout (100 ms).
         """
         assert self.consumer is not None
+        self._consuming = asyncio.current_task()
         timeout = self.settings.sink_poll_timeout_ms
         limit = self.settings.sink_max_batch
         interval = self.settings.sink_min_insert_interval_ms / 1000
@@ -255,6 +285,7 @@ class EngagementConsumer(mode.Service):
                 )
             polled = 0
             if batch:
+                self.read_at = time.monotonic()
                 try:
                     decoded = await self.decode(batch)
                 except StoreUnavailable:  # only while stopping: not landed, so read again
@@ -274,6 +305,66 @@ class EngagementConsumer(mode.Service):
                 await self.settle()
                 landed_at = time.monotonic()
                 self._land_pending()
+
+    @mode.Service.task
+    async def _watch(self) -> None:
+        """Every few seconds: has the consumer read nothing for `stall_seconds` while one of its
+        partitions has records it has not read? Then say so once, with where it waits."""
+        while not self.should_stop:
+            await self.sleep(self.watch_every)
+            if self.consumer is None or self.should_stop:
+                continue
+            idle = time.monotonic() - self.read_at
+            if idle < self.stall_seconds:
+                if self.stalled:
+                    self.stalled = False
+                    metrics.CONSUMER_STALLED.set(0)
+                    log.warning("engagement.resumed")
+                continue
+            if self.stalled:
+                continue
+            state = await self.report()
+            if state.get("unread"):
+                self.stalled = True
+                metrics.CONSUMER_STALLED.set(1)
+                log.warning("engagement.stalled", idle_seconds=round(idle), **state)
+
+    async def report(self) -> dict[str, Any]:
+        """The consumer's group and fetch state, and where its tasks wait (for a stall report)."""
+        consumer = self.consumer
+        assert consumer is not None
+        assigned = sorted(consumer.assignment())
+        positions: dict[int, int | None] = {}
+        ends: dict[int, int] = {}
+        error = None
+        try:
+            for tp in assigned:
+                positions[tp.partition] = await asyncio.wait_for(consumer.position(tp), 2)
+            offsets = await asyncio.wait_for(consumer.end_offsets(assigned), 5)
+            ends = {tp.partition: end for tp, end in offsets.items()}
+        except Exception as exc:  # a report, whatever the client does
+            error = repr(exc)
+        unread = {
+            p: end - (positions.get(p) or 0)
+            for p, end in ends.items()
+            if end > (positions.get(p) or 0)
+        }
+        coordinator = getattr(consumer, "_coordinator", None)
+        return {
+            "assigned": [tp.partition for tp in assigned],
+            "paused": sorted(tp.partition for tp in consumer.paused()),
+            "positions": positions,
+            "end_offsets": ends,
+            "unread": unread,
+            "error": error,
+            "coordinator": getattr(coordinator, "coordinator_id", None),
+            "generation": getattr(coordinator, "generation", None),
+            "member": getattr(coordinator, "member_id", None),
+            "pending_records": self._pending.received if self._pending else 0,
+            "in_flight_records": self._in_flight.received if self._in_flight else 0,
+            "consume_task": awaiting(self._consuming),
+            "landing_task": awaiting(self._landing),  # type: ignore[arg-type]
+        }
 
     async def settle(self) -> None:
         """Wait until the batch in flight, if any, is stored and committed."""

@@ -368,3 +368,39 @@ async def test_a_steady_stream_is_inserted_at_most_every_min_insert_interval(
     finally:
         await consumer.stop()
     assert made <= elapsed / 0.5 + 2, f"{made:.0f} inserts in {elapsed:.1f} s"
+
+
+async def test_a_consumer_that_reads_nothing_while_records_wait_is_reported_stalled(
+    settings: Settings, store: Store, topics: None, producer: AIOKafkaProducer
+) -> None:
+    consumer = EngagementConsumer(settings, store)
+    consumer.stall_seconds, consumer.watch_every = 1.0, 0.2
+    await consumer.start()
+    try:
+        kafka = consumer.consumer
+        assert kafka is not None
+        await wait_until(lambda: kafka.assignment(), timeout=30)
+        assigned = kafka.assignment()
+        kafka.pause(*assigned)
+        with structlog.testing.capture_logs() as logs:
+            event = make_event(campaignId="cmp_stalled", influencerId="inf_stalled")
+            await producer.send_and_wait(settings.engagement_topic, encode(event), key=b"k")
+
+            def said(name: str) -> list[dict[str, Any]]:
+                return [e for e in logs if e["event"] == name]
+
+            stalled = (await wait_until(lambda: said("engagement.stalled"), timeout=20))[0]
+            assert REGISTRY.get_sample_value("fk_pipeline_consumer_stalled") == 1
+            kafka.resume(*assigned)
+            await wait_until(lambda: said("engagement.resumed"), timeout=20)
+        assert REGISTRY.get_sample_value("fk_pipeline_consumer_stalled") == 0
+        assert sum(stalled["unread"].values()) >= 1
+        assert set(stalled["paused"]) == {tp.partition for tp in assigned}
+        assert any("getmany" in frame for frame in stalled["consume_task"])
+        await wait_until(lambda: consumer.sink.stored >= 1, timeout=20)
+        rows = await store.query_rows(
+            "SELECT count() FROM engagement_events WHERE campaign_id = 'cmp_stalled'"
+        )
+        assert rows == [(1,)]
+    finally:
+        await consumer.stop()
