@@ -1,9 +1,11 @@
-"""The store's physical layout serves the API's reads: creator metrics read the narrow
-`by_org_influencer_metrics` projection, not the whole table."""
+"""The store's physical layout serves the API's reads (creator metrics read the narrow
+`by_org_influencer_metrics` projection, not the whole table) and keeps organisations apart
+(campaigns are sorted by organisation and id); stores of older layouts are migrated."""
 
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from api.queries import _METRICS_SQL
 from core.clickhouse import MIGRATIONS_DIR, Store
@@ -75,6 +77,7 @@ def test_a_store_from_before_the_narrow_projection_upgrades_in_place(
             "0022_narrow_influencer_projection.sql",
             "0023_post_totals.sql",
             "0024_organisations.sql",
+            "0025_campaigns_per_organisation.sql",
         ]
         # Events are adopted by the organisation that created their campaign, else by the
         # default organisation; so is the state kept from them.
@@ -106,6 +109,120 @@ def test_a_store_from_before_the_narrow_projection_upgrades_in_place(
         assert sum(r[-2] for r in rows) == 0
         assert sum(r[-1] for r in rows) == 40
         assert sum(r[2] for r in rows) == 80
+    finally:
+        store.command_sync(f"DROP DATABASE IF EXISTS `{database}`")
+        store.close()
+
+
+def _campaign_row(org: str, campaign_id: str, version: int, name: str) -> list[Any]:
+    """A `campaigns` row in the columns every layout of the table has had."""
+    now = datetime.now(UTC)
+    body = f'{{"id": "{campaign_id}", "org": "{org}", "name": "{name}", "version": {version}}}'
+    return [campaign_id, org, name, "", "draft", version, body, now, now, None, None]
+
+
+_CAMPAIGN_COLUMNS = (
+    "id",
+    "org",
+    "name",
+    "brand",
+    "status",
+    "version",
+    "body",
+    "created_at",
+    "updated_at",
+    "start_date",
+    "end_date",
+)
+
+
+def _insert_campaigns(store: Store, rows: list[list[Any]]) -> None:
+    store.insert_sync("campaigns", list(zip(*rows, strict=True)), _CAMPAIGN_COLUMNS)
+
+
+def _newest_per_campaign(store: Store) -> list[tuple[Any, ...]]:
+    return store.query_rows_sync(
+        "SELECT org, id, version, name FROM campaigns FINAL ORDER BY org, id"
+    )
+
+
+def test_two_organisations_campaigns_of_one_id_both_survive_merges(store: Store) -> None:
+    """The table's sorting key is (organisation, id): a merge keeps the newest version of each
+    organisation's campaign, never one organisation's instead of the other's."""
+    _insert_campaigns(store, [_campaign_row("acme", "cmp_merge", 1, "A")])
+    _insert_campaigns(
+        store,
+        [_campaign_row("globex", "cmp_merge", 1, "B"), _campaign_row("acme", "cmp_merge", 2, "A2")],
+    )
+    store.command_sync("OPTIMIZE TABLE campaigns FINAL")
+    assert _newest_per_campaign(store) == [
+        ("acme", "cmp_merge", 2, "A2"),
+        ("globex", "cmp_merge", 1, "B"),
+    ]
+    assert store.query_rows_sync(
+        "SELECT sorting_key FROM system.tables"
+        " WHERE database = currentDatabase() AND name = 'campaigns'"
+    ) == [("org, id",)]
+
+
+def test_a_campaigns_table_keyed_by_id_alone_is_migrated_with_its_rows(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A store whose `campaigns` table an older version created (sorted by id alone) is moved to
+    the (organisation, id) key with every row on its next start; applying the step again (a
+    start that died inside it) keeps them."""
+    earlier = tmp_path / "migrations"
+    earlier.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if path.name < "0025":
+            shutil.copy(path, earlier / path.name)
+    database = f"{settings.clickhouse_database}_ids"
+    store = Store.open(settings.store_url, database, migrate=False)
+    try:
+        store.migrate(earlier)
+        assert store.query_rows_sync(
+            "SELECT sorting_key FROM system.tables"
+            " WHERE database = currentDatabase() AND name = 'campaigns'"
+        ) == [("id",)]
+        _insert_campaigns(store, [_campaign_row("acme", "cmp_old", 1, "Old")])
+        _insert_campaigns(
+            store,
+            [
+                _campaign_row("acme", "cmp_old", 2, "Old v2"),
+                _campaign_row("globex", "cmp_theirs", 1, "Theirs"),
+            ],
+        )
+        newest = "SELECT org, id, version, name, body FROM campaigns FINAL ORDER BY org, id"
+        before = store.query_rows_sync(newest)
+        applied = store.migrate()
+        assert [name[:4] for name in applied] == ["0025"]
+        assert store.query_rows_sync(
+            "SELECT sorting_key FROM system.tables"
+            " WHERE database = currentDatabase() AND name = 'campaigns'"
+        ) == [("org, id",)]
+        # The newest version of every campaign, body included (older ones may merge away).
+        assert store.query_rows_sync(newest) == before
+        assert [row[:3] for row in before] == [
+            ("acme", "cmp_old", 2),
+            ("globex", "cmp_theirs", 1),
+        ]
+        # The moved table takes another organisation's campaign of an existing id.
+        _insert_campaigns(store, [_campaign_row("globex", "cmp_old", 1, "Also old")])
+        again = tmp_path / "again"
+        again.mkdir()
+        shutil.copy(MIGRATIONS_DIR / applied[0], again / "0999_again.sql")
+        store.migrate(again)
+        store.command_sync("OPTIMIZE TABLE campaigns FINAL")
+        assert _newest_per_campaign(store) == [
+            ("acme", "cmp_old", 2, "Old v2"),
+            ("globex", "cmp_old", 1, "Also old"),
+            ("globex", "cmp_theirs", 1, "Theirs"),
+        ]
+        tables = store.query_rows_sync(
+            "SELECT name FROM system.tables WHERE database = currentDatabase()"
+            " AND name LIKE 'campaigns%' ORDER BY name"
+        )
+        assert tables == [("campaigns",)]
     finally:
         store.command_sync(f"DROP DATABASE IF EXISTS `{database}`")
         store.close()
