@@ -334,6 +334,27 @@ class EngagementConsumer(mode.Service):
         consumer = self.consumer
         assert consumer is not None
         assigned = sorted(consumer.assignment())
+        client = getattr(consumer, "_client", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        # Taken before any request below: a request may change what the fetcher waits for.
+        local: dict[str, Any] = {
+            "highwater": {tp.partition: consumer.highwater(tp) for tp in assigned}
+        }
+        if fetcher is not None:
+            local |= {
+                "fetches_in_flight": sorted(getattr(fetcher, "_in_flight", ())),
+                "buffered": sorted(tp.partition for tp in getattr(fetcher, "_records", {})),
+                "fetch_routine": awaiting(getattr(fetcher, "_fetch_task", None)),
+                "fetches": [awaiting(t) for t in list(getattr(fetcher, "_pending_tasks", ()))],
+            }
+        if client is not None:
+            local["leaders"] = {
+                tp.partition: client.cluster.leader_for_partition(tp) for tp in assigned
+            }
+            local["connections"] = {
+                str(key): (conn.connected(), len(getattr(conn, "_requests", ())))
+                for key, conn in list(getattr(client, "_conns", {}).items())
+            }
         positions: dict[int, int | None] = {}
         ends: dict[int, int] = {}
         error = None
@@ -364,6 +385,7 @@ class EngagementConsumer(mode.Service):
             "in_flight_records": self._in_flight.received if self._in_flight else 0,
             "consume_task": awaiting(self._consuming),
             "landing_task": awaiting(self._landing),  # type: ignore[arg-type]
+            **local,
         }
 
     async def settle(self) -> None:
