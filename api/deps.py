@@ -28,11 +28,13 @@ class Services:
     producer: AIOKafkaProducer
     metrics_cache: TtlCache[bytes | None]
     ledger: CampaignLedger
-    owners: TtlCache[str | None]
-    owner_reads: Gathered[str, str]
-    """The gathered look-ups of campaign owners behind `owners`."""
+    created: TtlCache[bool | None]
+    """Whether an (organisation, campaign id) was created, cached (`campaign_created`)."""
+    created_reads: Gathered[tuple[str, str], bool]
+    """The gathered look-ups of created campaigns behind `created`."""
     top_cache: TtlCache[ScopeRanking | CampaignScopes | None]
-    known_owners: dict[str, str] = field(default_factory=dict)
+    known_campaigns: set[tuple[str, str]] = field(default_factory=set)
+    """(organisation, campaign id) of campaigns known to be created (they stay created)."""
     metrics_reads: dict[str, Gathered[tuple[str, str], bytes]] = field(default_factory=dict)
     """Per kind (campaign, influencer): the gathered point reads, by (organisation, id), behind
     `metrics_cache`."""

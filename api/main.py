@@ -40,7 +40,7 @@ from core.changes import CAMPAIGN_WRITES, ENGAGEMENT_WRITES, engagement_and_camp
 from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
 from core.ledger import CampaignLedger
-from core.queries import campaign_owners
+from core.queries import created_campaigns
 from core.rollups import EngagementRollups
 from core.settings import Settings, get_settings
 from schemas.events import Platform
@@ -198,8 +198,8 @@ def create_app(
             ),
             metrics_reads={kind: metrics_reads(st, kind) for kind in ("campaign", "influencer")},
             ledger=ledger or CampaignLedger(settings, st, producer),
-            owner_reads=Gathered(partial(campaign_owners, st)),
-            owners=TtlCache(
+            created_reads=Gathered(partial(created_campaigns, st)),
+            created=TtlCache(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),

@@ -108,25 +108,24 @@ def metrics_reads(store: Store, kind: MetricsKind) -> Gathered[tuple[str, str], 
     return Gathered(fetch)
 
 
-_MAX_OWNERS = 1_000_000
+_MAX_KNOWN_CAMPAIGNS = 1_000_000
 
 
-async def campaign_owner(services: "Services", campaign_id: str) -> str | None:
-    """The organisation that created a campaign, or None if nobody did. An owner never changes,
-    so a found one is remembered; "nobody" is cached only as long as metrics answers are."""
-    known = services.known_owners.get(campaign_id)
-    if known is not None:
-        return known
-    owner = await services.owners.get(
-        ("owner", campaign_id),
-        lambda: services.owner_reads.get(campaign_id),
-        services.campaigns_version,
+async def campaign_created(services: "Services", org: str, campaign_id: str) -> bool:
+    """Whether the organisation created a campaign of this id (another organisation's campaign
+    of the id does not count). A created campaign stays created, so a yes is remembered; a no
+    is cached only as long as metrics answers are."""
+    key = (org, campaign_id)
+    if key in services.known_campaigns:
+        return True
+    created = await services.created.get(
+        ("created", *key), lambda: services.created_reads.get(key), services.campaigns_version
     )
-    if owner is not None:
-        if len(services.known_owners) >= _MAX_OWNERS:
-            services.known_owners.clear()
-        services.known_owners[campaign_id] = owner
-    return owner
+    if created:
+        if len(services.known_campaigns) >= _MAX_KNOWN_CAMPAIGNS:
+            services.known_campaigns.clear()
+        services.known_campaigns.add(key)
+    return bool(created)
 
 
 async def list_campaigns(

@@ -1,10 +1,12 @@
 """The campaign command ledger: validates a command against the campaign's newest version,
 publishes the resulting event to `campaign-events`, then records the version in the store.
 
-Commands on one campaign are serialised by an in-process lock, and the store is the version
-authority, so within one command-writing process exactly one of many concurrent changes carrying
-the same version wins. Several processes issuing commands for the same campaign at the same
-moment are not serialised (see docs/orchestrator.md, "Concurrency").
+A campaign is an (organisation, id): an id is unique within its organisation only, and another
+organisation's campaign of the same id is never read, checked against or changed. Commands on
+one campaign are serialised by an in-process lock, and the store is the version authority, so
+within one command-writing process exactly one of many concurrent changes carrying the same
+version wins. Several processes issuing commands for the same campaign at the same moment are
+not serialised (see docs/orchestrator.md, "Concurrency").
 """
 
 import asyncio
@@ -129,18 +131,24 @@ class CampaignLedger:
         self.timeout = timeout
         self._locks = [asyncio.Lock() for _ in range(_STRIPES)]
 
-    def _lock(self, name: str) -> asyncio.Lock:
-        return self._locks[zlib.crc32(name.encode()) % _STRIPES]
+    def _lock(self, *name: str) -> asyncio.Lock:
+        return self._locks[zlib.crc32("\x00".join(name).encode()) % _STRIPES]
+
+    def _campaign_lock(self, org: str, campaign_id: str) -> asyncio.Lock:
+        return self._lock("cmp", org, campaign_id)
 
     async def get(self, org: str, campaign_id: str) -> Campaign:
-        """The campaign as its owner sees it; another organisation's is `CampaignNotFound`."""
-        found = await self._newest(campaign_id)
-        if found is None or found.org != org:
+        """The organisation's campaign of this id; none (whoever else uses the id) is
+        `CampaignNotFound`."""
+        found = await self._newest(org, campaign_id)
+        if found is None:
             raise CampaignNotFound(campaign_id)
         return found
 
-    async def _newest(self, campaign_id: str) -> Campaign | None:
-        return await queries.newest_campaign(self.store, campaign_id, sole_writer=self.sole_writer)
+    async def _newest(self, org: str, campaign_id: str) -> Campaign | None:
+        return await queries.newest_campaign(
+            self.store, org, campaign_id, sole_writer=self.sole_writer
+        )
 
     async def create(
         self, org: str, body: CampaignCreate, *, idempotency_key: str | None = None
@@ -152,7 +160,7 @@ class CampaignLedger:
                 org, body.id or _new_id(), body, check=body.id is not None
             ), False
         digest = body_hash(body)
-        async with self._lock(f"idem\x00{org}\x00{idempotency_key}"):
+        async with self._lock("idem", org, idempotency_key):
             recorded = await (
                 self._keys.find(org, idempotency_key)
                 if self._keys is not None
@@ -161,8 +169,8 @@ class CampaignLedger:
             if recorded is not None:
                 if recorded[0] != digest:
                     raise IdempotencyKeyReused(idempotency_key)
-                existing = await self._newest(recorded[1])
-                if existing is not None and existing.org == org:
+                existing = await self._newest(org, recorded[1])
+                if existing is not None:
                     return existing, True
                 campaign_id = recorded[1]  # the earlier attempt failed before publishing
                 return await self._create(org, campaign_id, body, check=True), False
@@ -178,9 +186,10 @@ class CampaignLedger:
         self, org: str, campaign_id: str, body: CampaignCreate, *, check: bool
     ) -> Campaign:
         """With `check` (an id the caller chose, or one recorded before) `CampaignExists` if
-        the id is taken; an id just drawn here (64 random bits) is not looked up."""
-        async with self._lock(campaign_id):
-            if check and await self._newest(campaign_id) is not None:
+        the organisation already has a campaign of this id (another organisation's is not
+        looked at); an id just drawn here (64 random bits) is not looked up."""
+        async with self._campaign_lock(org, campaign_id):
+            if check and await self._newest(org, campaign_id) is not None:
                 raise CampaignExists(campaign_id)
             event = lifecycle.create(org, campaign_id, body, _now())
             await self._commit(event)
@@ -191,7 +200,7 @@ class CampaignLedger:
     ) -> Campaign:
         """Apply `patch` if the campaign is still at `expected_version` (else `VersionMismatch`).
         A patch that changes nothing returns the campaign unchanged, without an event."""
-        async with self._lock(campaign_id):
+        async with self._campaign_lock(org, campaign_id):
             current = await self.get(org, campaign_id)
             if current.version != expected_version:
                 raise VersionMismatch(current.version)
@@ -217,6 +226,8 @@ class CampaignLedger:
         """Publish first (the topic is the source of truth), then record the version so the next
         command sees it. If the process dies in between, the worker's projection records it.
         With `ack_after_store` the in-process projection has recorded it once the wait returns."""
+        # Keyed by the campaign id alone (the documented key): each organisation's campaign of
+        # an id keeps its order; campaigns of two organisations with one id share a partition.
         try:
             record = await asyncio.wait_for(
                 self.producer.send_and_wait(
@@ -239,10 +250,11 @@ class CampaignLedger:
         if not stored:
             if self.ack_after_store:
                 # Published, only stored late: the version is recorded here so the answer holds.
-                log.warning("campaign.fan_out_late", campaign_id=event.campaign_id)
+                log.warning("campaign.fan_out_late", org=event.org, campaign_id=event.campaign_id)
             await queries.insert_campaigns(self.store, [event.current])
         log.info(
             "campaign.changed",
+            org=event.org,
             campaign_id=event.campaign_id,
             type=event.type.value,
             version=event.version,

@@ -118,9 +118,11 @@ def due_transition(campaign: Campaign, now: datetime) -> CampaignStatus | None:
     return None
 
 
-def apply_event(state: dict[str, Campaign], event: CampaignEvent) -> None:
-    """Fold one event into `state` (id → campaign); older or repeated versions are ignored, so
-    replaying an at-least-once topic gives the same campaigns."""
-    known = state.get(event.campaign_id)
+def apply_event(state: dict[tuple[str, str], Campaign], event: CampaignEvent) -> None:
+    """Fold one event into `state` ((organisation, id) → campaign: two organisations' campaigns
+    of one id are two campaigns); older or repeated versions are ignored, so replaying an
+    at-least-once topic gives the same campaigns."""
+    key = (event.org, event.campaign_id)
+    known = state.get(key)
     if known is None or known.version < event.version:
-        state[event.campaign_id] = event.current
+        state[key] = event.current

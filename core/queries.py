@@ -75,13 +75,18 @@ def campaign_rows(campaigns: Sequence[Campaign]) -> list[tuple[Any, ...]]:
     ]
 
 
-_KNOWN: "weakref.WeakKeyDictionary[Store, dict[str, Campaign | None]]" = weakref.WeakKeyDictionary()
+CampaignKey = tuple[str, str]
+"""(organisation, campaign id): a campaign id is unique within its organisation only."""
+
+_KNOWN: "weakref.WeakKeyDictionary[Store, dict[CampaignKey, Campaign | None]]" = (
+    weakref.WeakKeyDictionary()
+)
 """Per store, the newest version of each campaign this process wrote or read (None: known
 absent), for a sole writer's look-ups (`newest_campaign`)."""
 _MAX_KNOWN = 200_000
 
 
-def _known(store: Store) -> dict[str, Campaign | None]:
+def _known(store: Store) -> dict[CampaignKey, Campaign | None]:
     known = _KNOWN.get(store)
     if known is None or len(known) >= _MAX_KNOWN:  # bounded: a forgotten id is read again
         known = _KNOWN[store] = {}
@@ -91,9 +96,10 @@ def _known(store: Store) -> dict[str, Campaign | None]:
 def _remember(store: Store, campaigns: Iterable[Campaign]) -> None:
     known = _known(store)
     for campaign in campaigns:
-        held = known.get(campaign.id)
+        key = (campaign.org, campaign.id)
+        held = known.get(key)
         if held is None or held.version < campaign.version:
-            known[campaign.id] = campaign
+            known[key] = campaign
 
 
 async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
@@ -105,55 +111,64 @@ async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
 
 
 async def newest_campaign(
-    store: Store, campaign_id: str, *, sole_writer: bool = False
+    store: Store, org: str, campaign_id: str, *, sole_writer: bool = False
 ) -> Campaign | None:
     """`campaign_by_id`; for the sole writer of campaigns (the embedded platform, whose API and
     worker share one process), from what this process wrote or read before when it can: every
     write passes `insert_campaigns`, so nothing newer can be in the store."""
     if not sole_writer:
-        return await campaign_by_id(store, campaign_id)
+        return await campaign_by_id(store, org, campaign_id)
     known = _known(store)
-    if campaign_id in known:
-        return known[campaign_id]
-    found = await campaign_by_id(store, campaign_id)
+    key = (org, campaign_id)
+    if key in known:
+        return known[key]
+    found = await campaign_by_id(store, org, campaign_id)
     if found is None:
-        known.setdefault(campaign_id, None)
+        known.setdefault(key, None)
     else:
         _remember(store, [found])
-    return known.get(campaign_id, found)
+    return known.get(key, found)
 
 
-async def campaign_by_id(store: Store, campaign_id: str) -> Campaign | None:
-    """The newest version of a campaign, whoever owns it."""
+async def campaign_by_id(store: Store, org: str, campaign_id: str) -> Campaign | None:
+    """The newest version of the organisation's campaign of this id (another organisation's
+    campaign of the same id is another campaign)."""
     rows = await store.query_rows(
-        "SELECT body FROM campaigns WHERE id = {id:String} ORDER BY version DESC LIMIT 1",
-        {"id": campaign_id},
+        "SELECT body FROM campaigns WHERE org = {org:String} AND id = {id:String}"
+        " ORDER BY version DESC LIMIT 1",
+        {"org": org, "id": campaign_id},
     )
     return Campaign.model_validate_json(rows[0][0]) if rows else None
 
 
-async def campaign_owners(store: Store, campaign_ids: list[str]) -> dict[str, str]:
-    """The organisation that created each of these campaigns; ids nobody created are absent."""
+async def created_campaigns(store: Store, keys: list[CampaignKey]) -> dict[CampaignKey, bool]:
+    """Which of these (organisation, id) campaigns were created: True for each, the others
+    absent."""
+    if not keys:
+        return {}
     rows = await store.query_rows(
-        "SELECT id, any(org) FROM campaigns WHERE id IN {ids:Array(String)} GROUP BY id",
-        {"ids": campaign_ids},
+        "SELECT DISTINCT org, id FROM campaigns"
+        " WHERE org IN {orgs:Array(String)} AND id IN {ids:Array(String)}",
+        {"orgs": sorted({org for org, _ in keys}), "ids": sorted({id_ for _, id_ in keys})},
     )
-    return {str(campaign_id): str(org) for campaign_id, org in rows}
+    wanted = set(keys)
+    return {key: True for org, id_ in rows if (key := (str(org), str(id_))) in wanted}
 
 
 async def due_campaigns(store: Store, now: datetime, limit: int = 1000) -> list[Campaign]:
-    """Campaigns whose start (scheduled) or end (live) date has passed, at their newest version.
-    Only campaigns with some version that would be due are read whole (the newest version of a
-    due campaign is such a version): the clock asks every second, and reading every campaign's
-    body each time cost ~3x more at 15k campaigns."""
+    """Campaigns whose start (scheduled) or end (live) date has passed, at their newest version
+    (each organisation's campaign of an id on its own). Only campaigns with some version that
+    would be due are read whole (the newest version of a due campaign is such a version): the
+    clock asks every second, and reading every campaign's body each time cost ~3x more at 15k
+    campaigns."""
     rows = await store.query_rows(
         "SELECT body FROM ("
         "  SELECT argMax(body, version) AS body, argMax(status, version) AS st,"
         "         argMax(start_date, version) AS sd, argMax(end_date, version) AS ed"
-        "  FROM campaigns WHERE id IN (SELECT id FROM campaigns"
+        "  FROM campaigns WHERE (org, id) IN (SELECT org, id FROM campaigns"
         "     WHERE (status = 'scheduled' AND start_date <= {now:DateTime64(3, 'UTC')})"
         "        OR (status = 'live' AND end_date <= {now:DateTime64(3, 'UTC')}))"
-        "  GROUP BY id"
+        "  GROUP BY org, id"
         ") WHERE (st = 'scheduled' AND sd <= {now:DateTime64(3, 'UTC')})"
         "     OR (st = 'live' AND ed <= {now:DateTime64(3, 'UTC')}) LIMIT {limit:UInt32}",
         {"now": now, "limit": limit},

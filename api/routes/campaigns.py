@@ -101,7 +101,11 @@ _CAMPAIGN_LINKS = {
             },
             "links": _CAMPAIGN_LINKS,
         },
-        409: {"model": Problem, "description": "A campaign with this id exists."},
+        409: {
+            "model": Problem,
+            "description": "Your organisation has a campaign with this id (ids are unique within "
+            "an organisation; another organisation's use of an id is never in the way).",
+        },
         422: {"model": Problem, "description": "Invalid body, or Idempotency-Key reused."},
         503: {"model": Problem, "description": "The broker did not accept the event."},
     },
@@ -128,12 +132,12 @@ async def create_campaign(
             "This Idempotency-Key was used with a different body; use a new key."
         ) from None
     except CampaignExists:
-        raise Conflict(f"Campaign {body.id!r} already exists.") from None
+        raise Conflict(f"Your organisation already has a campaign {body.id!r}.") from None
     except lifecycle.InvalidChange as exc:
         raise InvalidInput(str(exc)) from None
     except CommandNotPublished as exc:
         raise _unavailable(exc) from None
-    services.known_owners[campaign.id] = campaign.org
+    services.known_campaigns.add((campaign.org, campaign.id))
     response.headers["Location"] = f"/campaigns/{campaign.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response
 
 from api.deps import CallerDep, Services
 from api.errors import NotFound
-from api.queries import campaign_owner
+from api.queries import campaign_created
 from schemas.api import EntityMetrics, MetricsWindow, Problem
 
 router = APIRouter(tags=["metrics"])
@@ -78,7 +78,7 @@ async def campaign_metrics(campaign_id: EntityId, caller: CallerDep) -> Response
     services, org = caller.services, caller.principal.org
 
     async def created() -> bool:
-        return await campaign_owner(services, campaign_id) == org
+        return await campaign_created(services, org, campaign_id)
 
     return await _metrics(services, "campaign", org, campaign_id, has_record=created)
 

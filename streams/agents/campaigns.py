@@ -56,23 +56,29 @@ async def roll_forward(store: Store, pending: list[Delivery]) -> list[Campaign]:
     lacks. A batch stores its deliveries before its campaigns rows; a crash in between (with the
     embedded broker's copy of the events gone) would otherwise leave webhooks announcing a
     version the campaign never shows."""
-    newest: dict[str, Campaign] = {}
+    newest: dict[tuple[str, str], Campaign] = {}
     for delivery in pending:
         try:
             event = CampaignEvent.model_validate(orjson.loads(delivery.payload)["data"])
         except (ValueError, KeyError, TypeError):
             continue
-        known = newest.get(event.campaign_id)
+        key = (event.org, event.campaign_id)
+        known = newest.get(key)
         if known is None or event.current.version > known.version:
-            newest[event.campaign_id] = event.current
+            newest[key] = event.current
     behind = []
     for campaign in newest.values():
-        recorded = await queries.campaign_by_id(store, campaign.id)
+        recorded = await queries.campaign_by_id(store, campaign.org, campaign.id)
         if recorded is None or recorded.version < campaign.version:
             behind.append(campaign)
     await queries.insert_campaigns(store, behind)
     for campaign in behind:
-        log.warning("campaigns.rolled_forward", campaign_id=campaign.id, version=campaign.version)
+        log.warning(
+            "campaigns.rolled_forward",
+            org=campaign.org,
+            campaign_id=campaign.id,
+            version=campaign.version,
+        )
     return behind
 
 
@@ -178,7 +184,8 @@ class CampaignConsumer(mode.Service):
 
 class CampaignClock(mode.Service):
     """Runs due transitions (scheduled → live at startDate, live → completed at endDate) from the
-    campaigns table, so timers survive any restart. Only the worker owning partition 0 of
+    campaigns table, so timers survive any restart; each organisation's campaign of an id on its
+    own dates. Only the worker owning partition 0 of
     `campaign-events` runs it."""
 
     def __init__(
@@ -228,10 +235,17 @@ class CampaignClock(mode.Service):
             try:
                 changed = await self.ledger.advance(campaign, target)
             except (lifecycle.InvalidChange, CommandNotPublished) as exc:
-                log.warning("clock.not_advanced", campaign_id=campaign.id, error=str(exc))
+                log.warning(
+                    "clock.not_advanced", org=campaign.org, campaign_id=campaign.id, error=str(exc)
+                )
                 changed = None
             if changed is not None:
                 done += 1
                 metrics.CAMPAIGN_CLOCK_TRANSITIONS.labels(target.value).inc()
-                log.info("clock.transition", campaign_id=campaign.id, status=target.value)
+                log.info(
+                    "clock.transition",
+                    org=campaign.org,
+                    campaign_id=campaign.id,
+                    status=target.value,
+                )
         return done

@@ -302,11 +302,11 @@ async def test_events_are_the_source_of_truth(
     changed = next(e for e in events if e.version == 3)
     assert changed.previous is not None
     assert (changed.previous.status, changed.current.status) == (S.scheduled, S.live)
-    state: dict[str, Campaign] = {}
+    state: dict[tuple[str, str], Campaign] = {}
     for event in [*events, *events]:  # at-least-once: replaying twice changes nothing
         apply_event(state, event)
     rebuilt = {k: v.model_dump(mode="json", by_alias=True) for k, v in state.items()}
-    assert rebuilt == {"cmp_ev_a": a, "cmp_ev_b": b}
+    assert rebuilt == {("acme", "cmp_ev_a"): a, ("acme", "cmp_ev_b"): b}
 
 
 async def test_metrics_of_uncreated_campaigns_stay_readable_by_anyone(

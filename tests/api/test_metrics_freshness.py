@@ -60,7 +60,7 @@ async def embedded_client(embedded_app: FastAPI, token: str) -> AsyncIterator[ht
 async def refreshes_done(app: FastAPI) -> None:
     """Wait for the background refreshes the last requests started (stale-while-revalidate)."""
     services = app.state.services
-    for cache in (services.metrics_cache, services.top_cache, services.owners):
+    for cache in (services.metrics_cache, services.top_cache, services.created):
         await asyncio.gather(*list(cache._loading.values()))
 
 

@@ -132,3 +132,49 @@ async def test_recorded_keys_past_the_bound_are_still_found(
         )
         assert replayed, n
         assert again.id == made[n].id
+
+
+async def test_each_organisations_campaign_of_one_id_is_its_own(
+    settings: Settings, store: Store, producer: AIOKafkaProducer, ledger: CampaignLedger
+) -> None:
+    """The sole writer's memory, its existence check and its version check are per
+    (organisation, id): B's campaign of A's id is created, read and changed on its own."""
+    await ledger.create("acme", CampaignCreate(name="A", id="cmp_both", budget=1))
+    with pytest.raises(CampaignNotFound):
+        await ledger.get("globex", "cmp_both")
+    theirs, _ = await ledger.create("globex", CampaignCreate(name="B", id="cmp_both"))
+    assert (theirs.org, theirs.version, theirs.name) == ("globex", 1, "B")
+    changed = await ledger.update("acme", "cmp_both", CampaignPatch(budget=2), expected_version=1)
+    assert changed.version == 2
+    assert await ledger.get("globex", "cmp_both") == theirs
+    with pytest.raises(VersionMismatch):
+        await ledger.update("acme", "cmp_both", CampaignPatch(budget=3), expected_version=1)
+    renamed = await ledger.update(
+        "globex", "cmp_both", CampaignPatch(name="B2"), expected_version=1
+    )
+    assert (renamed.version, renamed.name, renamed.budget) == (2, "B2", None)
+    for reader in (ledger, CampaignLedger(settings, store, producer)):
+        assert await reader.get("acme", "cmp_both") == changed
+        assert await reader.get("globex", "cmp_both") == renamed
+    assert await queries.campaign_by_id(store, "acme", "cmp_both") == changed
+    assert await queries.campaign_by_id(store, "globex", "cmp_both") == renamed
+    assert await queries.campaign_by_id(store, "initech", "cmp_both") is None
+
+
+async def test_concurrent_changes_of_two_organisations_campaigns_of_one_id_both_win(
+    ledger: CampaignLedger,
+) -> None:
+    for org in ("acme", "globex"):
+        await ledger.create(org, CampaignCreate(name=org, id="cmp_race_both"))
+    changed = await asyncio.gather(
+        *(
+            ledger.update(
+                org,
+                "cmp_race_both",
+                CampaignPatch(status=CampaignStatus.scheduled),
+                expected_version=1,
+            )
+            for org in ("acme", "globex")
+        )
+    )
+    assert [(c.org, c.version) for c in changed] == [("acme", 2), ("globex", 2)]

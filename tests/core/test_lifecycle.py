@@ -66,7 +66,18 @@ def test_apply_event_ignores_old_and_repeated_versions() -> None:
     created = lifecycle.create("acme", "cmp_1", CampaignCreate(name="c"), NOW)
     renamed = lifecycle.change(created.current, CampaignPatch(name="d"), NOW)
     assert renamed is not None
-    state: dict[str, lifecycle.Campaign] = {}
+    state: dict[tuple[str, str], lifecycle.Campaign] = {}
     for event in (created, renamed, created, renamed):
         lifecycle.apply_event(state, event)
-    assert state == {"cmp_1": renamed.current}
+    assert state == {("acme", "cmp_1"): renamed.current}
+
+
+def test_apply_event_keeps_two_organisations_campaigns_of_one_id_apart() -> None:
+    mine = lifecycle.create("acme", "cmp_1", CampaignCreate(name="a"), NOW)
+    renamed = lifecycle.change(mine.current, CampaignPatch(name="a2"), NOW)
+    assert renamed is not None
+    theirs = lifecycle.create("globex", "cmp_1", CampaignCreate(name="b"), NOW)
+    state: dict[tuple[str, str], lifecycle.Campaign] = {}
+    for event in (mine, renamed, theirs):
+        lifecycle.apply_event(state, event)
+    assert state == {("acme", "cmp_1"): renamed.current, ("globex", "cmp_1"): theirs.current}

@@ -4,7 +4,7 @@ import asyncio
 import time
 
 from core.clickhouse import CHDB_OPTIONS, Store
-from core.queries import campaign_owners
+from core.queries import created_campaigns
 from tests.api.test_top_performers import add_campaign
 
 
@@ -41,15 +41,16 @@ async def test_inserts_do_not_wait_behind_queries_that_hold_every_reading_thread
     assert inserted_in < 0.8, f"the insert waited {inserted_in:.2f} s behind the queries"
 
 
-async def test_campaign_owners_are_read_for_many_ids_in_one_query(store: Store) -> None:
+async def test_created_campaigns_are_read_for_many_ids_in_one_query(store: Store) -> None:
     add_campaign(store, "cmp_x", "acme")
     add_campaign(store, "cmp_y", "globex")
-    add_campaign(store, "cmp_y", "globex")  # a later version: one answer per id
-    assert await campaign_owners(store, ["cmp_x", "cmp_y", "cmp_nobody"]) == {
-        "cmp_x": "acme",
-        "cmp_y": "globex",
-    }
-    assert await campaign_owners(store, []) == {}
+    add_campaign(store, "cmp_y", "globex")  # a later version: one answer per campaign
+    add_campaign(store, "cmp_y", "acme")  # another organisation's campaign of the same id
+    keys = [("acme", "cmp_x"), ("globex", "cmp_y"), ("acme", "cmp_y"), ("globex", "cmp_x")]
+    assert await created_campaigns(store, [*keys, ("acme", "cmp_nobody")]) == dict.fromkeys(
+        keys[:3], True
+    )
+    assert await created_campaigns(store, []) == {}
 
 
 def test_the_embedded_engines_caches_are_bounded(store: Store) -> None:

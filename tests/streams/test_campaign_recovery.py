@@ -14,10 +14,11 @@ from core import lifecycle, queries
 from core.clickhouse import Store
 from core.encryption import SecretCipher
 from core.settings import Settings
-from schemas.campaigns import CampaignPatch
+from schemas.campaigns import CampaignCreate, CampaignPatch
 from streams import queries as delivery_queries
+from streams.agents.campaigns import roll_forward
 from streams.app import Orchestrator
-from streams.deliveries import fan_out
+from streams.deliveries import EndpointConfig, fan_out
 from tests.conftest import wait_until
 from tests.receivers import Receiver
 
@@ -47,7 +48,7 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
     campaign_id = created.json()["id"]
 
     # The state a kill -9 left: version 2's deliveries stored, its campaigns row not.
-    v1 = await queries.campaign_by_id(store, campaign_id)
+    v1 = await queries.campaign_by_id(store, "acme", campaign_id)
     assert v1 is not None
     event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
     assert event is not None
@@ -65,7 +66,7 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
     try:
 
         async def version() -> int:
-            found = await queries.campaign_by_id(store, campaign_id)
+            found = await queries.campaign_by_id(store, "acme", campaign_id)
             return found.version if found else 0
 
         # The roll-forward runs on assignment, before the dispatcher sends anything.
@@ -76,3 +77,23 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
         assert float(answer.json()["budget"]) == 5
     finally:
         await orchestrator.stop()
+
+
+async def test_the_roll_forward_compares_each_organisations_own_campaign(store: Store) -> None:
+    """A stored delivery of A's version 2 rolls A's campaign forward even when B's campaign of
+    the same id is at a later version, and leaves B's as it is."""
+    now = datetime.now(UTC)
+    mine = lifecycle.create("acme", "cmp_rf", CampaignCreate(name="A"), now).current
+    theirs = lifecycle.create("globex", "cmp_rf", CampaignCreate(name="B"), now).current
+    for budget in (1, 2):
+        event = lifecycle.change(theirs, CampaignPatch(budget=budget), now)
+        assert event is not None
+        theirs = event.current
+    await queries.insert_campaigns(store, [mine, theirs])
+    event = lifecycle.change(mine, CampaignPatch(budget=5), now)
+    assert event is not None
+    endpoint = EndpointConfig(id="ep_a", org="acme", url="https://hooks.example.com/a")
+    pending = fan_out(event, [endpoint], partition=0, now=time.time())
+    assert [c.org for c in await roll_forward(store, pending)] == ["acme"]
+    assert await queries.campaign_by_id(store, "acme", "cmp_rf") == event.current
+    assert await queries.campaign_by_id(store, "globex", "cmp_rf") == theirs
