@@ -338,8 +338,14 @@ async def test_cached_answers_follow_new_rows_and_are_kept_while_nothing_changes
     await app.state.warming
     insert_rows(store, [{"influencer_id": "inf_a", "likes": 5}])
     assert (await top(client, campaignId="cmp_a"))["total"] == 1
-    # The first read scored the new campaign on its own and its organisation's campaigns again.
-    await wait_until(lambda: not services.top_cache._loading)
+    # The first read scored the new campaign on its own and its organisation's campaigns again
+    # (in the background: wait until that pass holds the campaign).
+
+    def passed() -> bool:
+        scopes = services.top_cache.peek(("top-campaigns", "acme"))
+        return isinstance(scopes, CampaignScopes) and "cmp_a" in scopes
+
+    await wait_until(lambda: passed() and not services.top_cache._loading)
     passes = count_campaign_passes(monkeypatch)
     for _ in range(3):
         assert (await top(client, campaignId="cmp_a"))["total"] == 1
