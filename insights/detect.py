@@ -80,8 +80,8 @@ class DetectorConfig:
     baseline_windows: int = 8  # same-length windows before the recent one: 2 hours
     # Spike windows (minutes at the end of the recent window), each with its z and ratio gates.
     spike_windows: tuple[int, ...] = (1, 2, 15)
-    spike_z: tuple[float, ...] = (7.0, 6.0, 6.0)
-    spike_ratio: tuple[float, ...] = (2.2, 2.0, 1.7)
+    spike_z: tuple[float, ...] = (6.5, 5.5, 6.0)
+    spike_ratio: tuple[float, ...] = (2.1, 1.9, 1.7)
     spike_min_excess: float = 20.0  # counts above expected, so tiny series do not alert
     stall_ratio: float = 0.4  # observed engagements at most this share of expected
     stall_z: float = 4.0
@@ -371,18 +371,22 @@ class Detector:
             raw.append(x)
             f = self._factors(n, minutes)
             d = x if f is None else x / f
+            recent = cfg.recent_minutes
+            windows = d.reshape(n, base // recent, recent).sum(axis=2)
+            # Window sums per window step -> per-minute level per minute.
+            slope = _theil_sen(windows) / (recent * recent) if cfg.trend else np.zeros(n)
+            # Spread and level around the trend line, so a falling or rising baseline does not
+            # pass for a noisy one.
+            offsets = (np.arange(base) - (base - 1) / 2).astype(np.float32)
+            flat = d - slope.astype(np.float32)[:, None] * offsets
             scale: dict[int, Floats] = {}
-            windows = None
-            for w in sorted({*cfg.spike_windows, cfg.recent_minutes}):
-                sums = d.reshape(n, base // w, w).sum(axis=2) if w > 1 else d
+            level = np.zeros(n)
+            for w in sorted({*cfg.spike_windows, recent}):
+                sums = flat.reshape(n, base // w, w).sum(axis=2) if w > 1 else flat
                 median = _median(sums)
                 scale[w] = _mad(sums, median)
-                if w == cfg.recent_minutes:
-                    windows, level = sums, median / w
-            assert windows is not None
-            # Window sums per window step -> per-minute level per minute.
-            per_minute = cfg.recent_minutes * cfg.recent_minutes
-            slope = _theil_sen(windows) / per_minute if cfg.trend else np.zeros(n)
+                if w == recent:
+                    level = median / w
             stats.append(_Baseline(level, slope, scale))
         self._baseline = (stats[0], stats[1])
         self._baseline_at = minute
