@@ -6,7 +6,7 @@ import platform
 import sys
 import time
 
-from bench import api, briefs, etl, freshness, mix, pipeline, rankings, webhooks
+from bench import api, briefs, etl, freshness, insights, mix, pipeline, rankings, webhooks
 
 
 def main() -> int:
@@ -31,6 +31,8 @@ def main() -> int:
         rankings.run()
     if not only or "mix" in only:
         mix.run()
+    if not only or "insights" in only:
+        insights.run()
     return 0
 
 
