@@ -21,7 +21,9 @@ from core.kafka import EmbeddedBroker, ensure_topics
 from core.rollups import EngagementRollups
 from core.settings import Settings
 from streams.agents.engagement import EngagementConsumer
+from streams.app import Orchestrator
 from streams.topics import platform_topics
+from tests.receivers import Receiver
 
 # The test environment refuses the development secret: one random key per test session.
 JWT_SECRET = secrets.token_urlsafe(48)
@@ -48,7 +50,7 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)
 
 
 @pytest.fixture
@@ -103,6 +105,27 @@ async def pipeline(
     await consumer.start()
     yield consumer
     await consumer.stop()
+
+
+@pytest.fixture
+async def orchestrator(
+    settings: Settings, store: Store, topics: None
+) -> AsyncIterator[Orchestrator]:
+    """The campaign worker, the clock and the webhook dispatcher, started once the dispatcher
+    owns every `campaign-events` partition."""
+    service = Orchestrator(settings, store)
+    await service.start()
+    await wait_until(lambda: len(service.dispatcher.partitions) == settings.campaign_partitions)
+    yield service
+    await service.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (`tests/receivers.py`)."""
+    r = await Receiver().start()
+    yield r
+    await r.stop()
 
 
 @pytest.fixture

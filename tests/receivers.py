@@ -1,5 +1,5 @@
 """Real HTTP receivers on 127.0.0.1 for webhook tests: they verify every delivery with the
-official `standardwebhooks` library and record what they saw."""
+official `standardwebhooks` library and record what they saw; and a server that never answers."""
 
 import asyncio
 import contextlib
@@ -83,8 +83,8 @@ class Receiver:
         await self._site.start()
         if not (port or self.port):
             server = self._site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            assert isinstance(server, asyncio.Server)
+            self.port = server.sockets[0].getsockname()[1]
         else:
             self.port = port or self.port
         return self
@@ -93,3 +93,27 @@ class Receiver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class Silent:
+    """A TCP server on 127.0.0.1 that takes connections and never answers (nor reads)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.release = asyncio.Event()
+        self.server: asyncio.Server | None = None
+
+    async def _hold(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await self.release.wait()
+        writer.close()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._hold, "127.0.0.1", 0, backlog=2048)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self.release.set()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()

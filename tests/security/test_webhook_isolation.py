@@ -6,17 +6,15 @@ point at a TCP server there that takes connections and never answers."""
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from core.auth import issue_token
-from core.clickhouse import Store
 from core.settings import Settings
 from streams.app import Orchestrator
 from tests.conftest import wait_until
-from tests.receivers import Receiver
+from tests.receivers import Receiver, Silent
 from tests.security.conftest import ORG_B
 
 HUNG_ENDPOINTS = 50
@@ -38,24 +36,6 @@ def settings(settings: Settings) -> Settings:
             "rate_limit_writes_per_minute": 0,
         }
     )
-
-
-@pytest.fixture
-async def orchestrator(
-    settings: Settings, store: Store, topics: None
-) -> AsyncIterator[Orchestrator]:
-    service = Orchestrator(settings, store)
-    await service.start()
-    await wait_until(lambda: len(service.dispatcher.partitions) == settings.campaign_partitions)
-    yield service
-    await service.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 def p99(samples: list[float]) -> float:
@@ -80,30 +60,6 @@ async def _latencies(
 def _arrivals(receiver: Receiver, wanted: set[str]) -> dict[str, float] | None:
     seen = {r.body["data"]["campaignId"]: r.at for r in receiver.received}
     return seen if wanted <= set(seen) else None
-
-
-class Silent:
-    """A TCP server on 127.0.0.1 that takes connections and never answers (nor reads)."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.release = asyncio.Event()
-        self.server: asyncio.Server | None = None
-
-    async def _hold(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        await self.release.wait()
-        writer.close()
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._hold, "127.0.0.1", 0, backlog=2048)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        self.release.set()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
 
 
 async def test_endpoints_of_one_organisation_that_never_answer_do_not_delay_another(

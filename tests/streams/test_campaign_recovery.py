@@ -4,7 +4,6 @@ of the event were not. The version the webhooks announce must become the campaig
 the partitions are assigned again, or the state and the webhooks disagree."""
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -28,13 +27,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"webhook_allowed_hosts": "127.0.0.1", "webhook_sweep_seconds": 0.5}
     )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forward(

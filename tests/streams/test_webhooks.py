@@ -4,8 +4,8 @@ that verify every delivery with the official `standardwebhooks` library."""
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -43,24 +43,6 @@ def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
             **getattr(request, "param", {}),
         }
     )
-
-
-@pytest.fixture
-async def orchestrator(
-    settings: Settings, store: Store, topics: None
-) -> AsyncIterator[Orchestrator]:
-    service = Orchestrator(settings, store)
-    await service.start()
-    await wait_until(lambda: len(service.dispatcher.partitions) == settings.campaign_partitions)
-    yield service
-    await service.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 async def register(client: httpx.AsyncClient, receiver: Receiver, **body: Any) -> dict[str, Any]:
@@ -167,16 +149,13 @@ async def test_receiver_down_then_back_gets_every_event(
     orchestrator: Orchestrator,
     settings: Settings,
 ) -> None:
-    orchestrator.dispatcher.policy = orchestrator.dispatcher.policy.__class__(
-        max_attempts=20, base_seconds=0.2, max_seconds=1.0
-    )
+    orchestrator.dispatcher.policy = Policy(max_attempts=20, base_seconds=0.2, max_seconds=1.0)
     receiver = Receiver(port=free_port())
     await register(client, receiver)  # registered while nothing listens on its port
     campaigns = [await create(client, id=f"cmp_down_{i}") for i in range(5)]
     for c in campaigns:
         await patch(client, c, status="scheduled")
-    failures = lambda: orchestrator_attempts(orchestrator, "retrying")  # noqa: E731
-    await wait_until(lambda: failures() >= 10, timeout=30)
+    await wait_until(lambda: orchestrator_attempts(orchestrator, "retrying") >= 10, timeout=30)
     await receiver.start()
     try:
         await wait_until(lambda: len(receiver.ids()) == 10, timeout=30)
@@ -184,7 +163,7 @@ async def test_receiver_down_then_back_gets_every_event(
         counts = Counter(r.webhook_id for r in receiver.received)
         assert set(counts) == receiver.ids()  # duplicates, if any, carry the same webhook-id
         for c in campaigns:
-            entries = await wait_until(lambda c=c: _delivered_both(client, c["id"]), timeout=10)
+            entries = await wait_until(partial(_delivered_both, client, c["id"]), timeout=10)
             per_webhook: dict[str, list[int]] = {}
             for e in reversed(entries):
                 per_webhook.setdefault(e["webhookId"], []).append(e["attempt"])
@@ -297,6 +276,10 @@ async def test_429_honours_retry_after_and_410_disables_the_endpoint(
         await gone.stop()
 
 
+def _received(receiver: Receiver, n: int) -> bool:
+    return len(receiver.received) == n
+
+
 async def test_rotated_secret_signs_with_old_and_new(
     client: httpx.AsyncClient, orchestrator: Orchestrator, receiver: Receiver
 ) -> None:
@@ -308,7 +291,7 @@ async def test_rotated_secret_signs_with_old_and_new(
         receiver.secrets = [secret]
         before = len(receiver.received)
         await create(client)
-        await wait_until(lambda before=before: len(receiver.received) == before + 1)
+        await wait_until(partial(_received, receiver, before + 1))
         assert receiver.bad == []
     assert len(receiver.received[-1].headers["webhook-signature"].split(" ")) == 2
 
