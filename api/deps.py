@@ -18,7 +18,11 @@ from core.coalesce import Gathered
 from core.ledger import CampaignLedger
 from core.rollups import EngagementRollups
 from core.settings import Settings
+from schemas.insights import CampaignForecast
 from scoring.queries import CampaignScopes, Ranking, ScopeRanking
+
+FORECAST_TTL_SECONDS = 60.0
+"""A forecast moves slowly: a minute's new events barely change where a campaign is heading."""
 
 
 @dataclass
@@ -55,6 +59,11 @@ class Services:
     top_version: Callable[[], Awaitable[Hashable]] | None = None
     """What top-performer answers are versioned by: the in-process write counts in the embedded
     platform, else the store's parts metadata."""
+    forecast_cache: TtlCache[CampaignForecast | None] = field(
+        default_factory=lambda: TtlCache(FORECAST_TTL_SECONDS, max_entries=10_000, load_share=0.25)
+    )
+    """Campaign forecasts by (organisation, campaign, version, hour), reloaded after new events
+    (`events_version`) and at most a quarter of a thread's time per campaign."""
 
 
 async def get_services(request: Request) -> Services:

@@ -28,6 +28,7 @@ from api.routes import (
     engagement,
     etl,
     events,
+    forecast,
     health,
     logs,
     metrics,
@@ -246,6 +247,7 @@ def create_app(
     app.include_router(top_performers.router)  # hot reads first: routes are matched in order
     app.include_router(events.router)
     app.include_router(campaigns.router)
+    app.include_router(forecast.router)
     app.include_router(webhooks.router)
     app.include_router(logs.router)
     app.include_router(briefs.router)

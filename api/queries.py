@@ -407,3 +407,35 @@ async def webhook_health(store: Store, org: str, now: datetime) -> WebhookHealth
         ],
         as_of=now,
     )
+
+
+# -- forecasts ------------------------------------------------------------------------------
+
+HOUR_SECONDS = 3600
+
+
+async def campaign_hours(
+    store: Store, org: str, campaign_id: str, since_hour: int, until_hour: int
+) -> tuple[dict[int, tuple[int, int]], tuple[int, int]]:
+    """One organisation's campaign's views and engagements per hour (hours since the epoch) in
+    [since_hour, until_hour), and their sums before `since_hour` (the sort key bounds the
+    scan)."""
+    rows = await store.query_rows(
+        "SELECT if(event_time < {since:DateTime64(3, 'UTC')}, -1,"
+        " intDiv(toUnixTimestamp64Milli(event_time), 3600000)) AS hour,"
+        " sum(views), sum(likes) + sum(comments) + sum(shares)"
+        " FROM engagement_events"
+        " WHERE org = {org:String} AND campaign_id = {cmp:String}"
+        " AND event_time < {until:DateTime64(3, 'UTC')}"
+        " GROUP BY hour ORDER BY hour LIMIT {limit:UInt32}",
+        {
+            "org": org,
+            "cmp": campaign_id,
+            "since": datetime.fromtimestamp(since_hour * HOUR_SECONDS, UTC),
+            "until": datetime.fromtimestamp(until_hour * HOUR_SECONDS, UTC),
+            "limit": until_hour - since_hour + 1,
+        },
+    )
+    hours = {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+    earlier = hours.pop(-1, (0, 0))
+    return hours, earlier
