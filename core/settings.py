@@ -278,6 +278,15 @@ class Settings(BaseSettings):
     webhook_sweep_seconds: float = Field(
         default=2.0, description="How often stored pending deliveries are checked for."
     )
+    webhook_sweep_max_per_org: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Stored pending deliveries one sweep (and an assignment) loads per organisation, its"
+            " soonest due; 10,000 in all, organisations in turn, so no organisation's backlog"
+            " keeps another's deliveries waiting."
+        ),
+    )
     webhook_secret_grace_seconds: int = Field(
         default=24 * 3600, description="After a rotation the old secret also signs this long."
     )
@@ -383,6 +392,12 @@ class Settings(BaseSettings):
     @property
     def campaign_topic(self) -> str:
         return self.topic("campaign-events")
+
+    @property
+    def rollup_topic(self) -> str:
+        """Per-minute engagement rollups per (organisation, campaign) and (organisation,
+        creator), from the engagement consumer to the insights agent."""
+        return self.topic("engagement-rollups")
 
     @property
     def webhook_commands_topic(self) -> str:

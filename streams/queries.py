@@ -100,11 +100,11 @@ async def known_webhook_ids(store: Store, ids: Collection[str]) -> set[str]:
     return set(columns[0]) if columns else set()
 
 
-_DELIVERY_SELECT = (
-    "SELECT delivery_id, webhook_id, org, endpoint_id, campaign_id, event_type, source_partition,"
+_DELIVERY_FIELDS = (
+    "delivery_id, webhook_id, org, endpoint_id, campaign_id, event_type, source_partition,"
     " payload, attempt, toFloat64(due_at), toFloat64(updated_at)"
-    " FROM webhook_deliveries FINAL"
 )
+_DELIVERY_SELECT = f"SELECT {_DELIVERY_FIELDS} FROM webhook_deliveries FINAL"
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
@@ -124,15 +124,21 @@ def _delivery(row: Sequence[Any]) -> Delivery:
 
 
 async def pending_deliveries(
-    store: Store, partitions: Collection[int], limit: int = 10_000
+    store: Store, partitions: Collection[int], *, per_org: int, limit: int = 10_000
 ) -> list[Delivery]:
-    """Deliveries still to attempt whose event came from one of `partitions`, soonest first."""
+    """Deliveries still to attempt whose event came from one of `partitions`: each
+    organisation's `per_org` soonest, at most `limit` in all. When `limit` cuts, the
+    organisations take turns (every one's soonest before any one's second, and so on), so no
+    organisation's backlog, however large or overdue, keeps another's deliveries out."""
     if not partitions:
         return []
     rows = await store.query_rows(
-        f"{_DELIVERY_SELECT} WHERE state = 'pending' AND source_partition IN {{p:Array(Int32)}}"
-        " ORDER BY due_at LIMIT {limit:UInt32}",
-        {"p": sorted(partitions), "limit": limit},
+        f"SELECT {_DELIVERY_FIELDS} FROM ("
+        " SELECT *, row_number() OVER (PARTITION BY org ORDER BY due_at, delivery_id) AS turn"
+        " FROM webhook_deliveries FINAL"
+        " WHERE state = 'pending' AND source_partition IN {p:Array(Int32)}"
+        ") WHERE turn <= {per_org:UInt32} ORDER BY turn, due_at, org LIMIT {limit:UInt32}",
+        {"p": sorted(partitions), "per_org": per_org, "limit": limit},
     )
     return [_delivery(r) for r in rows]
 

@@ -46,7 +46,7 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned_at_ms = int(time.time() * 1000)
         partitions = {tp.partition for tp in assigned}
-        pending = await delivery_queries.pending_deliveries(self.store, partitions)
+        pending = await self.dispatcher.pending(partitions)
         await roll_forward(self.store, pending)
         await self.dispatcher.assign(partitions)
 

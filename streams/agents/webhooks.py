@@ -242,11 +242,19 @@ class Dispatcher(mode.Service):
             self._wake.set()
         return added
 
+    async def pending(self, partitions: set[int]) -> list[Delivery]:
+        """The stored pending deliveries of `partitions`: each organisation's soonest, up to
+        `webhook_sweep_max_per_org` (`queries.pending_deliveries`)."""
+        return await queries.pending_deliveries(
+            self.store, partitions, per_org=self.settings.webhook_sweep_max_per_org
+        )
+
     async def sweep(self) -> int:
         """Load pending deliveries of the owned partitions that this worker does not hold (after a
-        restart, a rebalance, or a replay handled by another worker)."""
+        restart, a rebalance, or a replay handled by another worker): each organisation's soonest
+        in every sweep, whatever another organisation has pending or held."""
         async with self._io:
-            found = await queries.pending_deliveries(self.store, self.partitions)
+            found = await self.pending(self.partitions)
             metrics.WEBHOOK_DLQ_SIZE.set(
                 await queries.dead_delivery_count(self.store, self.partitions)
             )
