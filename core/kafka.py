@@ -111,8 +111,12 @@ class EmbeddedBroker:
     (`FK_EMBEDDED_BROKER_WARN_MB`; 0 = never).
     """
 
-    def __init__(self, port: int, *, memory_warn_mb: int = 0) -> None:
+    def __init__(
+        self, port: int, *, memory_warn_mb: int = 0, advertised_port: int | None = None
+    ) -> None:
         self.port = port
+        self.advertised_port = advertised_port or port
+        """The port clients are told to connect to (another one when a proxy sits in front)."""
         self.process: subprocess.Popen[bytes] | None = None
         self.memory_alarm = MemoryAlarm(memory_warn_mb * MIB)
         self.resident_bytes: int | None = None
@@ -140,7 +144,7 @@ class EmbeddedBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    f"tcp://127.0.0.1:{self.advertised_port}",
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -63,6 +63,10 @@ CONSUMER_STALLED = Gauge(
     "1 while the engagement consumer has read nothing for 30 s though its partitions have"
     " unread records.",
 )
+CONSUMER_RECONNECTS = Counter(
+    "fk_pipeline_consumer_reconnects_total",
+    "Times the stalled engagement consumer dropped its broker connections to reconnect.",
+)
 EMBEDDED_BROKER_RESIDENT_BYTES = Gauge(
     "fk_embedded_broker_resident_bytes",
     "Resident memory of the embedded broker this process runs (it keeps every message in"

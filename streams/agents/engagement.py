@@ -20,6 +20,7 @@ import numpy as np
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.conn import CloseReason
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from core import metrics
@@ -309,25 +310,46 @@ class EngagementConsumer(mode.Service):
     @mode.Service.task
     async def _watch(self) -> None:
         """Every few seconds: has the consumer read nothing for `stall_seconds` while one of its
-        partitions has records it has not read? Then say so once, with where it waits."""
+        partitions (not paused) has records it has not read, or while the broker does not
+        answer that question? Then it is stalled: say so, with where its tasks wait, and drop
+        its connections to the broker. That fails whatever request hangs on them (a fetch or a
+        commit whose answer never comes would otherwise wait out the client's 40 s request
+        timeout, and the API's writers with it) and the client reconnects. Again every
+        `stall_seconds` while it stays stalled."""
+        reconnected_at = 0.0
         while not self.should_stop:
             await self.sleep(self.watch_every)
             if self.consumer is None or self.should_stop:
                 continue
-            idle = time.monotonic() - self.read_at
+            now = time.monotonic()
+            idle = now - self.read_at
             if idle < self.stall_seconds:
                 if self.stalled:
                     self.stalled = False
                     metrics.CONSUMER_STALLED.set(0)
                     log.warning("engagement.resumed")
                 continue
-            if self.stalled:
+            if self.stalled and now - reconnected_at < self.stall_seconds:
                 continue
             state = await self.report()
-            if state.get("unread"):
+            if not (state["unread"] or state["error"]):
+                continue
+            if not self.stalled:
                 self.stalled = True
                 metrics.CONSUMER_STALLED.set(1)
                 log.warning("engagement.stalled", idle_seconds=round(idle), **state)
+            reconnected_at = time.monotonic()
+            dropped = self._reconnect()
+            metrics.CONSUMER_RECONNECTS.inc()
+            log.warning("engagement.reconnected", connections=dropped, idle_seconds=round(idle))
+
+    def _reconnect(self) -> int:
+        """Close the consumer's connections to the broker (their requests in flight fail, and
+        are retried on new ones); how many were open."""
+        conns = list(getattr(getattr(self.consumer, "_client", None), "_conns", {}).values())
+        for conn in conns:
+            conn.close(reason=CloseReason.CONNECTION_BROKEN)
+        return len(conns)
 
     async def report(self) -> dict[str, Any]:
         """The consumer's group and fetch state, and where its tasks wait (for a stall report)."""
@@ -365,15 +387,16 @@ class EngagementConsumer(mode.Service):
             ends = {tp.partition: end for tp, end in offsets.items()}
         except Exception as exc:  # a report, whatever the client does
             error = repr(exc)
+        paused = {tp.partition for tp in consumer.paused()}
         unread = {
             p: end - (positions.get(p) or 0)
             for p, end in ends.items()
-            if end > (positions.get(p) or 0)
+            if end > (positions.get(p) or 0) and p not in paused
         }
         coordinator = getattr(consumer, "_coordinator", None)
         return {
             "assigned": [tp.partition for tp in assigned],
-            "paused": sorted(tp.partition for tp in consumer.paused()),
+            "paused": sorted(paused),
             "positions": positions,
             "end_offsets": ends,
             "unread": unread,
