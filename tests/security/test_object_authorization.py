@@ -4,6 +4,7 @@ the object is created by one organisation and requested with another's token, wh
 404 problem details, never the object, a 403 or an error that confirms it exists -- or exempt
 with a reason. A new route that names an object fails the classification test until it is."""
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,17 @@ async def campaign_metrics(client: httpx.AsyncClient, owner: dict[str, str], st:
         "GET",
         f"/campaigns/{campaign_id}/metrics",
         owner_sees=lambda r: r.json()["total"]["events"] == 1,
+    )
+
+
+async def campaign_forecast(client: httpx.AsyncClient, owner: dict[str, str], st: Store) -> Call:
+    campaign_id = await _campaign(client, owner)
+    two_hours_ago = int(time.time() * 1000) - 2 * 3_600_000
+    insert_events(st, [make_event(campaignId=campaign_id, timestamp=two_hours_ago)])
+    return Call(
+        "GET",
+        f"/campaigns/{campaign_id}/forecast",
+        owner_sees=lambda r: r.json()["campaignId"] == campaign_id,
     )
 
 
@@ -174,6 +186,7 @@ CHECKED: dict[tuple[str, str], Setup] = {
     ("GET", "/campaigns/{campaign_id}"): get_campaign,
     ("PATCH", "/campaigns/{campaign_id}"): patch_campaign,
     ("GET", "/campaigns/{campaign_id}/metrics"): campaign_metrics,
+    ("GET", "/campaigns/{campaign_id}/forecast"): campaign_forecast,
     ("PATCH", "/webhooks/endpoints/{endpoint_id}"): update_endpoint,
     ("POST", "/webhooks/endpoints/{endpoint_id}/rotate-secret"): rotate_secret,
     ("GET", "/briefs/{brief_id}"): get_brief,
