@@ -145,3 +145,11 @@ ETL_LOAD_SECONDS = Histogram(
     "Wall time of one batch load.",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+ROLLUPS_PUBLISHED = Counter(
+    "fk_rollups_published_total",
+    "Per-minute engagement rollups: sent to engagement-rollups, or dropped as too late.",
+    ["result"],
+)
+INSIGHTS_SENT = Counter(
+    "fk_insights_sent_total", "CampaignInsight events sent, by kind and status.", ["kind", "status"]
+)

@@ -129,6 +129,61 @@ GROUP BY org, {column}
 """
 
 
+ScopeKey = tuple[str, str, str]
+"""(organisation, "campaign" or "creator", id): what a minute rollup is of."""
+
+
+class MinuteRollups:
+    """Per-minute (by event time) views and engagements of every (organisation, campaign) and
+    (organisation, creator) with stored events, until the minute closes and is taken (`close`)
+    for the rollup topic. The hot path (`add_rows`) costs two dictionary updates per row; a
+    minute is handed over once it is closed by the wall clock, and events stored later for a
+    minute already taken make another rollup of it (consumers add them up). Safe to call from
+    threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._minutes: dict[int, dict[ScopeKey, list[int]]] = {}
+
+    def add_rows(self, rows: Iterable[tuple[str, str, str, int, int, int, int, int, int]]) -> None:
+        """Stored events as (organisation, campaign id, creator id, event time in ms, views,
+        likes, comments, shares, saves), as `EngagementRollups.add_rows` takes them."""
+        with self._lock:
+            minutes = self._minutes
+            for org, campaign, creator, at, views, likes, comments, shares, _ in rows:
+                minute = at // MINUTE_MS
+                keys = minutes.get(minute)
+                if keys is None:
+                    keys = minutes[minute] = {}
+                engagements = likes + comments + shares
+                if campaign:
+                    _bump(keys, (org, "campaign", campaign), views, engagements)
+                _bump(keys, (org, "creator", creator), views, engagements)
+
+    def close(self, now_ms: int) -> list[tuple[int, ScopeKey, int, int]]:
+        """Take every minute before `now_ms`'s: (minute, scope, views, engagements), oldest
+        minute first."""
+        current = now_ms // MINUTE_MS
+        with self._lock:
+            closed = sorted(m for m in self._minutes if m < current)
+            taken = [(m, self._minutes.pop(m)) for m in closed]
+        return [(m, key, v, e) for m, keys in taken for key, (v, e) in keys.items()]
+
+    def pending(self) -> int:
+        """Scope-minutes held, not taken yet."""
+        with self._lock:
+            return sum(len(keys) for keys in self._minutes.values())
+
+
+def _bump(keys: dict[ScopeKey, list[int]], key: ScopeKey, views: int, engagements: int) -> None:
+    sums = keys.get(key)
+    if sums is None:
+        keys[key] = [views, engagements]
+    else:
+        sums[0] += views
+        sums[1] += engagements
+
+
 class EngagementRollups:
     """The metrics of every (organisation, campaign) and (organisation, creator), maintained as
     events are stored.
@@ -139,11 +194,13 @@ class EngagementRollups:
     ignored and `ready` is false: callers read the store instead. Safe to call from threads.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, minutes: MinuteRollups | None = None) -> None:
         self._lock = threading.Lock()
         self._series: dict[Kind, dict[tuple[str, str], _Series]] = {k: {} for k in KINDS}
         self._swept = 0
         self.ready = False
+        self.minutes = minutes
+        """Told of every stored row, loaded or not (the rollup topic's per-minute buckets)."""
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -169,6 +226,9 @@ class EngagementRollups:
     ) -> None:
         """Fold in stored events given as (organisation, campaign id, creator id, event time in
         ms, views, likes, comments, shares, saves); an empty campaign id is no campaign."""
+        if self.minutes is not None:
+            rows = list(rows)
+            self.minutes.add_rows(rows)
         if not self.ready:
             return
         hour_from, day_from = window_starts(now_ms)

@@ -394,6 +394,12 @@ class Settings(BaseSettings):
         return self.topic("campaign-events")
 
     @property
+    def rollup_topic(self) -> str:
+        """Per-minute engagement rollups per (organisation, campaign) and (organisation,
+        creator), from the engagement consumer to the insights agent."""
+        return self.topic("engagement-rollups")
+
+    @property
     def webhook_commands_topic(self) -> str:
         return self.topic("webhook-commands")
 

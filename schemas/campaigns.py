@@ -31,6 +31,9 @@ class CampaignEventType(StrEnum):
     created = "CampaignCreated"
     updated = "CampaignUpdated"
     status_changed = "CampaignStatusChanged"
+    insight = "CampaignInsight"
+    """A live spike, stall or engagement-rate drop (`schemas.insights.CampaignInsight`); it
+    changes no campaign's state or version."""
 
 
 def _aware_utc(value: datetime) -> datetime:

@@ -1,10 +1,108 @@
-"""Predictive insights on the wire: a campaign's forecast (`GET /campaigns/{id}/forecast`)."""
+"""Predictive insights on the wire: the per-minute engagement rollups (topic
+`engagement-rollups`), the `CampaignInsight` event on `campaign-events`, and a campaign's forecast
+(`GET /campaigns/{id}/forecast`)."""
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from schemas.base import UtcDatetime, WireModel
+from schemas.campaigns import CampaignEventType
+
+ScopeKind = Literal["campaign", "creator"]
+InsightKind = Literal["spike", "stall", "rateDrop"]
+InsightMetric = Literal["views", "engagements", "engagementRate"]
+InsightStatus = Literal["raised", "cleared"]
+
+
+class EngagementRollup(WireModel):
+    """One closed minute of one organisation's campaign or creator, by event time (topic
+    `engagement-rollups`, key = `org/kind/id`). Several rollups of one minute add up (events
+    stored after the minute was published)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    org: str
+    kind: ScopeKind
+    id: str
+    minute: int = Field(description="Minutes since the Unix epoch (UTC).")
+    views: int = Field(ge=0)
+    engagements: int = Field(ge=0, description="likes + comments + shares.")
+
+
+ROLLUP = TypeAdapter(EngagementRollup)
+
+
+class InsightScope(WireModel):
+    kind: ScopeKind
+    id: str
+
+
+class MinuteWindow(WireModel):
+    """Minutes [start, end) as moments."""
+
+    start: UtcDatetime
+    end: UtcDatetime
+
+
+class CampaignInsight(WireModel):
+    """A live insight on `campaign-events` (key = the campaign id, or the creator id for a
+    creator's spike). An episode is raised once and cleared once, both with its `insightId`;
+    `eventId` (`<insightId>:<status>`) is the webhook-id. It changes no campaign's version."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "eventId": "ins_5f0c2a9e4b7d1c3a:raised",
+                    "type": "CampaignInsight",
+                    "insightId": "ins_5f0c2a9e4b7d1c3a",
+                    "status": "raised",
+                    "org": "acme",
+                    "campaignId": "spring-launch",
+                    "kind": "spike",
+                    "scope": {"kind": "campaign", "id": "spring-launch"},
+                    "metric": "views",
+                    "observed": 3120.0,
+                    "expected": 1010.5,
+                    "score": 9.8,
+                    "window": {"start": "2026-12-05T09:11:00Z", "end": "2026-12-05T09:12:00Z"},
+                    "baselineWindow": {
+                        "start": "2026-12-05T06:56:00Z",
+                        "end": "2026-12-05T08:56:00Z",
+                    },
+                    "firstSeen": "2026-12-05T09:11:00Z",
+                    "occurredAt": "2026-12-05T09:11:00Z",
+                }
+            ]
+        },
+    )
+
+    event_id: str = Field(description="`<insightId>:<status>`: the webhook-id of its deliveries.")
+    type: Literal[CampaignEventType.insight] = CampaignEventType.insight
+    insight_id: str = Field(description="One per episode: its `raised` and `cleared` share it.")
+    status: InsightStatus
+    org: str
+    campaign_id: str = Field(description="The campaign, or empty for a creator's spike.")
+    kind: InsightKind = Field(
+        description="`spike`: far above the baseline; `stall`: a live campaign's engagements "
+        "far below it; `rateDrop`: engagement rate far below the campaign's norm."
+    )
+    scope: InsightScope
+    metric: InsightMetric
+    observed: float = Field(description="Over `window`: a count, or a rate (rateDrop).")
+    expected: float = Field(description="What the baseline expected over `window`.")
+    score: float = Field(description="Robust z of the observation against the baseline.")
+    window: MinuteWindow = Field(description="The minutes compared.")
+    baseline_window: MinuteWindow = Field(description="The minutes the baseline comes from.")
+    first_seen: datetime = Field(description="The minute the episode was first flagged.")
+    occurred_at: datetime = Field(description="The minute this event was decided on.")
+
+
+INSIGHT_EVENT = TypeAdapter(CampaignInsight)
 
 ForecastModel = Literal["dampedTrendDaily", "runRate"]
 HorizonBasis = Literal["endDate", "default"]

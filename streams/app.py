@@ -1,5 +1,6 @@
-"""The Faust app: one per worker process, hosting the engagement consumer and the campaign
-orchestrator (campaign projection, webhook dispatcher, date clock)."""
+"""The Faust app: one per worker process, hosting the engagement consumer (and the publisher of
+its per-minute rollups), the insights agent, and the campaign orchestrator (campaign
+projection, webhook dispatcher, date clock)."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -9,10 +10,11 @@ import mode
 
 from core.clickhouse import Store
 from core.ledger import CampaignLedger
-from core.rollups import EngagementRollups
+from core.rollups import EngagementRollups, MinuteRollups
 from core.settings import Settings
 from streams.agents.campaigns import CampaignClock, CampaignConsumer
 from streams.agents.engagement import EngagementConsumer
+from streams.agents.insights import RollupPublisher, add_insights_agent
 from streams.agents.webhooks import Dispatcher
 
 
@@ -56,10 +58,23 @@ def create_faust_app(
         producer_max_request_size=MAX_REQUEST,
     )
 
+    # The engagement consumer tells the rollups of every stored row: their per-minute buckets
+    # go to `engagement-rollups` once each minute closes (an unloaded EngagementRollups keeps
+    # no metrics windows, only those buckets).
+    stored = rollups if rollups is not None else EngagementRollups()
+    minutes = stored.minutes = stored.minutes or MinuteRollups()
+
     @app.service
     class Engagement(EngagementConsumer):
         def __init__(self, **kwargs: Any) -> None:
-            super().__init__(settings, store, rollups=rollups, **kwargs)
+            super().__init__(settings, store, rollups=stored, **kwargs)
+
+    @app.service
+    class Rollups(RollupPublisher):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(settings, minutes, **kwargs)
+
+    app.insights = add_insights_agent(app, settings, store)  # type: ignore[attr-defined]
 
     @app.service
     class Campaigns(Orchestrator):

@@ -10,6 +10,10 @@ import orjson
 
 from core.signing import signature_header
 from schemas.campaigns import CampaignEvent, CampaignEventType
+from schemas.insights import CampaignInsight
+
+_CHAT_EVENTS = frozenset({CampaignEventType.status_changed, CampaignEventType.insight})
+"""What Slack and Telegram notifiers post: status changes and live insights."""
 
 ANY_ORG = "*"
 """The org of endpoints that receive every organisation's events (the settings' default)."""
@@ -39,7 +43,7 @@ class EndpointConfig:
         if not self.enabled or (self.org != ANY_ORG and self.org != org):
             return False
         if self.kind is not EndpointKind.webhook:
-            return event_type == CampaignEventType.status_changed
+            return event_type in _CHAT_EVENTS
         return not self.event_types or event_type in self.event_types
 
     def active_secrets(self, now: float) -> list[str]:
@@ -71,7 +75,7 @@ class Delivery:
     created_at: float = field(default=0.0, compare=False)
 
 
-def webhook_payload(event: CampaignEvent) -> str:
+def webhook_payload(event: CampaignEvent | CampaignInsight) -> str:
     """The body every webhook of `event` carries: `{type, timestamp, data}`."""
     return orjson.dumps(
         {
@@ -83,7 +87,7 @@ def webhook_payload(event: CampaignEvent) -> str:
 
 
 def fan_out(
-    event: CampaignEvent,
+    event: CampaignEvent | CampaignInsight,
     endpoints: list[EndpointConfig],
     *,
     partition: int,
@@ -123,6 +127,35 @@ def status_text(payload: dict[str, Any]) -> str:
     )
 
 
+_INSIGHT_WORDS = {
+    "spike": "spike",
+    "stall": "stall",
+    "rateDrop": "engagement-rate drop",
+}
+
+
+def insight_text(payload: dict[str, Any]) -> str:
+    """A human-readable line for chat notifiers about a live insight."""
+    data = payload.get("data", {})
+    scope = data.get("scope", {})
+    word = _INSIGHT_WORDS.get(data.get("kind", ""), data.get("kind", "?"))
+    what = "Campaign" if scope.get("kind") == "campaign" else "Creator"
+    if data.get("status") == "cleared":
+        return f"{what} {scope.get('id', '?')}: {word} in {data.get('metric', '?')} is over"
+    return (
+        f"{what} {scope.get('id', '?')}: {word} in {data.get('metric', '?')}, "
+        f"{data.get('observed', '?')} against {data.get('expected', '?')} expected "
+        f"(score {data.get('score', '?')}) since {data.get('firstSeen', '?')}"
+    )
+
+
+def chat_text(payload: dict[str, Any]) -> str:
+    """The chat notifiers' line for a status change or an insight."""
+    if payload.get("type") == CampaignEventType.insight:
+        return insight_text(payload)
+    return status_text(payload)
+
+
 def slack_escape(text: str) -> str:
     """`text` for Slack's mrkdwn: `&`, `<` and `>` as its entities, so a campaign named
     `<!channel>` or `<https://evil|click>` shows as text instead of pinging or linking."""
@@ -139,11 +172,11 @@ class Request:
 def build_request(delivery: Delivery, endpoint: EndpointConfig, now: datetime) -> Request:
     """The POST of one attempt; the signature is computed per attempt (fresh timestamp)."""
     if endpoint.kind is EndpointKind.slack:
-        text = slack_escape(status_text(orjson.loads(delivery.payload)))
+        text = slack_escape(chat_text(orjson.loads(delivery.payload)))
         return Request(endpoint.url, _JSON, orjson.dumps({"text": text}))
     if endpoint.kind is EndpointKind.telegram:
         # No parse_mode: Telegram shows the text as it is, so a name needs no escaping.
-        text = status_text(orjson.loads(delivery.payload))
+        text = chat_text(orjson.loads(delivery.payload))
         body = orjson.dumps({"chat_id": endpoint.chat_id, "text": text})
         return Request(endpoint.url, _JSON, body)
     body = delivery.payload.encode()

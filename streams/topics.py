@@ -9,6 +9,7 @@ def platform_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.engagement_topic, settings.engagement_partitions),
         TopicSpec(settings.engagement_dlq_topic, 1),
         TopicSpec(settings.campaign_topic, settings.campaign_partitions),
+        TopicSpec(settings.rollup_topic, settings.engagement_partitions),
         TopicSpec(settings.webhook_commands_topic, 1),
         TopicSpec(settings.webhook_dlq_topic, 1),
     ]

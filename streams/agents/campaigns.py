@@ -21,12 +21,14 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
+from core import insights as insight_store
 from core import lifecycle, metrics, queries
 from core.changes import STORED
 from core.clickhouse import Store, StoreError
 from core.ledger import CampaignLedger, CommandNotPublished
 from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, Campaign, CampaignEvent
+from schemas.insights import INSIGHT_EVENT, CampaignInsight
 from streams import queries as delivery_queries
 from streams.agents.webhooks import Dispatcher
 from streams.deliveries import Delivery, fan_out
@@ -135,18 +137,24 @@ class CampaignConsumer(mode.Service):
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> list[Delivery]:
         assert self.consumer is not None
-        events: list[tuple[int, CampaignEvent]] = []
+        events: list[tuple[int, CampaignEvent | CampaignInsight]] = []
         maybe_seen: set[str] = set()
         assigned_at_ms = self.assignment.assigned_at_ms
         for tp, records in batch.items():
             metrics.CAMPAIGN_EVENTS_CONSUMED.inc(len(records))
             for record in records:
+                event: CampaignEvent | CampaignInsight
                 try:
                     event = CAMPAIGN_EVENT.validate_json(record.value or b"")
                 except ValidationError as exc:
-                    # Only the ledger writes this topic; a bad message is a bug to see, not retry.
-                    log.error("campaigns.bad_event", offset=record.offset, error=str(exc)[:300])
-                    continue
+                    try:
+                        # Insights change no campaign: delivered and logged, not projected.
+                        event = INSIGHT_EVENT.validate_json(record.value or b"")
+                    except ValidationError:
+                        # Only the ledger and the insights agent write this topic; a bad
+                        # message is a bug to see, not retry.
+                        log.error("campaigns.bad_event", offset=record.offset, error=str(exc)[:300])
+                        continue
                 events.append((tp.partition, event))
                 if record.timestamp <= assigned_at_ms:
                     # Published before we owned the partition: a previous owner may have handled
@@ -169,7 +177,12 @@ class CampaignConsumer(mode.Service):
         await delivery_queries.insert_delivery_states(
             self.store, [(d, "pending", "", 0) for d in fresh]
         )
-        await queries.insert_campaigns(self.store, [e.current for _, e in events])
+        await insight_store.insert_insights(
+            self.store, [e for _, e in events if isinstance(e, CampaignInsight)]
+        )
+        await queries.insert_campaigns(
+            self.store, [e.current for _, e in events if isinstance(e, CampaignEvent)]
+        )
         STORED.advance(
             self.settings.campaign_topic,
             {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},

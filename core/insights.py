@@ -1,0 +1,99 @@
+"""The `campaign_insights` table (written by the campaign worker, read by the insights agent at
+start-up and by `GET /insights`), and the store reads the insights agent restores from."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from core.clickhouse import Store
+from schemas.insights import CampaignInsight
+
+INSIGHT_COLUMNS = (
+    "org",
+    "event_id",
+    "insight_id",
+    "status",
+    "kind",
+    "scope_kind",
+    "scope_id",
+    "campaign_id",
+    "metric",
+    "occurred_at",
+    "body",
+)
+
+
+async def insert_insights(store: Store, insights: Sequence[CampaignInsight]) -> None:
+    """One row per event; an event read again replaces its row (same sort key)."""
+    if not insights:
+        return
+    rows = [
+        (
+            i.org,
+            i.event_id,
+            i.insight_id,
+            i.status,
+            i.kind,
+            i.scope.kind,
+            i.scope.id,
+            i.campaign_id,
+            i.metric,
+            i.occurred_at,
+            i.model_dump_json(by_alias=True),
+        )
+        for i in insights
+    ]
+    await store.insert("campaign_insights", list(zip(*rows, strict=True)), INSIGHT_COLUMNS)
+
+
+async def stored_event_ids(store: Store, since: datetime) -> set[str]:
+    """Ids of the insight events stored since `since` (what a restarted agent must not send
+    again)."""
+    rows = await store.query_rows(
+        "SELECT DISTINCT event_id FROM campaign_insights"
+        " WHERE occurred_at >= {since:DateTime64(3, 'UTC')} LIMIT 1000000",
+        {"since": since},
+    )
+    return {r[0] for r in rows}
+
+
+async def live_campaigns(store: Store, limit: int = 1_000_000) -> set[tuple[str, str]]:
+    """(organisation, campaign id) of every campaign whose newest version is live."""
+    rows = await store.query_rows(
+        "SELECT org, id FROM campaigns GROUP BY org, id"
+        " HAVING argMax(status, version) = 'live' LIMIT {limit:UInt32}",
+        {"limit": limit},
+    )
+    return {(r[0], r[1]) for r in rows}
+
+
+_MINUTES_SQL = """
+SELECT org, {column}, intDiv(toUnixTimestamp64Milli(event_time), 60000) AS minute,
+       sum(views), sum(likes) + sum(comments) + sum(shares)
+FROM engagement_events
+WHERE event_time >= {{since:DateTime64(3, 'UTC')}} AND event_time < {{until:DateTime64(3, 'UTC')}}
+  AND {column} != ''
+GROUP BY org, {column}, minute
+ORDER BY minute
+LIMIT {{limit:UInt32}}
+"""
+_KINDS = (("campaign", "campaign_id"), ("creator", "influencer_id"))
+
+
+async def stored_minutes(
+    store: Store, since_minute: int, until_minute: int, limit: int = 5_000_000
+) -> list[tuple[int, str, str, str, int, int]]:
+    """Per-minute views and engagements of every (organisation, campaign) and (organisation,
+    creator) in [since_minute, until_minute), by event time: (minute, org, kind, id, views,
+    engagements), oldest first. The rollups the stored events made, for a restart."""
+    bounds: dict[str, Any] = {
+        "since": datetime.fromtimestamp(since_minute * 60, UTC),
+        "until": datetime.fromtimestamp(until_minute * 60, UTC),
+        "limit": limit,
+    }
+    out: list[tuple[int, str, str, str, int, int]] = []
+    for kind, column in _KINDS:
+        rows = await store.query_rows(_MINUTES_SQL.format(column=column), bounds)
+        out += [(int(r[2]), r[0], kind, r[1], int(r[3]), int(r[4])) for r in rows]
+    out.sort(key=lambda r: r[0])
+    return out

@@ -1,0 +1,329 @@
+"""Live insights: the rollup publisher (per closed minute, per organisation's campaign and
+creator, to `engagement-rollups`) and the insights agent (a Faust agent on that topic feeding
+`insights.detect.Detector`, each raised or cleared episode a `CampaignInsight` on
+`campaign-events`).
+
+The detector's state lives in memory. A (re)started agent rebuilds it from the store before it
+reads a rollup: the last 2 h 15 min of stored events, minute by minute, and the insight events
+already stored, so an episode raised before the restart is not sent again, one still open is
+not lost, and the minutes the worker was down are read as what was stored, not as a stall.
+"""
+
+import asyncio
+import hashlib
+import time
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import mode
+import orjson
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from core import insights as insight_store
+from core import metrics
+from core.clickhouse import Store, StoreError
+from core.rollups import MINUTE_MS, MinuteRollups
+from core.settings import Settings
+from insights.detect import Detector, Insight, Scope
+from schemas.insights import (
+    ROLLUP,
+    CampaignInsight,
+    EngagementRollup,
+    InsightScope,
+    MinuteWindow,
+)
+
+log = structlog.get_logger(__name__)
+
+CLOSE_GRACE_MS = 10_000
+"""A minute is judged this long after it ends: its rollups are published within a second of
+its end and need a moment to arrive."""
+LATE_MINUTES = 15
+"""Rollups of minutes older than this are not published (the detector refuses them)."""
+
+
+def rollup_key(org: str, kind: str, scope_id: str) -> bytes:
+    return f"{org}/{kind}/{scope_id}".encode()
+
+
+def rollup_partition(key: bytes, partitions: int) -> int:
+    """The partition of a scope's rollups (stable across processes, so a worker knows which
+    scopes are its own)."""
+    return zlib.crc32(key) % partitions
+
+
+class RollupPublisher(mode.Service):
+    """Publishes the minutes `minutes` holds once the wall clock closed them: one small message
+    per (organisation, campaign) and (organisation, creator) and minute. Runs in the process
+    that stores engagement events (the sink tells `minutes` of each stored row)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        minutes: MinuteRollups,
+        *,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
+        self.settings = settings
+        self.minutes = minutes
+        self.clock = clock
+        self.producer: AIOKafkaProducer | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=20
+        )
+        await self.producer.start()
+
+    async def on_stop(self) -> None:
+        if self.producer is not None:
+            await self.publish()
+            await self.producer.stop()
+
+    @mode.Service.timer(1.0)
+    async def _every_second(self) -> None:
+        await self.publish()
+
+    async def publish(self) -> int:
+        """Send every closed minute; returns how many rollups were sent."""
+        assert self.producer is not None
+        now_ms = int(self.clock() * 1000)
+        oldest = now_ms // MINUTE_MS - LATE_MINUTES
+        closed = self.minutes.close(now_ms)
+        if not closed:
+            return 0
+        partitions = self.settings.engagement_partitions
+        sent = []
+        late = 0
+        for minute, (org, kind, scope_id), views, engagements in closed:
+            if minute < oldest:
+                late += 1
+                continue
+            key = rollup_key(org, kind, scope_id)
+            value = orjson.dumps(
+                {
+                    "org": org,
+                    "kind": kind,
+                    "id": scope_id,
+                    "minute": minute,
+                    "views": views,
+                    "engagements": engagements,
+                }
+            )
+            sent.append(
+                await self.producer.send(
+                    self.settings.rollup_topic,
+                    value,
+                    key=key,
+                    partition=rollup_partition(key, partitions),
+                )
+            )
+        try:
+            for future in sent:
+                await future
+        except KafkaError as exc:
+            # The detector then sees a quiet minute; a restart rebuilds it from the store.
+            log.warning("rollups.publish_failed", error=str(exc), rollups=len(sent))
+        metrics.ROLLUPS_PUBLISHED.labels("sent").inc(len(sent))
+        metrics.ROLLUPS_PUBLISHED.labels("late").inc(late)
+        return len(sent)
+
+
+def insight_event(found: Insight) -> CampaignInsight:
+    """The event of a detector decision; its ids are a function of the episode (scope, kind,
+    metric, first minute), so deciding it again gives the same ids."""
+    scope = found.scope
+    digest = hashlib.blake2b(
+        f"{scope.org}\x00{scope.kind}\x00{scope.id}\x00{found.kind}\x00{found.metric}"
+        f"\x00{found.first_seen}".encode(),
+        digest_size=8,
+    ).hexdigest()
+    insight_id = f"ins_{digest}"
+
+    def at(minute: int) -> datetime:
+        return datetime.fromtimestamp(minute * 60, UTC)
+
+    return CampaignInsight(
+        event_id=f"{insight_id}:{found.status}",
+        insight_id=insight_id,
+        status=found.status,
+        org=scope.org,
+        campaign_id=scope.id if scope.kind == "campaign" else "",
+        kind=found.kind,
+        scope=InsightScope(kind=scope.kind, id=scope.id),
+        metric=found.metric,
+        observed=round(found.observed, 4),
+        expected=round(found.expected, 4),
+        score=round(found.score, 3),
+        window=MinuteWindow(start=at(found.window_start), end=at(found.window_end)),
+        baseline_window=MinuteWindow(start=at(found.baseline_start), end=at(found.baseline_end)),
+        first_seen=at(found.first_seen),
+        occurred_at=at(found.at),
+    )
+
+
+class InsightsDetector:
+    """The insights agent's state and decisions: rollups in (`observe`), closed minutes out as
+    `CampaignInsight` events (`tick`), stalls of campaigns that are not live dropped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        detector: Detector | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.detector = detector or Detector()
+        self.restored_through = 0
+        """Rollups of minutes before this were read from the store at start: skipped."""
+        self.live: set[tuple[str, str]] = set()
+        self._live_at = -1
+        self.sent: set[str] = set()
+        """Event ids sent or found stored (not sent again)."""
+        self.producer: AIOKafkaProducer | None = None
+        self.ready = asyncio.Event()
+        """Set once restored: rollups wait for it."""
+
+    def judged_before(self) -> int:
+        """The minute `tick` closes up to (exclusive) now."""
+        return (int(self.clock() * 1000) - CLOSE_GRACE_MS) // MINUTE_MS
+
+    async def start(self) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all")
+        await self.producer.start()
+        await self.restore()
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def restore(self) -> int:
+        """Rebuild the detector from the stored events of the last `ring` minutes and learn
+        which insight events are stored; send the episodes open now that the store lacks.
+        Returns how many stored minutes were read."""
+        until = self.judged_before()
+        since = until - self.detector.config.ring_minutes
+        stored = await insight_store.stored_minutes(self.store, since, until)
+        self.sent |= await insight_store.stored_event_ids(
+            self.store, datetime.fromtimestamp((since - 24 * 60) * 60, UTC)
+        )
+        open_now: dict[str, Insight] = {}
+        i = 0
+        for minute in range(since, until):
+            while i < len(stored) and stored[i][0] == minute:
+                _, org, kind, scope_id, views, engagements = stored[i]
+                self.detector.observe(Scope(org, kind, scope_id), minute, views, engagements)  # type: ignore[arg-type]
+                i += 1
+            for found in self.detector.tick(minute + 1):
+                insight_id = insight_event(found).insight_id
+                if found.status == "raised":
+                    open_now[insight_id] = found
+                else:
+                    open_now.pop(insight_id, None)
+        self.restored_through = until
+        await self._refresh_live(force=True)
+        await self._send([f for f in open_now.values() if self._keep(f)])
+        log.info("insights.restored", minutes=len(stored), open=len(open_now), through=until)
+        return len(stored)
+
+    def observe(self, rollup: EngagementRollup) -> None:
+        if rollup.minute < self.restored_through:
+            return
+        self.detector.observe(
+            Scope(rollup.org, rollup.kind, rollup.id),
+            rollup.minute,
+            rollup.views,
+            rollup.engagements,
+        )
+
+    async def tick(self) -> list[CampaignInsight]:
+        """Close the minutes due and send their insights; the events sent."""
+        found = self.detector.tick(self.judged_before())
+        if not found:
+            return []
+        await self._refresh_live()
+        return await self._send([f for f in found if self._keep(f)])
+
+    def _keep(self, found: Insight) -> bool:
+        """Stalls only of live campaigns (the detector reads a silent campaign as zeros)."""
+        if found.kind != "stall" or found.status == "cleared":
+            return True
+        return (found.scope.org, found.scope.id) in self.live
+
+    async def _refresh_live(self, *, force: bool = False) -> None:
+        minute = int(self.clock()) // 60
+        if force or minute != self._live_at:
+            try:
+                self.live = await insight_store.live_campaigns(self.store)
+                self._live_at = minute
+            except StoreError as exc:
+                log.warning("insights.live_campaigns_failed", error=str(exc))
+
+    async def _send(self, found: list[Insight]) -> list[CampaignInsight]:
+        assert self.producer is not None
+        events = [e for e in map(insight_event, found) if e.event_id not in self.sent]
+        for event in events:
+            await self.producer.send_and_wait(
+                self.settings.campaign_topic,
+                event.model_dump_json(by_alias=True).encode(),
+                key=(event.campaign_id or event.scope.id).encode(),
+            )
+            self.sent.add(event.event_id)
+            metrics.INSIGHTS_SENT.labels(event.kind, event.status).inc()
+            log.info(
+                "insights.sent",
+                kind=event.kind,
+                status=event.status,
+                org=event.org,
+                scope=f"{event.scope.kind}/{event.scope.id}",
+                metric=event.metric,
+                score=event.score,
+            )
+        return events
+
+
+def add_insights_agent(app: faust.App, settings: Settings, store: Store) -> InsightsDetector:
+    """Register the insights agent (and its once-a-second tick) on the worker's Faust app."""
+    brain = InsightsDetector(settings, store)
+    topic = app.topic(
+        settings.rollup_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.engagement_partitions,
+    )
+
+    # Faust's decorators are untyped.
+    @app.task  # type: ignore[untyped-decorator]
+    async def _restore() -> None:
+        await brain.start()
+
+    @app.agent(topic, name="insights")  # type: ignore[arg-type]
+    async def detect(stream: faust.Stream[bytes]) -> None:
+        await brain.ready.wait()
+        async for raw in stream:
+            try:
+                brain.observe(ROLLUP.validate_json(raw))
+            except ValidationError as exc:
+                log.error("insights.bad_rollup", error=str(exc)[:300])
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def _tick() -> None:
+        if brain.ready.is_set():
+            await brain.tick()
+
+    return brain

@@ -1,0 +1,266 @@
+"""Live insights wired: per-minute rollups published once per closed minute, the insights
+agent's detector rebuilt from the store on (re)start (an open episode sent once, never twice),
+stalls only for live campaigns, and a `CampaignInsight` on `campaign-events` reaching the
+webhooks that subscribed to it, Slack, the delivery log and the insights table, with no
+campaign version change."""
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from core import queries
+from core.clickhouse import Store
+from core.insights import insert_insights
+from core.rollups import MINUTE_MS, MinuteRollups
+from core.settings import Settings
+from schemas.campaigns import Campaign, CampaignStatus
+from schemas.insights import INSIGHT_EVENT, ROLLUP, CampaignInsight
+from streams.agents.insights import (
+    InsightsDetector,
+    RollupPublisher,
+    rollup_key,
+    rollup_partition,
+)
+from streams.app import Orchestrator
+from tests.api.test_top_performers import insert_rows
+from tests.conftest import free_port, wait_until
+from tests.receivers import Receiver
+
+SLACK_PORT = free_port()
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "webhook_allowed_hosts": "127.0.0.1",
+            "webhook_sweep_seconds": 0.5,
+            "slack_webhook_url": f"http://127.0.0.1:{SLACK_PORT}/slack",
+        }
+    )
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[Receiver]:
+    r = await Receiver().start(port=SLACK_PORT)
+    yield r
+    await r.stop()
+
+
+async def read_topic(settings: Settings, topic: str, expected: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records += batch
+            if len(records) >= expected:
+                # A moment more to notice records beyond the expected ones.
+                for batch in (await consumer.getmany(timeout_ms=300)).values():
+                    records += batch
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+def row(
+    org: str, campaign: str, creator: str, at_ms: int, views: int, likes: int
+) -> tuple[Any, ...]:
+    return (org, campaign, creator, at_ms, views, likes, 1, 1, 5)
+
+
+def test_minute_rollups_hand_over_each_closed_minute_once() -> None:
+    minutes = MinuteRollups()
+    m = 29_000_000
+    minutes.add_rows(
+        [
+            row("acme", "c1", "i1", m * MINUTE_MS + 5, 10, 2),
+            row("acme", "c1", "i2", m * MINUTE_MS + 50_000, 5, 1),
+            row("acme", "", "i1", (m + 1) * MINUTE_MS, 7, 0),
+        ]
+    )
+    assert minutes.close(m * MINUTE_MS + 59_999) == []  # the minute is still open
+    closed = minutes.close((m + 1) * MINUTE_MS)
+    assert sorted(closed) == [
+        (m, ("acme", "campaign", "c1"), 15, 7),  # saves are not engagements
+        (m, ("acme", "creator", "i1"), 10, 4),
+        (m, ("acme", "creator", "i2"), 5, 3),
+    ]
+    assert minutes.close((m + 1) * MINUTE_MS) == []
+    assert minutes.pending() == 1  # minute m + 1, no campaign
+    # A late event of a minute already handed over makes another rollup of it.
+    minutes.add_rows([row("acme", "c1", "i1", m * MINUTE_MS, 1, 0)])
+    assert minutes.close((m + 2) * MINUTE_MS)[0] == (m, ("acme", "campaign", "c1"), 1, 2)
+
+
+async def test_publisher_sends_closed_minutes_by_scope_and_drops_late_ones(
+    settings: Settings, topics: None
+) -> None:
+    now = time.time()
+    minute = int(now * 1000) // MINUTE_MS
+    minutes = MinuteRollups()
+    minutes.add_rows(
+        [
+            row("acme", "c1", "i1", (minute - 1) * MINUTE_MS, 100, 10),
+            row("acme", "c1", "i1", (minute - 30) * MINUTE_MS, 100, 10),  # too late to judge
+            row("acme", "c1", "i1", minute * MINUTE_MS, 100, 10),  # not closed yet
+        ]
+    )
+    publisher = RollupPublisher(settings, minutes, clock=lambda: now)
+    await publisher.start()
+    try:
+        assert await publisher.publish() == 2
+    finally:
+        await publisher.stop()
+    records = await read_topic(settings, settings.rollup_topic, 3)
+    rollups = sorted((ROLLUP.validate_json(r.value) for r in records), key=lambda r: r.kind)
+    assert [(r.kind, r.id, r.minute, r.views, r.engagements) for r in rollups] == [
+        ("campaign", "c1", minute - 1, 100, 12),
+        ("creator", "i1", minute - 1, 100, 12),
+    ]
+    for r in records:
+        assert r.partition == rollup_partition(r.key, settings.engagement_partitions)
+    assert {r.key for r in records} == {
+        rollup_key("acme", "campaign", "c1"),
+        rollup_key("acme", "creator", "i1"),
+    }
+
+
+def store_series(
+    store: Store, campaign: str, creator: str, until: int, *, spike: int = 0, low: int = 0
+) -> None:
+    """140 minutes of 100 views and 10 likes a minute ending at minute `until` (exclusive);
+    the last `spike` minutes at 6x, the last `low` minutes at a tenth."""
+    rows = []
+    for minute in range(until - 140, until):
+        factor = 6.0 if minute >= until - spike else 0.1 if minute >= until - low else 1.0
+        rows.append(
+            {
+                "event_time": datetime.fromtimestamp(minute * 60 + 1, UTC),
+                "campaign_id": campaign,
+                "influencer_id": creator,
+                "views": int(100 * factor),
+                "likes": int(10 * factor),
+            }
+        )
+    insert_rows(store, rows)
+
+
+async def live_campaign(store: Store, campaign_id: str) -> None:
+    now = datetime.now(UTC)
+    await queries.insert_campaigns(
+        store,
+        [
+            Campaign(
+                id=campaign_id,
+                org="acme",
+                name=campaign_id,
+                status=CampaignStatus.live,
+                version=3,
+                created_at=now,
+                updated_at=now,
+            )
+        ],
+    )
+
+
+async def test_restart_sends_open_episodes_once_and_stalls_only_of_live_campaigns(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    now = time.time()
+    until = (int(now * 1000) - 10_000) // MINUTE_MS  # what the detector judges up to
+    store_series(store, "spiky", "inf_spiky", until, spike=3)
+    store_series(store, "stalled", "inf_stalled", until, low=20)
+    store_series(store, "paused", "inf_paused", until, low=20)
+    await live_campaign(store, "stalled")
+
+    first = InsightsDetector(settings, store, clock=lambda: now)
+    await first.start()
+    await first.stop()
+    records = await read_topic(settings, settings.campaign_topic, 3)
+    sent = [INSIGHT_EVENT.validate_json(r.value) for r in records]
+    found = {(e.scope.kind, e.scope.id, e.kind, e.metric, e.status) for e in sent}
+    assert ("campaign", "spiky", "spike", "views", "raised") in found
+    assert ("creator", "inf_spiky", "spike", "views", "raised") in found
+    assert ("campaign", "stalled", "stall", "engagements", "raised") in found
+    assert not any(e.scope.id == "paused" and e.kind == "stall" for e in sent)
+    spike = next(e for e in sent if e.scope.id == "spiky" and e.metric == "views")
+    assert spike.campaign_id == "spiky"
+    assert spike.event_id == f"{spike.insight_id}:raised"
+    assert spike.observed > 3 * spike.expected
+    assert spike.baseline_window.end <= spike.window.start
+
+    # The campaign worker stored them; a restarted agent decides the same episodes, same ids,
+    # and sends none again.
+    await insert_insights(store, sent)
+    again = InsightsDetector(settings, store, clock=lambda: now)
+    await again.start()
+    await again.stop()
+    assert len(await read_topic(settings, settings.campaign_topic, len(sent))) == len(sent)
+
+
+def make_insight(campaign_id: str, **overrides: Any) -> CampaignInsight:
+    example = CampaignInsight.model_json_schema()["examples"][0]
+    body = {**example, "campaignId": campaign_id, "scope": {"kind": "campaign", "id": campaign_id}}
+    return INSIGHT_EVENT.validate_python({**body, **overrides})
+
+
+async def test_an_insight_reaches_subscribers_slack_the_log_and_the_store_not_the_version(
+    client: httpx.AsyncClient,
+    orchestrator: Orchestrator,
+    receiver: Receiver,
+    slack: Receiver,
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    store: Store,
+) -> None:
+    other = await Receiver().start()
+    try:
+        response = await client.post(
+            "/webhooks/endpoints", json={"url": receiver.url, "eventTypes": ["CampaignInsight"]}
+        )
+        assert response.status_code == 201, response.text
+        response = await client.post(
+            "/webhooks/endpoints",
+            json={"url": other.url, "eventTypes": ["CampaignStatusChanged"]},
+        )
+        assert response.status_code == 201, response.text
+        campaign = (await client.post("/campaigns", json={"name": "Spring"})).json()
+        insight = make_insight(campaign["id"], eventId="ins_1:raised", insightId="ins_1")
+        await producer.send_and_wait(
+            settings.campaign_topic, insight.model_dump_json(by_alias=True).encode()
+        )
+        await wait_until(lambda: len(receiver.received) == 1 and len(slack.received) == 1)
+        delivered = receiver.received[0]
+        assert delivered.webhook_id == "ins_1:raised"
+        assert delivered.body["type"] == "CampaignInsight"
+        assert delivered.body["data"]["kind"] == "spike"
+        assert delivered.body["data"]["scope"] == {"kind": "campaign", "id": campaign["id"]}
+        text = slack.received[0].body["text"]
+        assert text.startswith(f"Campaign {campaign['id']}: spike in views, 3120.0 against")
+
+        async def logged() -> list[dict[str, Any]]:
+            page = await client.get("/logs", params={"campaignId": campaign["id"]})
+            items: list[dict[str, Any]] = page.json()["items"]
+            return [i for i in items if i["eventType"] == "CampaignInsight"]
+
+        await wait_until(logged)
+        rows = store.query_rows_sync(
+            "SELECT insight_id, status, kind, campaign_id FROM campaign_insights"
+        )
+        assert rows == [("ins_1", "raised", "spike", campaign["id"])]
+        assert other.received == []  # subscribed to status changes only
+        current = (await client.get(f"/campaigns/{campaign['id']}")).json()
+        assert current["version"] == 1
+    finally:
+        await other.stop()
