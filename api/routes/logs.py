@@ -1,49 +1,18 @@
 """`GET /logs?campaignId=`: the webhook delivery history of a campaign, newest first, as a tenant
 may see it (no IP addresses, the operator's endpoints reduced to scheme and host)."""
 
-import base64
-import binascii
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, ServicesDep
-from api.errors import InvalidInput
+from api.pagination import decode_cursor, encode_cursor
 from api.queries import delivery_attempts
 from core.netguard import masked_url, redact_addresses
 from schemas.webhooks import AttemptPage, DeliveryAttempt
 
 router = APIRouter(tags=["webhooks"])
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-# What the store's DateTime64(3, 'UTC') holds: a cursor outside it names no attempt.
-_EARLIEST_MS = (datetime(1900, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
-_LATEST_MS = (datetime(2300, 1, 1, tzinfo=UTC) - _EPOCH) // _MS - 1
-_CURSOR = re.compile(r"(-?[0-9]{1,20}):(.+)", re.DOTALL)
-
-
-def encode_cursor(timestamp: datetime, attempt_id: str) -> str:
-    """`<epoch ms>:<attempt id>`, base64url; whole milliseconds counted exactly (no float)."""
-    raw = f"{(timestamp - _EPOCH) // _MS}:{attempt_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (timestamp, attempt id) `encode_cursor` made. Anything else — not base64url, not
-    UTF-8, no id, a timestamp that is not whole milliseconds or outside what the store holds —
-    is `InvalidInput` (422), never an overflow or a store error."""
-    try:
-        raw = base64.b64decode(cursor, altchars=b"-_", validate=True).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("Invalid cursor.") from None
-    match = _CURSOR.fullmatch(raw)
-    if match is None or not _EARLIEST_MS <= int(match[1]) <= _LATEST_MS:
-        raise InvalidInput("Invalid cursor.")
-    return _EPOCH + int(match[1]) * _MS, match[2]
 
 
 # The prefix of the endpoint ids `POST /webhooks/endpoints` mints (api/routes/webhooks.py); any

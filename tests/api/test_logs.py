@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.routes.logs import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, encode_cursor
 from core.clickhouse import Store
 from core.settings import Settings
 from streams.app import Orchestrator
