@@ -30,6 +30,7 @@ from api.routes import (
     events,
     forecast,
     health,
+    insights,
     logs,
     metrics,
     top_performers,
@@ -248,6 +249,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(campaigns.router)
     app.include_router(forecast.router)
+    app.include_router(insights.router)
     app.include_router(webhooks.router)
     app.include_router(logs.router)
     app.include_router(briefs.router)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic.config import JsonDict
 
 from schemas.base import UtcDatetime, WireModel
 from schemas.campaigns import CampaignEventType
@@ -46,6 +47,29 @@ class MinuteWindow(WireModel):
     end: UtcDatetime
 
 
+_INSIGHT_EXAMPLE: JsonDict = {
+    "eventId": "ins_5f0c2a9e4b7d1c3a:raised",
+    "type": "CampaignInsight",
+    "insightId": "ins_5f0c2a9e4b7d1c3a",
+    "status": "raised",
+    "org": "acme",
+    "campaignId": "spring-launch",
+    "kind": "spike",
+    "scope": {"kind": "campaign", "id": "spring-launch"},
+    "metric": "views",
+    "observed": 3120.0,
+    "expected": 1010.5,
+    "score": 9.8,
+    "window": {"start": "2026-12-05T09:11:00Z", "end": "2026-12-05T09:12:00Z"},
+    "baselineWindow": {
+        "start": "2026-12-05T06:56:00Z",
+        "end": "2026-12-05T08:56:00Z",
+    },
+    "firstSeen": "2026-12-05T09:11:00Z",
+    "occurredAt": "2026-12-05T09:11:00Z",
+}
+
+
 class CampaignInsight(WireModel):
     """A live insight on `campaign-events` (key = the campaign id, or the creator id for a
     creator's spike). An episode is raised once and cleared once, both with its `insightId`;
@@ -54,31 +78,7 @@ class CampaignInsight(WireModel):
     model_config = ConfigDict(
         frozen=True,
         populate_by_name=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "eventId": "ins_5f0c2a9e4b7d1c3a:raised",
-                    "type": "CampaignInsight",
-                    "insightId": "ins_5f0c2a9e4b7d1c3a",
-                    "status": "raised",
-                    "org": "acme",
-                    "campaignId": "spring-launch",
-                    "kind": "spike",
-                    "scope": {"kind": "campaign", "id": "spring-launch"},
-                    "metric": "views",
-                    "observed": 3120.0,
-                    "expected": 1010.5,
-                    "score": 9.8,
-                    "window": {"start": "2026-12-05T09:11:00Z", "end": "2026-12-05T09:12:00Z"},
-                    "baselineWindow": {
-                        "start": "2026-12-05T06:56:00Z",
-                        "end": "2026-12-05T08:56:00Z",
-                    },
-                    "firstSeen": "2026-12-05T09:11:00Z",
-                    "occurredAt": "2026-12-05T09:11:00Z",
-                }
-            ]
-        },
+        json_schema_extra={"examples": [_INSIGHT_EXAMPLE]},
     )
 
     event_id: str = Field(description="`<insightId>:<status>`: the webhook-id of its deliveries.")
@@ -103,6 +103,29 @@ class CampaignInsight(WireModel):
 
 
 INSIGHT_EVENT = TypeAdapter(CampaignInsight)
+
+
+class InsightPage(WireModel):
+    """A page of an organisation's insight events (`GET /insights`), newest first: each
+    episode's `raised` and, once it ended, its `cleared`, as sent on `campaign-events`."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [_INSIGHT_EXAMPLE],
+                    "nextCursor": "MTc5NjQ2MTg2MDAwMDppbnNfNWYwYzJhOWU0YjdkMWMzYTpyYWlzZWQ=",
+                }
+            ]
+        },
+    )
+
+    items: list[CampaignInsight]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for older insights; null on the last page."
+    )
+
 
 ForecastModel = Literal["dampedTrendDaily", "runRate"]
 HorizonBasis = Literal["endDate", "default"]

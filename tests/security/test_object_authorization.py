@@ -17,11 +17,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from core.clickhouse import Store
+from core.insights import insert_insights
 from core.settings import Settings
 from streams.deliveries import Delivery
 from streams.demo import demo_events
 from streams.queries import dead_deliveries, insert_delivery_states
 from tests.api.test_http import assert_problem
+from tests.api.test_insights import make_insight
 from tests.briefs.conftest import insert_events
 from tests.conftest import wait_until
 from tests.factories import make_event
@@ -161,6 +163,19 @@ async def delivery_log(client: httpx.AsyncClient, owner: dict[str, str], st: Sto
     )
 
 
+async def campaign_insights(client: httpx.AsyncClient, owner: dict[str, str], st: Store) -> Call:
+    campaign_id = await _campaign(client, owner)
+    insight = make_insight(campaign_id, org=ORG_A)
+    await insert_insights(st, [insight])
+    return Call(
+        "GET",
+        f"/insights?campaignId={campaign_id}",
+        owner_sees=lambda r: [i["eventId"] for i in r.json()["items"]] == [insight.event_id],
+        # As for an id nobody uses: an empty page.
+        other_sees_nothing=lambda r: r.json() == {"items": [], "nextCursor": None},
+    )
+
+
 async def top_performers(client: httpx.AsyncClient, owner: dict[str, str], st: Store) -> Call:
     campaign_id = await _campaign(client, owner)
     insert_events(st, [make_event(campaignId=campaign_id, influencerId="inf_owned")])
@@ -192,6 +207,7 @@ CHECKED: dict[tuple[str, str], Setup] = {
     ("GET", "/briefs/{brief_id}"): get_brief,
     ("GET", "/etl/uploads/{load_id}/rejected"): rejected_rows,
     ("GET", "/logs"): delivery_log,
+    ("GET", "/insights"): campaign_insights,
     ("GET", "/top-performers"): top_performers,
     ("GET", "/influencers/{influencer_id}/metrics"): creator_metrics,
 }
@@ -281,7 +297,7 @@ async def test_dead_letter_replay_is_scoped_to_the_callers_organisation(
     )
     await consumer.start()
     try:
-        commands = []
+        commands: list[dict[str, Any]] = []
 
         async def published() -> bool:
             for records in (await consumer.getmany(timeout_ms=200)).values():

@@ -1,0 +1,53 @@
+"""`GET /insights`: the caller's organisation's live insights (spikes, stalls, rate drops), newest
+first, from the `campaign_insights` table the campaign worker fills."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from api.deps import PrincipalDep, ServicesDep
+from api.pagination import decode_cursor, encode_cursor
+from core.insights import recent_insights
+from schemas.insights import InsightKind, InsightPage
+
+router = APIRouter(tags=["insights"])
+
+
+@router.get(
+    "/insights",
+    response_model=InsightPage,
+    summary="Your organisation's insights (raised and cleared episodes), newest first.",
+)
+async def list_insights(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    campaign_id: Annotated[
+        str | None,
+        Query(alias="campaignId", min_length=1, max_length=100, description="One campaign's."),
+    ] = None,
+    kind: Annotated[InsightKind | None, Query(description="One kind's.")] = None,
+    since: Annotated[
+        AwareDatetime | None,
+        Query(description="Only events decided at or after this moment (RFC 3339, with offset)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="A page's `nextCursor`.")
+    ] = None,
+) -> InsightPage:
+    """Each episode appears as its `raised` event and, once it ended, its `cleared` event.
+    Another organisation's campaign id gives an empty page, as an unused one does."""
+    before = decode_cursor(cursor) if cursor else None
+    items = await recent_insights(
+        services.store,
+        principal.org,
+        campaign_id=campaign_id,
+        kind=kind,
+        since=since,
+        before=before,
+        limit=limit,
+    )
+    last = items[-1] if len(items) == limit else None
+    next_cursor = encode_cursor(last.occurred_at, last.event_id) if last else None
+    return InsightPage(items=items, next_cursor=next_cursor)
