@@ -9,7 +9,10 @@ last 24 hours (~200 bytes each).
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from core.clickhouse import Store
 from schemas.api import EntityMetrics, MetricsWindow
@@ -22,8 +25,13 @@ Kind = Literal["campaign", "influencer"]
 KINDS: tuple[Kind, ...] = ("campaign", "influencer")
 COLUMNS: dict[Kind, str] = {"campaign": "campaign_id", "influencer": "influencer_id"}
 
-Sums = list[int]
+Sums = tuple[int, ...]
 """views, likes, comments, shares, saves, events."""
+_ZERO: Sums = (0,) * 6
+
+Row = tuple[str, str, str, int, int, int, int, int, int]
+"""A stored event as the rollups take it: (organisation, campaign id or "", creator id, event
+time in ms, views, likes, comments, shares, saves)."""
 
 
 def window_starts(now_ms: int) -> tuple[int, int]:
@@ -40,31 +48,39 @@ def window_starts(now_ms: int) -> tuple[int, int]:
 class _Series:
     """One key's running sums: all time, the 24 h and the 1 h window (as of `day_from` and
     `hour_from`), and the minute buckets of the 24 h window, which leave the running sums as the
-    windows move on."""
+    windows move on. Sums are tuples of ints: not tracked by the garbage collector, so a day of
+    buckets adds nothing to a collection's scan."""
 
     __slots__ = ("day", "day_from", "hour", "hour_from", "minutes", "total")
 
     def __init__(self, hour_from: int, day_from: int) -> None:
-        self.total: Sums = [0] * 6
-        self.day: Sums = [0] * 6
-        self.hour: Sums = [0] * 6
-        self.minutes: dict[int, tuple[int, ...]] = {}
-        """Per minute, its sums as a tuple: a tuple of ints is not tracked by the garbage
-        collector, so a day of buckets adds nothing to a collection's scan."""
+        self.total: Sums = _ZERO
+        self.day: Sums = _ZERO
+        self.hour: Sums = _ZERO
+        self.minutes: dict[int, Sums] = {}
         self.hour_from = hour_from
         self.day_from = day_from
 
-    def add(self, minute: int, values: Sequence[int]) -> None:
-        _add_to(self.total, values)
+    def add(self, minute: int, values: Sums) -> None:
+        # Spelled out: this runs per key and minute of every stored batch, and unpacking is
+        # three times as fast as `tuple(map(add, a, b))`.
+        v0, v1, v2, v3, v4, v5 = values
+        a0, a1, a2, a3, a4, a5 = self.total
+        self.total = (a0 + v0, a1 + v1, a2 + v2, a3 + v3, a4 + v4, a5 + v5)
         if minute < self.day_from:
             return
-        bucket = self.minutes.get(minute)
-        self.minutes[minute] = (
-            tuple(values) if bucket is None else tuple(map(int.__add__, bucket, values))
-        )
-        _add_to(self.day, values)
+        minutes = self.minutes
+        bucket = minutes.get(minute)
+        if bucket is None:
+            minutes[minute] = values
+        else:
+            a0, a1, a2, a3, a4, a5 = bucket
+            minutes[minute] = (a0 + v0, a1 + v1, a2 + v2, a3 + v3, a4 + v4, a5 + v5)
+        a0, a1, a2, a3, a4, a5 = self.day
+        self.day = (a0 + v0, a1 + v1, a2 + v2, a3 + v3, a4 + v4, a5 + v5)
         if minute >= self.hour_from:
-            _add_to(self.hour, values)
+            a0, a1, a2, a3, a4, a5 = self.hour
+            self.hour = (a0 + v0, a1 + v1, a2 + v2, a3 + v3, a4 + v4, a5 + v5)
 
     def advance(self, hour_from: int, day_from: int) -> None:
         """Move the windows' starts forward (never back): buckets that leave a window leave
@@ -72,29 +88,93 @@ class _Series:
         minutes = self.minutes
         if hour_from > self.hour_from:
             for minute in _leaving(minutes, self.hour_from, hour_from):
-                _subtract_from(self.hour, minutes[minute])
+                self.hour = _minus(self.hour, minutes[minute])
             self.hour_from = hour_from
         if day_from > self.day_from:
             for minute in _leaving(minutes, self.day_from, day_from):
-                _subtract_from(self.day, minutes.pop(minute))
+                self.day = _minus(self.day, minutes.pop(minute))
             self.day_from = day_from
 
 
-def _leaving(minutes: dict[int, tuple[int, ...]], start: int, end: int) -> list[int]:
+def _minus(a: Sums, b: Sums) -> Sums:
+    return (a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4], a[5] - b[5])
+
+
+def _leaving(minutes: dict[int, Sums], start: int, end: int) -> list[int]:
     """The held minutes in [start, end), by whichever is shorter to walk."""
     if end - start <= len(minutes):
         return [m for m in range(start, end) if m in minutes]
     return [m for m in minutes if start <= m < end]
 
 
-def _add_to(sums: Sums, values: Sequence[int]) -> None:
-    for i in range(6):
-        sums[i] += values[i]
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
-def _subtract_from(sums: Sums, values: Sequence[int]) -> None:
-    for i in range(6):
-        sums[i] -= values[i]
+class Groups(NamedTuple):
+    """A batch's rows summed per key and minute, as three parallel lists."""
+
+    keys: list[tuple[str, str]]
+    """(organisation, campaign or creator id)."""
+    minutes: list[int]
+    sums: list[Sums]
+
+
+def group_rows(rows: Sequence[Row]) -> tuple[Groups, Groups]:
+    """The batch summed per (organisation, campaign, minute) and per (organisation, creator,
+    minute), minute by event time: what both the windows and the minute buckets take, so a
+    batch costs one dictionary update per distinct key and minute, not per row. Rows without a
+    campaign are in no campaign group. Sums are exact (Python integers past int64's range)."""
+    n = len(rows)
+    if not n:
+        return Groups([], [], []), Groups([], [], [])
+    orgs, campaigns, creators, times, *counts = zip(*rows, strict=True)
+    minutes = np.fromiter(times, np.int64, n) // MINUTE_MS
+    columns = np.array(counts)
+    # int64 unless a sum could leave its range: then Python integers (slower, still exact).
+    exact = columns.dtype == np.int64 and n * int(np.abs(columns).max()) <= _INT64_MAX
+    values: npt.NDArray[Any] = np.empty((n, 6), np.int64 if exact else object)
+    values[:, :5] = columns.T if exact else np.array(counts, object).T
+    values[:, 5] = 1  # the events column
+    # The minute's rank among the batch's minutes, so (key, minute) fits in one int64.
+    held, minute_rank = np.unique(minutes, return_inverse=True)
+    return (
+        _sum_by(
+            list(zip(orgs, campaigns, strict=True)), minute_rank, held, values, drop_empty=True
+        ),
+        _sum_by(list(zip(orgs, creators, strict=True)), minute_rank, held, values),
+    )
+
+
+def _sum_by(
+    keys: list[tuple[str, str]],
+    minute_rank: npt.NDArray[np.intp],
+    held: npt.NDArray[np.int64],
+    values: npt.NDArray[Any],
+    *,
+    drop_empty: bool = False,
+) -> Groups:
+    """Rows of `values` summed per key and minute (`held[minute_rank]`): keys in order of
+    first appearance, each key's minutes ascending; keys with an empty id left out if
+    `drop_empty`."""
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    distinct = list(index)
+    codes = np.fromiter(map(index.__getitem__, keys), np.int64, len(keys))
+    codes = codes * len(held) + minute_rank
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    sums = np.add.reduceat(values[order], starts, axis=0)
+    group_keys, group_minutes = np.divmod(ordered[starts], len(held))
+    if drop_empty:
+        empty = [i for i, (_, entity) in enumerate(distinct) if not entity]
+        if empty:
+            kept = ~np.isin(group_keys, empty)
+            sums, group_keys, group_minutes = sums[kept], group_keys[kept], group_minutes[kept]
+    return Groups(
+        list(map(distinct.__getitem__, group_keys.tolist())),
+        held[group_minutes].tolist(),
+        list(map(tuple, sums.tolist())),
+    )
 
 
 def metrics_window(sums: Sequence[int]) -> MetricsWindow:
@@ -136,29 +216,38 @@ ScopeKey = tuple[str, str, str]
 class MinuteRollups:
     """Per-minute (by event time) views and engagements of every (organisation, campaign) and
     (organisation, creator) with stored events, until the minute closes and is taken (`close`)
-    for the rollup topic. The hot path (`add_rows`) costs two dictionary updates per row; a
-    minute is handed over once it is closed by the wall clock, and events stored later for a
-    minute already taken make another rollup of it (consumers add them up). Safe to call from
-    threads."""
+    for the rollup topic. A batch costs one dictionary update per distinct key and minute (the
+    grouping `EngagementRollups.add_rows` shares); a minute is handed over once it is closed by
+    the wall clock, and events stored later for a minute already taken make another rollup of
+    it (consumers add them up). Safe to call from threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._minutes: dict[int, dict[ScopeKey, list[int]]] = {}
 
-    def add_rows(self, rows: Iterable[tuple[str, str, str, int, int, int, int, int, int]]) -> None:
+    def add_rows(self, rows: Iterable[Row]) -> None:
         """Stored events as (organisation, campaign id, creator id, event time in ms, views,
         likes, comments, shares, saves), as `EngagementRollups.add_rows` takes them."""
+        self.add_groups(*group_rows(list(rows)))
+
+    def add_groups(self, by_campaign: Groups, by_creator: Groups) -> None:
+        """A batch as `group_rows` sums it."""
         with self._lock:
             minutes = self._minutes
-            for org, campaign, creator, at, views, likes, comments, shares, _ in rows:
-                minute = at // MINUTE_MS
-                keys = minutes.get(minute)
-                if keys is None:
-                    keys = minutes[minute] = {}
-                engagements = likes + comments + shares
-                if campaign:
-                    _bump(keys, (org, "campaign", campaign), views, engagements)
-                _bump(keys, (org, "creator", creator), views, engagements)
+            for scope, groups in (("campaign", by_campaign), ("creator", by_creator)):
+                for (org, entity), minute, (views, likes, comments, shares, _, _) in zip(
+                    *groups, strict=True
+                ):
+                    keys = minutes.get(minute)
+                    if keys is None:
+                        keys = minutes[minute] = {}
+                    key = (org, scope, entity)
+                    sums = keys.get(key)
+                    if sums is None:
+                        keys[key] = [views, likes + comments + shares]
+                    else:
+                        sums[0] += views
+                        sums[1] += likes + comments + shares
 
     def close(self, now_ms: int) -> list[tuple[int, ScopeKey, int, int]]:
         """Take every minute before `now_ms`'s: (minute, scope, views, engagements), oldest
@@ -173,15 +262,6 @@ class MinuteRollups:
         """Scope-minutes held, not taken yet."""
         with self._lock:
             return sum(len(keys) for keys in self._minutes.values())
-
-
-def _bump(keys: dict[ScopeKey, list[int]], key: ScopeKey, views: int, engagements: int) -> None:
-    sums = keys.get(key)
-    if sums is None:
-        keys[key] = [views, engagements]
-    else:
-        sums[0] += views
-        sums[1] += engagements
 
 
 class EngagementRollups:
@@ -221,26 +301,28 @@ class EngagementRollups:
             with self._lock:
                 self._fold_store(store, where, parameters, now_ms)
 
-    def add_rows(
-        self, rows: Iterable[tuple[str, str, str, int, int, int, int, int, int]], now_ms: int
-    ) -> None:
+    def add_rows(self, rows: Iterable[Row], now_ms: int) -> None:
         """Fold in stored events given as (organisation, campaign id, creator id, event time in
-        ms, views, likes, comments, shares, saves); an empty campaign id is no campaign."""
+        ms, views, likes, comments, shares, saves); an empty campaign id is no campaign. The
+        batch is summed per key and minute once (`group_rows`) for the windows and the minute
+        buckets both."""
+        if self.minutes is None and not self.ready:
+            return
+        by_campaign, by_creator = group_rows(list(rows))
         if self.minutes is not None:
-            rows = list(rows)
-            self.minutes.add_rows(rows)
+            self.minutes.add_groups(by_campaign, by_creator)
         if not self.ready:
             return
         hour_from, day_from = window_starts(now_ms)
-        campaigns, creators = self._series["campaign"], self._series["influencer"]
         with self._lock:
             self._sweep(now_ms)
-            for org, campaign, creator, at, views, likes, comments, shares, saves in rows:
-                values = (views, likes, comments, shares, saves, 1)
-                minute = at // MINUTE_MS
-                if campaign:
-                    _series(campaigns, (org, campaign), hour_from, day_from).add(minute, values)
-                _series(creators, (org, creator), hour_from, day_from).add(minute, values)
+            for kind, groups in zip(KINDS, (by_campaign, by_creator), strict=True):
+                by_key = self._series[kind]
+                for key, minute, values in zip(*groups, strict=True):
+                    series = by_key.get(key)
+                    if series is None:
+                        series = by_key[key] = _Series(hour_from, day_from)
+                    series.add(minute, values)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -293,12 +375,12 @@ class EngagementRollups:
             recent = store.query_rows_sync(_RECENT_SQL.format(column=column, where=where), bound)
             for org, entity, minute, *values in recent:
                 _series(series, (org, entity), hour_from, day_from).add(
-                    int(minute), [int(v) for v in values]
+                    int(minute), tuple(int(v) for v in values)
                 )
             older = store.query_rows_sync(_OLDER_SQL.format(column=column, where=where), bound)
             for org, entity, *values in older:
                 _series(series, (org, entity), hour_from, day_from).add(
-                    day_from - 1, [int(v) for v in values]
+                    day_from - 1, tuple(int(v) for v in values)
                 )
 
 
