@@ -135,45 +135,59 @@ def group_rows(rows: Sequence[Row]) -> tuple[Groups, Groups]:
     values: npt.NDArray[Any] = np.empty((n, 6), np.int64 if exact else object)
     values[:, :5] = columns.T if exact else np.array(counts, object).T
     values[:, 5] = 1  # the events column
-    # The minute's rank among the batch's minutes, so (key, minute) fits in one int64.
+    # Each string column as codes (strings are not tracked by the garbage collector: no tuple
+    # per row is made) and each minute as its rank, so (key, minute) is one int64.
+    org_names, org_codes = _codes(orgs)
     held, minute_rank = np.unique(minutes, return_inverse=True)
     return (
-        _sum_by(
-            list(zip(orgs, campaigns, strict=True)), minute_rank, held, values, drop_empty=True
-        ),
-        _sum_by(list(zip(orgs, creators, strict=True)), minute_rank, held, values),
+        _sum_by(org_names, org_codes, *_codes(campaigns), held, minute_rank, values, True),
+        _sum_by(org_names, org_codes, *_codes(creators), held, minute_rank, values, False),
     )
 
 
+def _codes(column: tuple[str, ...]) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """The column's distinct values, and each value's index among them."""
+    index = {value: i for i, value in enumerate(dict.fromkeys(column))}
+    return list(index), np.fromiter(map(index.__getitem__, column), np.int64, len(column))
+
+
 def _sum_by(
-    keys: list[tuple[str, str]],
-    minute_rank: npt.NDArray[np.intp],
+    org_names: list[str],
+    org_codes: npt.NDArray[np.int64],
+    entity_names: list[str],
+    entity_codes: npt.NDArray[np.int64],
     held: npt.NDArray[np.int64],
+    minute_rank: npt.NDArray[np.intp],
     values: npt.NDArray[Any],
-    *,
-    drop_empty: bool = False,
+    drop_empty: bool,
 ) -> Groups:
-    """Rows of `values` summed per key and minute (`held[minute_rank]`): keys in order of
-    first appearance, each key's minutes ascending; keys with an empty id left out if
-    `drop_empty`."""
-    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-    distinct = list(index)
-    codes = np.fromiter(map(index.__getitem__, keys), np.int64, len(keys))
-    codes = codes * len(held) + minute_rank
+    """Rows of `values` summed per (organisation, entity) and minute (`held[minute_rank]`),
+    each key's minutes ascending; keys with an empty entity id left out if `drop_empty`."""
+    keys = org_codes * len(entity_names) + entity_codes
+    if len(org_names) * len(entity_names) * len(held) > _INT64_MAX:
+        keys = np.unique(keys, return_inverse=True)[1]  # only past ~2 million rows a batch
+    codes = keys * len(held) + minute_rank
     order = np.argsort(codes, kind="stable")
     ordered = codes[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    first = order[starts]  # a row of each group
+    group_orgs, group_entities = org_codes[first], entity_codes[first]
     sums = np.add.reduceat(values[order], starts, axis=0)
-    group_keys, group_minutes = np.divmod(ordered[starts], len(held))
-    if drop_empty:
-        empty = [i for i, (_, entity) in enumerate(distinct) if not entity]
-        if empty:
-            kept = ~np.isin(group_keys, empty)
-            sums, group_keys, group_minutes = sums[kept], group_keys[kept], group_minutes[kept]
+    group_minutes = held[minute_rank[first]]
+    if drop_empty and "" in entity_names:
+        kept = group_entities != entity_names.index("")
+        group_orgs, group_entities = group_orgs[kept], group_entities[kept]
+        sums, group_minutes = sums[kept], group_minutes[kept]
     return Groups(
-        list(map(distinct.__getitem__, group_keys.tolist())),
-        held[group_minutes].tolist(),
-        list(map(tuple, sums.tolist())),
+        list(
+            zip(
+                map(org_names.__getitem__, group_orgs.tolist()),
+                map(entity_names.__getitem__, group_entities.tolist()),
+                strict=True,
+            )
+        ),
+        group_minutes.tolist(),
+        list(zip(*sums.T.tolist(), strict=True)),
     )
 
 
