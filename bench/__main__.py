@@ -1,12 +1,23 @@
-"""`make bench` (or `python -m bench [pipeline|freshness|api|webhooks|briefs|etl|rankings|mix]`):
-every benchmark, each figure beside its baseline from the same run."""
+"""`make bench` (or `python -m bench [pipeline|rollups|freshness|api|webhooks|briefs|etl|rankings|
+mix|insights]`): every benchmark, each figure beside its baseline from the same run."""
 
 import asyncio
 import platform
 import sys
 import time
 
-from bench import api, briefs, etl, freshness, insights, mix, pipeline, rankings, webhooks
+from bench import (
+    api,
+    briefs,
+    etl,
+    freshness,
+    insights,
+    mix,
+    pipeline,
+    rankings,
+    rollups,
+    webhooks,
+)
 
 
 def main() -> int:
@@ -17,6 +28,8 @@ def main() -> int:
     )
     if not only or "pipeline" in only:
         asyncio.run(pipeline.run())
+    if not only or "rollups" in only:
+        rollups.run()
     if not only or "freshness" in only:
         asyncio.run(freshness.run())
     if not only or "api" in only:
