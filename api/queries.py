@@ -364,6 +364,19 @@ async def recent_campaigns(store: Store, org: str, limit: int) -> CampaignActivi
     return CampaignActivityList(items=items)
 
 
+async def campaign_names(store: Store, org: str, campaign_ids: set[str]) -> dict[str, str]:
+    """The newest names of those of `campaign_ids` the organisation created (another
+    organisation's campaign of an id is not named)."""
+    if not campaign_ids:
+        return {}
+    rows = await store.query_rows(
+        "SELECT id, argMax(name, version) FROM campaigns"
+        " WHERE org = {org:String} AND id IN {ids:Array(String)} GROUP BY id LIMIT {limit:UInt32}",
+        {"org": org, "ids": sorted(campaign_ids), "limit": len(campaign_ids)},
+    )
+    return {r[0]: r[1] for r in rows}
+
+
 WEBHOOK_HEALTH_WINDOW = timedelta(hours=24)
 _MAX_HEALTH_ENDPOINTS = 50
 

@@ -116,6 +116,7 @@ class InsightPage(WireModel):
                 {
                     "items": [_INSIGHT_EXAMPLE],
                     "nextCursor": "MTc5NjQ2MTg2MDAwMDppbnNfNWYwYzJhOWU0YjdkMWMzYTpyYWlzZWQ=",
+                    "campaignNames": {"spring-launch": "Spring launch"},
                 }
             ]
         },
@@ -124,6 +125,10 @@ class InsightPage(WireModel):
     items: list[CampaignInsight]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for older insights; null on the last page."
+    )
+    campaign_names: dict[str, str] = Field(
+        description="The names of the page's campaigns, by id (campaigns your organisation "
+        "created; an id never created has none)."
     )
 
 

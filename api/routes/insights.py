@@ -8,6 +8,7 @@ from pydantic import AwareDatetime
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import decode_cursor, encode_cursor
+from api.queries import campaign_names
 from core.insights import recent_insights
 from schemas.insights import InsightKind, InsightPage
 
@@ -36,8 +37,9 @@ async def list_insights(
         str | None, Query(max_length=200, description="A page's `nextCursor`.")
     ] = None,
 ) -> InsightPage:
-    """Each episode appears as its `raised` event and, once it ended, its `cleared` event.
-    Another organisation's campaign id gives an empty page, as an unused one does."""
+    """Each episode appears as its `raised` event and, once it ended, its `cleared` event,
+    with the names of the page's campaigns beside them. Another organisation's campaign id
+    gives an empty page, as an unused one does."""
     before = decode_cursor(cursor) if cursor else None
     items = await recent_insights(
         services.store,
@@ -50,4 +52,7 @@ async def list_insights(
     )
     last = items[-1] if len(items) == limit else None
     next_cursor = encode_cursor(last.occurred_at, last.event_id) if last else None
-    return InsightPage(items=items, next_cursor=next_cursor)
+    names = await campaign_names(
+        services.store, principal.org, {i.campaign_id for i in items if i.campaign_id}
+    )
+    return InsightPage(items=items, next_cursor=next_cursor, campaign_names=names)

@@ -262,7 +262,14 @@ async def test_webhook_times_are_rfc3339_with_an_offset(
 
 # -- auth and validation ----------------------------------------------------------------------
 
-_READS = ["/engagement/campaigns", "/trends/hashtags", "/activity/campaigns", "/webhooks/health"]
+_READS = [
+    "/engagement/campaigns",
+    "/insights",
+    "/top-performers",
+    "/trends/hashtags",
+    "/activity/campaigns",
+    "/webhooks/health",
+]
 
 
 @pytest.mark.parametrize("path", _READS)
@@ -322,6 +329,22 @@ async def test_page_needs_no_token_and_has_a_strict_policy(
         served = await client.get(asset, headers={"Authorization": ""})
         assert served.status_code == 200, asset
     assert (await client.get("/dashboard/assets/nope.js")).status_code == 404
+
+
+async def test_every_panel_has_its_table_and_reads_a_documented_endpoint(
+    client: httpx.AsyncClient,
+) -> None:
+    """The script's reads are the `_READS` above (so each is checked for its token and its
+    OpenAPI entry), one per panel of the page, each panel with its table."""
+    page = (await client.get("/dashboard")).text
+    script = (await client.get("/dashboard/assets/dashboard.js")).text
+    panels = re.findall(r'id="([a-z]+)-panel"', page)
+    assert panels == ["campaigns", "insights", "performers", "hashtags", "activity", "webhooks"]
+    for panel in panels:
+        assert f'<table id="{panel}">' in page
+        assert f'id: "{panel}-panel"' in script
+    reads = re.findall(r'path: \(\) => [`"](/[a-z/-]+)', script)
+    assert sorted(reads) == sorted(_READS)
 
 
 async def test_embedded_development_mode_injects_a_demo_token(

@@ -6,17 +6,22 @@ CI installs chromium (`make deploy-tools`): there a missing browser fails the te
 it skips with the command that installs it.
 """
 
+import asyncio
 import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
+from schemas.insights import CampaignInsight
+from tests.api.test_insights import make_insight
 from tests.conftest import free_port
 from tests.factories import make_event
 from tests.processes import PlatformProcess
@@ -135,6 +140,65 @@ def test_the_page_shows_the_demo_and_follows_new_events(
     expect(activity).to_contain_text("draft")
 
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert errors == []
+
+
+def publish_insights(platform: PlatformProcess, insights: list[CampaignInsight]) -> None:
+    """On the platform's `campaign-events`, as the insights agent sends them."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=f"127.0.0.1:{platform.env['FK_KAFKA_EMBEDDED_PORT']}"
+        )
+        await producer.start()
+        try:
+            for insight in insights:
+                value = insight.model_dump_json(by_alias=True).encode()
+                await producer.send_and_wait("campaign-events", value)
+        finally:
+            await producer.stop()
+
+    # Playwright's sync API runs an event loop in this thread: the producer gets its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, send()).result(timeout=60)
+
+
+def test_insights_the_worker_stored_show_with_the_campaigns_name(
+    platform: PlatformProcess, browser_context: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_context.new_page()
+    errors = watch_console(page)
+    page.goto(f"{platform.http.base_url}/dashboard")
+    expect(page.locator("#state")).to_have_text("live")
+
+    created = platform.http.post("/campaigns", json={"name": "Insight launch"})
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["id"]
+    spike = make_insight(campaign_id, org="demo", minute=0)
+    drop = make_insight(
+        campaign_id, org="demo", minute=30, kind="rateDrop", observed=0.021, expected=0.05
+    )
+    publish_insights(platform, [spike, drop])
+
+    spike_row = row(page, "insights", spike.event_id)
+    expect(spike_row).to_be_visible()
+    cells = spike_row.locator("td")
+    expect(cells.nth(1)).to_have_text("spikeraised")
+    expect(cells.nth(2)).to_have_text("Insight launch")
+    expect(cells.nth(3)).to_have_text("views")
+    expect(cells.nth(4)).to_have_text("3,120")
+    expect(cells.nth(5)).to_have_text("1,011")
+    expect(cells.nth(6)).to_have_text("3.09x")
+    drop_row = row(page, "insights", drop.event_id)
+    # A rate in percent, as every rate on the page; the newer event first.
+    expect(drop_row.locator("td").nth(1)).to_have_text("rate dropraised")
+    expect(drop_row.locator("td").nth(4)).to_have_text("2.10 %")
+    expect(drop_row.locator("td").nth(5)).to_have_text("5.00 %")
+    keys = page.locator("#insights tbody tr").evaluate_all("rows => rows.map(r => r.dataset.key)")
+    assert keys.index(drop.event_id) < keys.index(spike.event_id)
+    page.locator("#insights-panel").screenshot(path=str(tmp_path / "insights.png"))
     assert errors == []
 
 

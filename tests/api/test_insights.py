@@ -14,6 +14,7 @@ from core.insights import insert_insights
 from core.settings import Settings
 from schemas.insights import INSIGHT_EVENT, CampaignInsight, InsightKind
 from streams.app import Orchestrator
+from tests.api.test_dashboard import add_campaign
 from tests.api.test_http import assert_problem
 from tests.api.test_logs import BAD_CURSORS
 from tests.conftest import wait_until
@@ -198,7 +199,31 @@ async def test_another_organisations_insights_are_never_listed(
     rivals = await client.get("/insights", params={"campaignId": "cmp_rival"})
     unused = await client.get("/insights", params={"campaignId": "cmp_nobody"})
     assert rivals.status_code == unused.status_code == 200
-    assert rivals.json() == unused.json() == {"items": [], "nextCursor": None}
+    assert rivals.json() == unused.json() == {"items": [], "nextCursor": None, "campaignNames": {}}
+
+
+async def test_the_page_names_the_organisations_own_campaigns(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """Names at their newest version; a campaign id the rival created and acme only has
+    insights for (events sent with that id) is not named after the rival's campaign."""
+    await add_campaign(store, "cmp_own", "acme", name="Spring launch")
+    await add_campaign(store, "cmp_own", "acme", name="Spring launch, renamed", version=2)
+    await add_campaign(store, "cmp_theirs", "rival", name="Rival secret")
+    creator = make_insight(
+        "", minute=3, episode="ins_creator", scope={"kind": "creator", "id": "inf_1"}
+    )
+    await insert_insights(
+        store, [make_insight("cmp_own", minute=1), make_insight("cmp_theirs", minute=2), creator]
+    )
+    response = await client.get("/insights")
+    assert response.json()["campaignNames"] == {"cmp_own": "Spring launch, renamed"}
+    assert "Rival secret" not in response.text
+    assert [i["scope"]["kind"] for i in response.json()["items"]] == [
+        "creator",
+        "campaign",
+        "campaign",
+    ]
 
 
 @pytest.mark.parametrize("cursor", BAD_CURSORS.values(), ids=BAD_CURSORS.keys())

@@ -172,7 +172,9 @@ async def campaign_insights(client: httpx.AsyncClient, owner: dict[str, str], st
         f"/insights?campaignId={campaign_id}",
         owner_sees=lambda r: [i["eventId"] for i in r.json()["items"]] == [insight.event_id],
         # As for an id nobody uses: an empty page.
-        other_sees_nothing=lambda r: r.json() == {"items": [], "nextCursor": None},
+        other_sees_nothing=lambda r: (
+            r.json() == {"items": [], "nextCursor": None, "campaignNames": {}}
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-// The live dashboard: polls the API every 2 s and renders five panels. No framework, no CDN,
+// The live dashboard: polls the API every 2 s and renders six panels. No framework, no CDN,
 // no inline code (the page's Content-Security-Policy forbids it). Data is always inserted as
 // text, never as HTML: hashtags and names come from producers.
 "use strict";
@@ -115,6 +115,45 @@
     ], "No hashtags in the last 24 h.");
   }
 
+  const INSIGHT_WORDS = { spike: "spike", stall: "stall", rateDrop: "rate drop" };
+
+  // Counts as counts; an engagement rate (a rateDrop's, a share of views) in percent, like
+  // every other rate on the page.
+  function insightValue(insight, value) {
+    return insight.metric === "engagementRate" ? pct(value * 100) : num(value);
+  }
+
+  function renderInsights(data) {
+    const names = data.campaignNames || {};
+    fillTable("insights", data.items.map((i) => ({ ...i, key: i.eventId })), [
+      (i) => {
+        const td = cell(new Date(i.occurredAt).toLocaleString());
+        td.title = `first seen ${new Date(i.firstSeen).toLocaleString()}`;
+        return td;
+      },
+      (i) => {
+        const td = document.createElement("td");
+        td.append(badge(i.kind, INSIGHT_WORDS[i.kind]), badge(i.status));
+        return td;
+      },
+      (i) => {
+        if (i.scope.kind !== "campaign") {
+          const td = cell(`creator ${i.scope.id}`, "name");
+          td.title = i.scope.id;
+          return td;
+        }
+        const td = cell(names[i.campaignId] || i.campaignId, "name");
+        td.title = i.campaignId;
+        return td;
+      },
+      (i) => cell(i.metric),
+      (i) => insightValue(i, i.observed),
+      (i) => insightValue(i, i.expected),
+      (i) => cell(i.expected > 0 ? `${decimal.format(i.observed / i.expected)}x` : "–", "num strong"),
+      (i) => cell(decimal.format(i.score), "num"),
+    ], "No insights yet: spikes, stalls and rate drops show here as they are detected.");
+  }
+
   function renderActivity(data) {
     fillTable("activity", data.items.map((c) => ({ ...c, key: c.campaignId })), [
       (c) => {
@@ -156,10 +195,10 @@
     ], "No endpoint was called.");
   }
 
-  function badge(text) {
+  function badge(text, label) {
     const span = document.createElement("span");
     span.className = `badge badge-${text}`;
-    span.textContent = text;
+    span.textContent = label || text;
     return span;
   }
 
@@ -174,6 +213,7 @@
 
   const panels = [
     { id: "campaigns-panel", path: () => "/engagement/campaigns?limit=10", render: renderCampaigns },
+    { id: "insights-panel", path: () => "/insights?limit=10", render: renderInsights },
     { id: "performers-panel", path: () => "/top-performers?sort=engagementScore&limit=10", render: renderPerformers },
     {
       id: "hashtags-panel",
