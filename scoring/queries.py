@@ -5,6 +5,7 @@ import asyncio
 import bisect
 import heapq
 import itertools
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -126,7 +127,7 @@ class Candidate:
 
     influencer_id: str
     platform: str
-    platforms: list[str]
+    platforms: tuple[str, ...]
     followers: int | None
     handle: str | None
     category: str | None
@@ -339,11 +340,20 @@ def _candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:
             )
         )
     scores = score_creators(stats)
+    # Every campaign scope holds its creators, so one creator is a candidate of many scopes at
+    # once (200 campaigns x 1,000 creators: 200,000 candidates): their strings are shared, not
+    # one copy per scope and scoring (a third of a candidate's memory).
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def platforms(names: list[str]) -> tuple[str, ...]:
+        key = tuple(map(sys.intern, names))
+        return shared.setdefault(key, key)
+
     return [
         Candidate(
-            influencer_id=row[0],
-            platform=row[1],
-            platforms=list(row[2]),
+            influencer_id=sys.intern(row[0]),
+            platform=sys.intern(row[1]),
+            platforms=platforms(row[2]),
             views=int(row[3]),
             likes=int(row[4]),
             comments=int(row[5]),
@@ -351,8 +361,8 @@ def _candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:
             saves=int(row[7]),
             posts=int(row[8]),
             followers=None if row[12] is None else int(row[12]),
-            handle=row[13] or None,
-            category=row[14] or None,
+            handle=sys.intern(row[13]) if row[13] else None,
+            category=sys.intern(row[14]) if row[14] else None,
             score=scores.get(row[0]),
         )
         for row in rows

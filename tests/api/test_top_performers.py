@@ -48,7 +48,7 @@ def performer(influencer_id: str, **overrides: Any) -> Candidate:
     values: dict[str, Any] = {
         "influencer_id": influencer_id,
         "platform": "instagram",
-        "platforms": ["instagram"],
+        "platforms": ("instagram",),
         "followers": None,
         "handle": None,
         "category": None,
