@@ -60,12 +60,14 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_STALLED = Gauge(
     "fk_pipeline_consumer_stalled",
-    "1 while the engagement consumer has read nothing for 30 s though its partitions have"
-    " unread records.",
+    "1 while the consumer (engagement, campaigns) has read nothing for 30 s though its"
+    " partitions have unread records.",
+    ["consumer"],
 )
 CONSUMER_RECONNECTS = Counter(
     "fk_pipeline_consumer_reconnects_total",
-    "Times the stalled engagement consumer dropped its broker connections to reconnect.",
+    "Times a stalled consumer dropped its broker connections to reconnect.",
+    ["consumer"],
 )
 EMBEDDED_BROKER_RESIDENT_BYTES = Gauge(
     "fk_embedded_broker_resident_bytes",

@@ -32,6 +32,7 @@ from schemas.insights import INSIGHT_EVENT, CampaignInsight
 from streams import queries as delivery_queries
 from streams.agents.webhooks import Dispatcher
 from streams.deliveries import Delivery, fan_out
+from streams.stalls import StallWatch, awaiting
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +94,10 @@ class CampaignConsumer(mode.Service):
         self.dispatcher = dispatcher
         self.assignment = _Assignment(dispatcher, store)
         self.consumer: AIOKafkaConsumer | None = None
+        self._consuming: asyncio.Task[Any] | None = None
+        self.watch = StallWatch(
+            "campaigns", lambda: self.consumer, lambda: {"consume_task": awaiting(self._consuming)}
+        )
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -119,10 +124,12 @@ class CampaignConsumer(mode.Service):
     @mode.Service.task
     async def _consume(self) -> None:
         assert self.consumer is not None
+        self._consuming = asyncio.current_task()
         while not self.should_stop:
             batch = await self.consumer.getmany(timeout_ms=100, max_records=1000)
             if not batch:
                 continue
+            self.watch.read()
             while True:
                 try:
                     await self.process(batch)
@@ -132,6 +139,11 @@ class CampaignConsumer(mode.Service):
                     if self.should_stop:
                         return
                     await asyncio.sleep(0.5)
+
+    @mode.Service.task
+    async def _watch(self) -> None:
+        """Reports a stalled consumer and reconnects it (`streams.stalls`)."""
+        await self.watch.run(lambda: self.should_stop, self.sleep)
 
     async def process(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]

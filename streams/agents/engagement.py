@@ -20,7 +20,6 @@ import numpy as np
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.conn import CloseReason
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from core import metrics
@@ -35,6 +34,7 @@ from schemas.events import (
     DeadLetterReason,
 )
 from streams.sinks import EngagementSink, Key, key_hashes
+from streams.stalls import StallWatch, awaiting
 from streams.transforms import EventBatch, Rejection, Row, decode_event, event_row, fast_row
 
 log = structlog.get_logger(__name__)
@@ -48,10 +48,6 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 _COLLECT_EVERY_SECONDS = 1.0
-
-STALL_SECONDS = 30.0
-"""No record read for this long while an assigned partition has unread records: stalled."""
-_WATCH_EVERY_SECONDS = 5.0
 
 
 class _Collector:
@@ -94,25 +90,6 @@ class _Collector:
 
 
 _COLLECTOR = _Collector()
-
-
-def awaiting(task: "asyncio.Task[Any] | None") -> list[str]:
-    """Where a task is suspended: its coroutine chain, outermost first, ending in what it
-    awaits (asyncio's own `get_stack` stops at the outermost frame of a suspended task)."""
-    if task is None:
-        return []
-    if task.done():
-        return ["done"]
-    chain: list[str] = []
-    awaited: Any = task.get_coro()
-    while awaited is not None and len(chain) < 40:
-        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
-        if frame is None:
-            chain.append(repr(awaited)[:200])
-            break
-        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
-        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
-    return chain
 
 
 def _org(record: ConsumerRecord[bytes, bytes], default: str) -> str:
@@ -197,11 +174,7 @@ class EngagementConsumer(mode.Service):
         self._in_flight: _Decoded | None = None
         """The batch being landed, until the store has it."""
         self._consuming: asyncio.Task[Any] | None = None
-        self.read_at = time.monotonic()
-        """When a poll last returned records (or the consumer started)."""
-        self.stalled = False
-        self.stall_seconds = STALL_SECONDS
-        self.watch_every = _WATCH_EVERY_SECONDS
+        self.watch = StallWatch("engagement", lambda: self.consumer, self._watched)
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -286,7 +259,7 @@ class EngagementConsumer(mode.Service):
                 )
             polled = 0
             if batch:
-                self.read_at = time.monotonic()
+                self.watch.read()
                 try:
                     decoded = await self.decode(batch)
                 except StoreUnavailable:  # only while stopping: not landed, so read again
@@ -309,106 +282,15 @@ class EngagementConsumer(mode.Service):
 
     @mode.Service.task
     async def _watch(self) -> None:
-        """Every few seconds: has the consumer read nothing for `stall_seconds` while one of its
-        partitions (not paused) has records it has not read, or while the broker does not
-        answer that question? Then it is stalled: say so, with where its tasks wait, and drop
-        its connections to the broker. That fails whatever request hangs on them (a fetch or a
-        commit whose answer never comes would otherwise wait out the client's 40 s request
-        timeout, and the API's writers with it) and the client reconnects. Again every
-        `stall_seconds` while it stays stalled."""
-        reconnected_at = 0.0
-        while not self.should_stop:
-            await self.sleep(self.watch_every)
-            if self.consumer is None or self.should_stop:
-                continue
-            now = time.monotonic()
-            idle = now - self.read_at
-            if idle < self.stall_seconds:
-                if self.stalled:
-                    self.stalled = False
-                    metrics.CONSUMER_STALLED.set(0)
-                    log.warning("engagement.resumed")
-                continue
-            if self.stalled and now - reconnected_at < self.stall_seconds:
-                continue
-            state = await self.report()
-            if not (state["unread"] or state["error"]):
-                continue
-            if not self.stalled:
-                self.stalled = True
-                metrics.CONSUMER_STALLED.set(1)
-                log.warning("engagement.stalled", idle_seconds=round(idle), **state)
-            reconnected_at = time.monotonic()
-            dropped = self._reconnect()
-            metrics.CONSUMER_RECONNECTS.inc()
-            log.warning("engagement.reconnected", connections=dropped, idle_seconds=round(idle))
+        """Reports a stalled consumer and reconnects it (`streams.stalls`)."""
+        await self.watch.run(lambda: self.should_stop, self.sleep)
 
-    def _reconnect(self) -> int:
-        """Close the consumer's connections to the broker (their requests in flight fail, and
-        are retried on new ones); how many were open."""
-        conns = list(getattr(getattr(self.consumer, "_client", None), "_conns", {}).values())
-        for conn in conns:
-            conn.close(reason=CloseReason.CONNECTION_BROKEN)
-        return len(conns)
-
-    async def report(self) -> dict[str, Any]:
-        """The consumer's group and fetch state, and where its tasks wait (for a stall report)."""
-        consumer = self.consumer
-        assert consumer is not None
-        assigned = sorted(consumer.assignment())
-        client = getattr(consumer, "_client", None)
-        fetcher = getattr(consumer, "_fetcher", None)
-        # Taken before any request below: a request may change what the fetcher waits for.
-        local: dict[str, Any] = {
-            "highwater": {tp.partition: consumer.highwater(tp) for tp in assigned}
-        }
-        if fetcher is not None:
-            local |= {
-                "fetches_in_flight": sorted(getattr(fetcher, "_in_flight", ())),
-                "buffered": sorted(tp.partition for tp in getattr(fetcher, "_records", {})),
-                "fetch_routine": awaiting(getattr(fetcher, "_fetch_task", None)),
-                "fetches": [awaiting(t) for t in list(getattr(fetcher, "_pending_tasks", ()))],
-            }
-        if client is not None:
-            local["leaders"] = {
-                tp.partition: client.cluster.leader_for_partition(tp) for tp in assigned
-            }
-            local["connections"] = {
-                str(key): (conn.connected(), len(getattr(conn, "_requests", ())))
-                for key, conn in list(getattr(client, "_conns", {}).items())
-            }
-        positions: dict[int, int | None] = {}
-        ends: dict[int, int] = {}
-        error = None
-        try:
-            for tp in assigned:
-                positions[tp.partition] = await asyncio.wait_for(consumer.position(tp), 2)
-            offsets = await asyncio.wait_for(consumer.end_offsets(assigned), 5)
-            ends = {tp.partition: end for tp, end in offsets.items()}
-        except Exception as exc:  # a report, whatever the client does
-            error = repr(exc)
-        paused = {tp.partition for tp in consumer.paused()}
-        unread = {
-            p: end - (positions.get(p) or 0)
-            for p, end in ends.items()
-            if end > (positions.get(p) or 0) and p not in paused
-        }
-        coordinator = getattr(consumer, "_coordinator", None)
+    def _watched(self) -> dict[str, Any]:
         return {
-            "assigned": [tp.partition for tp in assigned],
-            "paused": sorted(paused),
-            "positions": positions,
-            "end_offsets": ends,
-            "unread": unread,
-            "error": error,
-            "coordinator": getattr(coordinator, "coordinator_id", None),
-            "generation": getattr(coordinator, "generation", None),
-            "member": getattr(coordinator, "member_id", None),
             "pending_records": self._pending.received if self._pending else 0,
             "in_flight_records": self._in_flight.received if self._in_flight else 0,
             "consume_task": awaiting(self._consuming),
-            "landing_task": awaiting(self._landing),  # type: ignore[arg-type]
-            **local,
+            "landing_task": awaiting(self._landing),
         }
 
     async def settle(self) -> None:
