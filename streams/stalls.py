@@ -4,7 +4,8 @@ Each of our aiokafka consumers (engagement events, campaign events) holds a `Sta
 consumer's loop calls `read()` whenever a poll returns records, and the watch's `run()` looks
 every few seconds. Nothing read for `stall_seconds` while one of its partitions (not paused) has
 records it has not read, or while the broker does not answer how far behind it is, makes the
-consumer stalled: it says so once (`<name>.stalled`, with its group and fetch state and where its
+consumer stalled; so does one fetch request unanswered for `fetch_seconds`. A stalled consumer
+says so once (`<name>.stalled`, with its group and fetch state and where its
 tasks wait), sets `fk_pipeline_consumer_stalled`, and drops its connections to the broker. That
 fails whatever request hangs on them (a fetch or a commit whose answer never comes would
 otherwise wait out the client's 40 s request timeout, and the API's writers with it) and the
@@ -26,7 +27,10 @@ log = structlog.get_logger(__name__)
 
 STALL_SECONDS = 30.0
 """No record read for this long while an assigned partition has unread records: stalled."""
-WATCH_EVERY_SECONDS = 5.0
+FETCH_SECONDS = 5.0
+"""One fetch request unanswered for this long is hung: our consumers ask the broker to answer
+within 20 ms (`fetch_max_wait_ms`). Seen on the embedded broker under load (BENCHMARKS.md)."""
+WATCH_EVERY_SECONDS = 2.5
 
 
 def awaiting(task: "asyncio.Future[Any] | None") -> list[str]:
@@ -64,7 +68,10 @@ class StallWatch:
         self.consumer = consumer
         self.details = details
         self.stall_seconds = STALL_SECONDS
+        self.fetch_seconds = FETCH_SECONDS
         self.watch_every = WATCH_EVERY_SECONDS
+        self._fetches: dict[asyncio.Future[Any], float] = {}
+        """The fetch requests in flight at the last look, and when each was first seen."""
         self.read_at = time.monotonic()
         """When a poll last returned records (or the watch began)."""
         self.stalled = False
@@ -85,16 +92,18 @@ class StallWatch:
                 continue
             now = time.monotonic()
             idle = now - self.read_at
-            if idle < self.stall_seconds:
+            hung = self._hung_fetch(now)
+            if idle < self.stall_seconds and not hung:
                 if self.stalled:
                     self.stalled = False
                     self._stalled_gauge.set(0)
                     log.warning(f"{self.name}.resumed")
                 continue
-            if self.stalled and now - reconnected_at < self.stall_seconds:
+            if self.stalled and now - reconnected_at < min(self.stall_seconds, self.fetch_seconds):
                 continue
             state = await self.report()
-            if not (state["unread"] or state["error"]):
+            state["hung_fetch"] = hung
+            if not (hung or state["unread"] or state["error"]):
                 continue
             if not self.stalled:
                 self.stalled = True
@@ -104,6 +113,14 @@ class StallWatch:
             dropped = self.reconnect()
             self._reconnects.inc()
             log.warning(f"{self.name}.reconnected", connections=dropped, idle_seconds=round(idle))
+
+    def _hung_fetch(self, now: float) -> bool:
+        """Whether a fetch request seen at earlier looks is still unanswered `fetch_seconds`
+        after it was first seen."""
+        fetcher = getattr(self.consumer(), "_fetcher", None)
+        pending = [t for t in list(getattr(fetcher, "_pending_tasks", ())) if not t.done()]
+        self._fetches = {t: self._fetches.get(t, now) for t in pending}
+        return any(now - seen >= self.fetch_seconds for seen in self._fetches.values())
 
     def reconnect(self) -> int:
         """Close the consumer's connections to the broker (their requests in flight fail, and

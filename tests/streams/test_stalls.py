@@ -1,5 +1,6 @@
 """A consumer whose broker connection hangs (a fetch or commit whose answer never comes) is
-reported stalled and reconnects at once, instead of waiting out the client's 40 s request
+reported stalled (by a fetch unanswered for seconds, or by unread records it does not read) and
+reconnects at once, instead of waiting out the client's 40 s request
 timeout: the engagement consumer (every `POST /events` waits for it) and the campaign worker
 (every campaign command waits for it)."""
 
@@ -61,7 +62,9 @@ async def test_the_engagement_consumer_reconnects_and_lands_what_waits(
 ) -> None:
     settings, proxy = proxied
     consumer = EngagementConsumer(settings, store)
-    consumer.watch.stall_seconds, consumer.watch.watch_every = 1.0, 0.2
+    # Found by its hung fetch alone (the other test finds a stall by its unread records).
+    consumer.watch.stall_seconds, consumer.watch.fetch_seconds = 600.0, 1.0
+    consumer.watch.watch_every = 0.2
     await consumer.start()
     try:
         with structlog.testing.capture_logs() as logs:
@@ -73,7 +76,8 @@ async def test_the_engagement_consumer_reconnects_and_lands_what_waits(
             # Within half the client's request timeout: only a reconnect gets it there.
             await wait_until(lambda: consumer.sink.stored >= 2, timeout=20)
         stalled = said(logs, "engagement.stalled")[0]
-        assert stalled["unread"] or stalled["error"]
+        assert stalled["hung_fetch"]
+        assert stalled["fetches_in_flight"]
         assert {"consume_task", "landing_task"} <= stalled.keys()
         assert said(logs, "engagement.reconnected")[0]["connections"] >= 1
         rows = await store.query_rows(
@@ -89,7 +93,8 @@ async def test_the_campaign_worker_reconnects_and_records_what_waits(
 ) -> None:
     settings, proxy = proxied
     service = Orchestrator(settings, store)
-    service.campaigns.watch.stall_seconds, service.campaigns.watch.watch_every = 1.0, 0.2
+    watch = service.campaigns.watch
+    watch.stall_seconds, watch.fetch_seconds, watch.watch_every = 1.0, 600.0, 0.2
     await service.start()
     try:
         await wait_until(
@@ -110,7 +115,9 @@ async def test_the_campaign_worker_reconnects_and_records_what_waits(
                     return await queries.campaign_by_id(store, "acme", campaign_id) is not None
 
                 await wait_until(recorded, timeout=20 if name == "after" else 30)
-        assert said(logs, "campaigns.stalled")
+        stalled = said(logs, "campaigns.stalled")[0]
+        assert stalled["unread"] or stalled["error"]
+        assert not stalled["hung_fetch"]
         assert said(logs, "campaigns.reconnected")[0]["connections"] >= 1
     finally:
         await service.stop()
