@@ -18,6 +18,7 @@ from core.settings import DEV_JWT_SECRET
 from soak.heap import heap_growth
 from soak.load import Load, Options, Results
 from soak.model import fake_model
+from soak.probe import summarise
 from soak.processes import Platform, free_port
 from soak.receiver import Receiver
 from soak.report import render
@@ -42,7 +43,13 @@ class Run:
 
 
 async def run_load(
-    options: Options, workdir: Path, *, demo: bool = False, traced: bool = False
+    options: Options,
+    workdir: Path,
+    *,
+    demo: bool = False,
+    traced: bool = False,
+    probe_every: float = 0.0,
+    probe_trim: bool = False,
 ) -> Run:
     """Start `fk up` in `workdir` (with a webhook receiver and a fake model on 127.0.0.1), offer
     the load, stop everything and return what was measured."""
@@ -67,6 +74,8 @@ async def run_load(
         },
         demo=demo,
         traced=traced,
+        probe_every=probe_every,
+        probe_trim=probe_trim,
     )
     load_before = load_average()
     # SIGTERM (e.g. from `timeout`) cancels the run, so fk up is still stopped below.
@@ -90,14 +99,25 @@ async def run_load(
 
 
 async def soak(
-    options: Options, workdir: Path, max_growth: float, demo: bool, traced: bool
+    options: Options,
+    workdir: Path,
+    max_growth: float,
+    demo: bool,
+    traced: bool,
+    probe_every: float,
+    probe_trim: bool,
 ) -> bool:
-    run = await run_load(options, workdir, demo=demo, traced=traced)
+    run = await run_load(
+        options, workdir, demo=demo, traced=traced, probe_every=probe_every, probe_trim=probe_trim
+    )
     report, passed = render(run.results, options, run.receiver, max_growth)
     print(f"load average (1/5/15 min) before: {run.load_before}, after: {run.load_after}")
     print(report)
     if run.heap:
         print(run.heap)
+    if probe_every > 0 and (workdir / "probe.jsonl").exists():
+        load_began = time.time() - (time.monotonic() - run.results.started)
+        print(summarise(workdir / "probe.jsonl", from_wall=load_began + options.warmup))
     if not run.alive:
         print(f"fk up died during the soak (exit {run.exit_code}):\n{run.log_tail}")
     return passed and run.alive
@@ -118,6 +138,19 @@ def main() -> int:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="trace fk up's Python heap (slower)"
     )
+    parser.add_argument(
+        "--probe",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="sample fk up's memory by kind from inside it every SECONDS (<workdir>/probe.jsonl; "
+        "read it with `python -m soak.probe`)",
+    )
+    parser.add_argument(
+        "--probe-trim",
+        action="store_true",
+        help="with --probe: return glibc's free memory after each sample (an experiment)",
+    )
     parser.add_argument("--workdir", type=Path, help="kept after the run (default: a temp dir)")
     args = parser.parse_args()
     options = Options(
@@ -137,12 +170,28 @@ def main() -> int:
     )
     if args.workdir:
         passed = asyncio.run(
-            soak(options, args.workdir, args.max_memory_growth, args.demo, args.tracemalloc)
+            soak(
+                options,
+                args.workdir,
+                args.max_memory_growth,
+                args.demo,
+                args.tracemalloc,
+                args.probe,
+                args.probe_trim,
+            )
         )
     else:
         with tempfile.TemporaryDirectory(prefix="fk-soak-") as tmp:
             passed = asyncio.run(
-                soak(options, Path(tmp), args.max_memory_growth, args.demo, args.tracemalloc)
+                soak(
+                    options,
+                    Path(tmp),
+                    args.max_memory_growth,
+                    args.demo,
+                    args.tracemalloc,
+                    args.probe,
+                    args.probe_trim,
+                )
             )
     return 0 if passed else 1
 

@@ -77,6 +77,10 @@ class Platform:
     demo: bool = False
     traced: bool = False
     """Run `fk up` under tracemalloc (soak.traced); `snapshot()` then dumps the Python heap."""
+    probe_every: float = 0.0
+    """Above 0: sample `fk up`'s memory by kind from inside it (soak.probe) into `probe_path`."""
+    probe_trim: bool = False
+    """With the probe: return glibc's free memory after each sample (an experiment)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,7 +104,11 @@ class Platform:
         }
         if self.traced:
             env["FK_SOAK_SNAPSHOTS"] = str(self.snapshots)
-        module = "soak.traced" if self.traced else "cli"
+        if self.probe_every > 0:
+            env["FK_SOAK_PROBE"] = str(self.probe_path)
+            env["FK_SOAK_PROBE_EVERY"] = str(self.probe_every)
+            env["FK_SOAK_PROBE_TRIM"] = "1" if self.probe_trim else "0"
+        module = "soak.traced" if self.traced or self.probe_every > 0 else "cli"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", module, "up", *(["--demo"] if self.demo else [])],
@@ -126,6 +134,10 @@ class Platform:
                     return
                 time.sleep(0.2)
         raise RuntimeError(f"fk up not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    @property
+    def probe_path(self) -> Path:
+        return self.workdir / "probe.jsonl"
 
     @property
     def snapshots(self) -> Path:

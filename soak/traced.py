@@ -1,6 +1,9 @@
-"""`python -m soak.traced up ...`: `fk up` with tracemalloc on, for memory investigations. Each
-SIGUSR1 writes a snapshot to `$FK_SOAK_SNAPSHOTS/<n>.snapshot` (the Python heap only: chDB's
-and the broker's native memory are not in it)."""
+"""`python -m soak.traced up ...`: `fk up` for memory investigations. With FK_SOAK_SNAPSHOTS set,
+tracemalloc is on and each SIGUSR1 writes a snapshot to `$FK_SOAK_SNAPSHOTS/<n>.snapshot` (the
+Python heap only: chDB's and the broker's native memory are not in it); with FK_SOAK_PROBE set
+(a JSON-lines path), soak.probe samples the process's memory by kind every
+FK_SOAK_PROBE_EVERY seconds (60), and with FK_SOAK_PROBE_TRIM=1 returns glibc's free memory
+after each sample (an experiment: what trimming would give)."""
 
 import importlib
 import os
@@ -12,8 +15,24 @@ from types import FrameType
 
 
 def main() -> int:
+    if probe := os.environ.get("FK_SOAK_PROBE"):
+        from soak import probe as probes
+
+        probes.start(
+            Path(probe),
+            float(os.environ.get("FK_SOAK_PROBE_EVERY", "60")),
+            trim=os.environ.get("FK_SOAK_PROBE_TRIM") == "1",
+        )
+    if "FK_SOAK_SNAPSHOTS" in os.environ:
+        trace(Path(os.environ["FK_SOAK_SNAPSHOTS"]))
+    # Imported by name: cli.py is the composition root, outside the strictly type-checked packages.
+    cli = importlib.import_module("cli")
+    code: int = cli.main(sys.argv[1:])
+    return code
+
+
+def trace(directory: Path) -> None:
     tracemalloc.start(int(os.environ.get("FK_SOAK_TRACE_FRAMES", "1")))
-    directory = Path(os.environ.get("FK_SOAK_SNAPSHOTS", "."))
     directory.mkdir(parents=True, exist_ok=True)
     taken = 0
 
@@ -25,10 +44,6 @@ def main() -> int:
         partial.rename(directory / f"{taken}.snapshot")
 
     signal.signal(signal.SIGUSR1, snapshot)
-    # Imported by name: cli.py is the composition root, outside the strictly type-checked packages.
-    cli = importlib.import_module("cli")
-    code: int = cli.main(sys.argv[1:])
-    return code
 
 
 if __name__ == "__main__":
