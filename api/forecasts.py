@@ -3,12 +3,16 @@ date (or 7 days ahead) by `insights.forecast`, as the API answers it."""
 
 import asyncio
 import math
+import time
 from datetime import UTC, datetime
 
 import numpy as np
 
+from api.deps import Services
 from api.queries import HOUR_SECONDS, campaign_hours
+from briefs.tools import Forecaster
 from core.clickhouse import Store
+from core.ledger import CampaignNotFound
 from insights.forecast import COVERAGE, MetricForecast, forecast_campaign, horizon_hours
 from insights.forecast import CampaignForecast as Forecast
 from schemas.campaigns import Campaign
@@ -92,3 +96,37 @@ async def campaign_forecast(store: Store, campaign: Campaign, now: datetime) -> 
 
 class NoHistory(Exception):
     """The campaign has no complete hour with events yet."""
+
+
+async def cached_forecast(
+    services: Services, org: str, campaign_id: str
+) -> CampaignForecast | None:
+    """The organisation's campaign's forecast as `GET /campaigns/{id}/forecast` answers it,
+    cached per (organisation, campaign, version, hour) and reloaded after new events; `None`
+    before the campaign has a complete hour with events. Raises `CampaignNotFound` for an id
+    the organisation never created (another organisation's included)."""
+    campaign = await services.ledger.get(org, campaign_id)
+    hour = int(time.time()) // HOUR_SECONDS
+
+    async def load() -> CampaignForecast | None:
+        try:
+            return await campaign_forecast(services.store, campaign, datetime.now(UTC))
+        except NoHistory:
+            return None
+
+    return await services.forecast_cache.get(
+        ("forecast", org, campaign_id, campaign.version, hour), load, services.events_version
+    )
+
+
+def brief_forecaster(services: Services) -> Forecaster:
+    """`cached_forecast` as the brief generator's `campaignForecast` tool calls it: the same
+    answers (and cache) as the API's, an unknown campaign a `LookupError`."""
+
+    async def forecast(org: str, campaign_id: str) -> CampaignForecast | None:
+        try:
+            return await cached_forecast(services, org, campaign_id)
+        except CampaignNotFound:
+            raise LookupError(campaign_id) from None
+
+    return forecast

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from api.cache import TtlCache
 from api.deps import BEARER_SCHEME, Services, require_principal
 from api.errors import PROBLEM_JSON, install_error_handlers
+from api.forecasts import brief_forecaster
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import metrics_reads, warm_up
 from api.ratelimit import RateLimits
@@ -220,6 +221,8 @@ def create_app(
                 refresh_budget=settings.top_performers_refresh_share,
             ),
         )
+        if app.state.services.briefs is not None:
+            app.state.services.briefs.forecaster = brief_forecaster(app.state.services)
         warming = app.state.warming = asyncio.create_task(_score_organisations(app.state.services))
         try:
             async with AsyncExitStack() as stack:

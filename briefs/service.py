@@ -20,7 +20,7 @@ from briefs.embeddings import Embedder, load_embedder
 from briefs.errors import BriefError, DeadlineExceeded
 from briefs.loop import PROMPT_VERSION, Caps, run
 from briefs.providers import Provider, build_provider
-from briefs.tools import ToolBox
+from briefs.tools import Forecaster, ToolBox
 from core import metrics
 from core.clickhouse import Store
 from core.settings import Settings
@@ -55,6 +55,8 @@ class BriefService:
             provider,
             embedder,
         )
+        self.forecaster: Forecaster | None = None
+        """Set by the API: the `campaignForecast` tool's source (`api.forecasts`)."""
         self.caps = Caps(
             max_turns=settings.brief_max_turns,
             max_tool_calls=settings.brief_max_tool_calls,
@@ -102,7 +104,7 @@ class BriefService:
             return Generated(brief.model_copy(update={"meta": meta}), created=False)
         metrics.LLM_CACHE.labels("miss").inc()
 
-        toolbox = ToolBox(self.store, org, self.embedder, now)
+        toolbox = ToolBox(self.store, org, self.embedder, now, self.forecaster)
         deadline = self.settings.brief_deadline_seconds
         try:
             try:

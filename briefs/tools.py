@@ -15,6 +15,7 @@ from briefs import personas, queries
 from briefs.embeddings import Embedder, lexical_similarity
 from core.clickhouse import Store
 from schemas.events import Platform
+from schemas.insights import CampaignForecast
 
 PLATFORMS = [p.value for p in Platform]
 GoalType = Literal["awareness", "engagement", "conversion", "launch"]
@@ -94,6 +95,10 @@ class CreatorsArgs(_Args):
     limit: int = Field(default=5)
 
 
+class ForecastArgs(_Args):
+    campaign_id: str = Field(alias="campaignId", min_length=1, max_length=100)
+
+
 class SimilarArgs(_Args):
     query: str = Field(min_length=1, max_length=2000)
     limit: int = Field(default=3)
@@ -161,6 +166,13 @@ TOOL_SPECS: list[dict[str, Any]] = [
         "The organisation's past briefs and campaigns most similar to a query text.",
         {"query": {"type": "string"}, "limit": {"type": "integer", "description": "1 to 5."}},
     ),
+    _fn(
+        "campaignForecast",
+        "Where one of the organisation's campaigns is heading: projected total views, "
+        "engagements and engagement rate (percent) at its end date (or 7 days ahead) with 80 % "
+        "intervals, the model and the history used.",
+        {"campaignId": {"type": "string", "description": "The campaign's id."}},
+    ),
 ]
 TOOL_NAMES = tuple(spec["function"]["name"] for spec in TOOL_SPECS)
 
@@ -172,6 +184,10 @@ class ToolResult:
 
     def to_message(self) -> str:
         return orjson.dumps(self.content).decode()
+
+
+class ToolRefused(Exception):
+    """A well-formed call the tool cannot answer: an error result the model reads."""
 
 
 def _error(message: str) -> ToolResult:
@@ -186,11 +202,26 @@ def _validation_message(exc: ValidationError) -> str:
     return "invalid arguments: " + "; ".join(parts)
 
 
-class ToolBox:
-    """The tools of one brief request, bound to the caller's organisation and a fixed `now`."""
+Forecaster = Callable[[str, str], Awaitable[CampaignForecast | None]]
+"""(organisation, campaign id) → the campaign's forecast as `GET /campaigns/{id}/forecast`
+answers it, `None` before it has a complete hour of events; raises `LookupError` for an id the
+organisation never created."""
 
-    def __init__(self, store: Store, org: str, embedder: Embedder | None, now: datetime) -> None:
+
+class ToolBox:
+    """The tools of one brief request, bound to the caller's organisation and a fixed `now`.
+    Without a `forecaster` (no API in the process) `campaignForecast` answers an error."""
+
+    def __init__(
+        self,
+        store: Store,
+        org: str,
+        embedder: Embedder | None,
+        now: datetime,
+        forecaster: Forecaster | None = None,
+    ) -> None:
         self.store, self.org, self.embedder, self.now = store, org, embedder, now
+        self.forecaster = forecaster
         self._handlers: dict[str, tuple[type[_Args], Callable[[Any], Awaitable[dict[str, Any]]]]]
         self._handlers = {
             "trendFetcher": (TrendArgs, self.trend_fetcher),
@@ -198,6 +229,7 @@ class ToolBox:
             "creativeAngle": (AngleArgs, self.creative_angle),
             "topCreators": (CreatorsArgs, self.top_creators),
             "similarBriefs": (SimilarArgs, self.similar_briefs),
+            "campaignForecast": (ForecastArgs, self.campaign_forecast),
         }
 
     async def call(self, name: str, raw_arguments: str) -> ToolResult:
@@ -214,7 +246,10 @@ class ToolBox:
             if "model_type" in kinds:
                 return _error("arguments must be a JSON object")
             return _error(_validation_message(exc))
-        return ToolResult(True, await fn(args))
+        try:
+            return ToolResult(True, await fn(args))
+        except ToolRefused as exc:
+            return _error(str(exc))
 
     async def trend_fetcher(self, args: TrendArgs) -> dict[str, Any]:
         tags = personas.category_tags(args.category) if args.category else None
@@ -352,6 +387,30 @@ class ToolBox:
                 {"kind": d.kind, "id": d.id, "summary": _summary(d.text), "similarity": s}
                 for d, s in found
             ],
+        }
+
+    async def campaign_forecast(self, args: ForecastArgs) -> dict[str, Any]:
+        if self.forecaster is None:
+            raise ToolRefused("campaign forecasts are not available here")
+        try:
+            forecast = await self.forecaster(self.org, args.campaign_id)
+        except LookupError:
+            raise ToolRefused(
+                f"no campaign {args.campaign_id[:100]!r} in this organisation"
+            ) from None
+        if forecast is None:
+            return {
+                "campaignId": args.campaign_id,
+                "forecast": None,
+                "note": "The campaign has no complete hour of events yet: no forecast.",
+            }
+        return {
+            "campaignId": args.campaign_id,
+            "forecast": forecast.model_dump(
+                mode="json", by_alias=True, exclude={"campaign_id", "model_description", "as_of"}
+            ),
+            "note": "Totals at the horizon's end, history included; engagementRate in percent; "
+            "lower and upper bound an 80 % interval.",
         }
 
     async def _index_campaigns(self) -> None:

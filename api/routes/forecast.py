@@ -1,14 +1,10 @@
 """`GET /campaigns/{id}/forecast`: where the caller's campaign is heading (`api.forecasts`)."""
 
-import time
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 
 from api.deps import CallerDep
 from api.errors import Conflict, NotFound
-from api.forecasts import NoHistory, campaign_forecast
-from api.queries import HOUR_SECONDS
+from api.forecasts import cached_forecast
 from api.routes.campaigns import CampaignPath
 from core.ledger import CampaignNotFound
 from schemas.api import Problem
@@ -30,22 +26,10 @@ async def get_forecast(campaign_id: CampaignPath, caller: CallerDep) -> Campaign
     """From the campaign's own hourly series (its complete hours, up to 4 weeks of them), to its
     `endDate` or, without one, 7 days ahead. Answers are cached per campaign, version and hour,
     and reloaded when new events were stored."""
-    services, org = caller.services, caller.principal.org
     try:
-        campaign = await services.ledger.get(org, campaign_id)
+        forecast = await cached_forecast(caller.services, caller.principal.org, campaign_id)
     except CampaignNotFound:
         raise NotFound(f"No campaign {campaign_id!r}.") from None
-    hour = int(time.time()) // HOUR_SECONDS
-
-    async def load() -> CampaignForecast | None:
-        try:
-            return await campaign_forecast(services.store, campaign, datetime.now(UTC))
-        except NoHistory:
-            return None
-
-    forecast = await services.forecast_cache.get(
-        ("forecast", org, campaign_id, campaign.version, hour), load, services.events_version
-    )
     if forecast is None:
         raise Conflict(
             f"Campaign {campaign_id!r} has no complete hour with events yet; a forecast needs one."

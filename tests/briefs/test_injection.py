@@ -12,6 +12,7 @@ from briefs.grounding import _EMAIL, _URL
 from briefs.loop import load_prompt
 from briefs.providers import OfflineProvider
 from briefs.service import BriefService
+from briefs.tools import TOOL_SPECS
 from core.clickhouse import Store
 from core.settings import Settings
 from schemas.briefs import Brief, BriefRequest
@@ -142,5 +143,5 @@ async def test_obedient_model_cannot_smuggle_facts(
             assert block is not None
             assert first[1]["content"].count("</request_data>") == 1
             # The tools offered never change.
-            assert len(fake_llm.requests[0]["tools"]) == 5
+            assert len(fake_llm.requests[0]["tools"]) == len(TOOL_SPECS)
     assert system_messages == {load_prompt("system")}
