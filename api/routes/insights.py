@@ -1,10 +1,11 @@
 """`GET /insights`: the caller's organisation's live insights (spikes, stalls, rate drops), newest
 first, from the `campaign_insights` table the campaign worker fills."""
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import decode_cursor, encode_cursor
@@ -13,6 +14,19 @@ from core.insights import recent_insights
 from schemas.insights import InsightKind, InsightPage
 
 router = APIRouter(tags=["insights"])
+
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """A moment as RFC 3339 text, as the document says: not a number of seconds, which pydantic
+    would otherwise read as a Unix time."""
+    if isinstance(value, str) and not _RFC3339_DATE.match(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 
 
 @router.get(
@@ -29,7 +43,7 @@ async def list_insights(
     ] = None,
     kind: Annotated[InsightKind | None, Query(description="One kind's.")] = None,
     since: Annotated[
-        AwareDatetime | None,
+        Moment | None,
         Query(description="Only events decided at or after this moment (RFC 3339, with offset)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
