@@ -73,12 +73,14 @@ def test_a_store_from_before_the_narrow_projection_upgrades_in_place(
             "INSERT INTO campaigns (id, org, name, version, body)"
             " VALUES ('cmp_created', 'acme', 'Created', 1, '{}')"
         )
-        assert store.migrate() == [
+        applied = store.migrate()
+        assert applied[:4] == [
             "0022_narrow_influencer_projection.sql",
             "0023_post_totals.sql",
             "0024_organisations.sql",
             "0025_campaigns_per_organisation.sql",
         ]
+        assert applied == sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql") if p.name >= "0022")
         # Events are adopted by the organisation that created their campaign, else by the
         # default organisation; so is the state kept from them.
         for table in ("engagement_events", "post_totals"):
@@ -195,7 +197,8 @@ def test_a_campaigns_table_keyed_by_id_alone_is_migrated_with_its_rows(
         newest = "SELECT org, id, version, name, body FROM campaigns FINAL ORDER BY org, id"
         before = store.query_rows_sync(newest)
         applied = store.migrate()
-        assert [name[:4] for name in applied] == ["0025"]
+        assert applied == sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql") if p.name >= "0025")
+        assert applied[0].startswith("0025")
         assert store.query_rows_sync(
             "SELECT sorting_key FROM system.tables"
             " WHERE database = currentDatabase() AND name = 'campaigns'"
