@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import uvicorn
     from pydantic import ValidationError
 
+    from api.main import Lifespan
     from etl.loader import Outputs
 
 
@@ -87,7 +88,7 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
     )
     try:
         await producer.start()
-        lifespans = []
+        lifespans: list[Lifespan] = []
         # The worker keeps the metrics windows in memory; the API in this process reads them.
         rollups = EngagementRollups() if worker else None
         if worker:

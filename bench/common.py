@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -41,9 +42,9 @@ def environment() -> Iterator[tuple[str, Path]]:
             broker.stop()
 
 
-def bench_settings(bootstrap: str, tmp: Path, **overrides: object) -> Settings:
+def bench_settings(bootstrap: str, tmp: Path, **overrides: Any) -> Settings:
     tag = uuid.uuid4().hex[:8]
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "kafka_bootstrap": bootstrap,
         "topic_prefix": f"b{tag}-",
         "consumer_group": f"g{tag}",
@@ -55,7 +56,7 @@ def bench_settings(bootstrap: str, tmp: Path, **overrides: object) -> Settings:
         "data_dir": tmp,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def make_events(

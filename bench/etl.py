@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +239,11 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["top-performers"]:
         run_top_performers(*(int(a) for a in sys.argv[2:3]))
         sys.exit(0)
-    commands = {"load": child_load, "pandas": child_pandas, "generate": child_generate}
+    commands: dict[str, Callable[..., None]] = {
+        "load": child_load,
+        "pandas": child_pandas,
+        "generate": child_generate,
+    }
     if len(sys.argv) > 1 and sys.argv[1] in commands:
         commands[sys.argv[1]](*sys.argv[2:])
     else:

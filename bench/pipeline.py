@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.common import bench_settings, create_topics, environment, make_events, median, produce
 from core.clickhouse import Store
+from core.settings import Settings
 from streams.agents.engagement import EngagementConsumer
 
 
@@ -40,7 +41,7 @@ async def raw_consumer(bootstrap: str, topic: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def pipeline(settings, store: Store, n: int) -> tuple[float, float]:
+async def pipeline(settings: Settings, store: Store, n: int) -> tuple[float, float]:
     """Events/s from start of consumption until the store holds all n; also join time."""
     consumer = EngagementConsumer(settings, store)
     t0 = time.perf_counter()

@@ -61,7 +61,7 @@ def reference_metrics(
             windows[name]["events"] += 1
     out: dict[str, dict[str, Any]] = {}
     for name in ("window1h", "window24h", "total"):
-        w = dict(windows[name])
+        w: dict[str, Any] = dict(windows[name])
         w["engagements"] = w["likes"] + w["comments"] + w["shares"]
         w["engagementRate"] = round(w["engagements"] / w["views"] * 100, 4) if w["views"] else 0.0
         out[name] = w

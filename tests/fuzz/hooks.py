@@ -43,7 +43,10 @@ def token_required(ctx: Any, response: Any, case: Any) -> bool | None:
     return True
 
 
-@schemathesis.hook("map_body").apply_to(method="POST", path="/webhooks/endpoints")
+# Schemathesis attaches `apply_to` at run time; its hook decorator is typed as a bare Callable.
+@schemathesis.hook("map_body").apply_to(  # type: ignore[attr-defined,untyped-decorator]
+    method="POST", path="/webhooks/endpoints"
+)
 def local_webhook_url(ctx: Any, body: Any) -> Any:
     """Deliveries never leave the machine: every endpoint registered is a closed local port."""
     if isinstance(body, dict) and isinstance(body.get("url"), str):
