@@ -26,6 +26,7 @@ from api.routes import (
     briefs,
     campaigns,
     dashboard,
+    docs,
     engagement,
     etl,
     events,
@@ -242,6 +243,9 @@ def create_app(
         version="0.1.0",
         summary="Streaming engagement metrics, batch ETL, campaigns and briefs on Kafka.",
         lifespan=lifespan,
+        # Served by api/routes/docs.py with local assets instead of a CDN's.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app, authenticate=require_principal)
     _document_bearer_auth(app)
@@ -266,6 +270,8 @@ def create_app(
         StaticFiles(directory=dashboard.STATIC_DIR / "assets"),
         name="dashboard-assets",
     )
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS_PATH, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     # Uploads stream to a temporary file and have their own (larger) limit.
     app.add_middleware(
         BodyLimit,
