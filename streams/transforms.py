@@ -1,7 +1,7 @@
 """Pure functions of the engagement pipeline: decode and validate one message, and lay out a
 batch of events as store columns. No I/O here; unit-tested without Kafka."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Annotated, Any, Literal, get_args
@@ -184,14 +184,32 @@ def event_row(event: EngagementEvent) -> Row:
     )
 
 
+def decode_rows(
+    values: Iterable[bytes | None], *, now_ms: int, max_future_ms: int
+) -> list[Row | Rejection]:
+    """`decode_event` of each message value as a store row, in order: the fast path when the
+    message allows it, else the model (whose rejections and messages are the answer).
+
+    What the engagement consumer runs on each poll: one call per poll, because a call per event
+    costs about 30 % more than the loop below.
+    """
+    horizon_ms = now_ms + max_future_ms
+    decoded: list[Row | Rejection] = []
+    append = decoded.append
+    for raw in values:
+        if raw is not None and len(raw) <= MAX_EVENT_BYTES:
+            row = fast_row(raw)
+            if row is not None and row[1] <= horizon_ms:
+                append(row)
+                continue
+        result = decode_event(raw, now_ms=now_ms, max_future_ms=max_future_ms)
+        append(result if isinstance(result, Rejection) else event_row(result))
+    return decoded
+
+
 def decode_row(raw: bytes | None, *, now_ms: int, max_future_ms: int) -> Row | Rejection:
-    """`decode_event` as a store row, taking the fast path when the message allows it."""
-    if raw is not None and len(raw) <= MAX_EVENT_BYTES:
-        row = fast_row(raw)
-        if row is not None and row[1] <= now_ms + max_future_ms:
-            return row
-    result = decode_event(raw, now_ms=now_ms, max_future_ms=max_future_ms)
-    return result if isinstance(result, Rejection) else event_row(result)
+    """One message value through `decode_rows` (the same code, for a single event)."""
+    return decode_rows((raw,), now_ms=now_ms, max_future_ms=max_future_ms)[0]
 
 
 EVENT_COLUMNS = (
@@ -239,6 +257,9 @@ EVENT_ARROW_SCHEMA = pa.schema(
 """`EVENT_COLUMNS` as Arrow types (`engagement_events` converts them on insert)."""
 
 
+_event_id = itemgetter(0)
+
+
 @dataclass(slots=True)
 class EventBatch:
     """Valid, first-seen events of one store insert; `columns` lays them out in store order.
@@ -258,17 +279,50 @@ class EventBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def add_row(self, row: Row, *, partition: int, offset: int, org: str) -> None:
+    def add_rows(
+        self,
+        rows: Sequence[Row],
+        *,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        orgs: Sequence[str],
+    ) -> int:
+        """Append the events whose key the batch does not hold yet, in order (of one key
+        repeated in `rows`, the first); return how many were left out as duplicates.
+
+        The sequences are parallel. Without a duplicate (the usual case) the work is done by
+        set and list operations in C, not per event in Python.
+        """
         self._columns = None
-        self.rows.append(row)
-        self.partitions.append(partition)
-        self.offsets.append(offset)
-        self.orgs.append(org)
-        self.ids.add((org, row[0]))
+        keys = list(zip(orgs, map(_event_id, rows), strict=True))
+        first = set(keys)
+        if len(first) == len(keys) and self.ids.isdisjoint(first):
+            self.rows.extend(rows)
+            self.partitions.extend(partitions)
+            self.offsets.extend(offsets)
+            self.orgs.extend(orgs)
+            self.ids |= first
+            return 0
+        ids = self.ids
+        duplicates = 0
+        for i, key in enumerate(keys):
+            if key in ids:
+                duplicates += 1
+                continue
+            ids.add(key)
+            self.rows.append(rows[i])
+            self.partitions.append(partitions[i])
+            self.offsets.append(offsets[i])
+            self.orgs.append(orgs[i])
+        return duplicates
+
+    def add_row(self, row: Row, *, partition: int, offset: int, org: str) -> bool:
+        """`add_rows` of one event: False when the batch holds its key already."""
+        return not self.add_rows((row,), partitions=(partition,), offsets=(offset,), orgs=(org,))
 
     def keys(self) -> Iterator[tuple[str, str]]:
         """(organisation, eventId) of each row, in row order."""
-        return zip(self.orgs, map(itemgetter(0), self.rows), strict=True)
+        return zip(self.orgs, map(_event_id, self.rows), strict=True)
 
     def extend(self, later: "EventBatch") -> None:
         """Append another batch's events (keys disjoint from this one's: the consumer checks)."""
@@ -279,8 +333,9 @@ class EventBatch:
         self.orgs.extend(later.orgs)
         self.ids |= later.ids
 
-    def add(self, event: EngagementEvent, *, partition: int, offset: int, org: str) -> None:
-        self.add_row(event_row(event), partition=partition, offset=offset, org=org)
+    def add(self, event: EngagementEvent, *, partition: int, offset: int, org: str) -> bool:
+        """`add_row` of the event's row: False when the batch holds its key already."""
+        return self.add_row(event_row(event), partition=partition, offset=offset, org=org)
 
     @property
     def columns(self) -> list[Sequence[Any]]:

@@ -11,7 +11,7 @@ from hypothesis import event as note_kind
 from hypothesis import strategies as st
 
 from schemas.events import DeadLetterReason, EngagementEvent
-from streams.transforms import Rejection, decode_event, decode_row, event_row, fast_row
+from streams.transforms import Rejection, decode_event, decode_row, decode_rows, event_row, fast_row
 
 NOW_MS = int(time.time() * 1000)
 SKEW_MS = 300_000
@@ -135,3 +135,11 @@ def test_near_contract_objects_decode_like_the_model(raw: bytes) -> None:
 @example(b"1" * 5000)
 def test_any_bytes_are_an_event_or_a_rejection(raw: bytes | None) -> None:
     _check(raw)
+
+
+@_SETTINGS
+@given(st.lists(event_like() | st.binary(max_size=100) | st.none(), max_size=8))
+def test_a_poll_decodes_as_its_messages_do_one_by_one(values: list[bytes | None]) -> None:
+    """What the consumer runs on a poll answers for each message what the model does."""
+    decoded = decode_rows(values, now_ms=NOW_MS, max_future_ms=SKEW_MS)
+    assert decoded == [_model_answer(raw) for raw in values]

@@ -7,7 +7,7 @@ import pytest
 
 from core.clickhouse import Store
 from schemas.events import DeadLetterReason, EngagementEvent, Platform
-from streams.transforms import EVENT_COLUMNS, EventBatch, Rejection, decode_event, decode_row
+from streams.transforms import EVENT_COLUMNS, EventBatch, Rejection, Row, decode_event, decode_row
 from tests.factories import encode, make_event
 
 # Fixed at import: every case below states its timestamps relative to it.
@@ -137,6 +137,34 @@ def test_batch_lays_out_columns_in_store_order() -> None:
     assert (row["kafka_partition"], row["kafka_offset"]) == (2, 41)
     assert row["org"] == "acme"
     assert len(batch) == 1
+
+
+def _row(event_id: str) -> Row:
+    return (event_id, NOW_MS, "inf", "", "x", "", 1, 0, 0, 0, 0, None, ())
+
+
+def test_a_batch_keeps_the_first_event_of_each_key() -> None:
+    batch = EventBatch()
+    first = batch.add_rows(
+        [_row("a"), _row("b")], partitions=[0, 0], offsets=[1, 2], orgs=["o"] * 2
+    )
+    assert first == 0
+    # `add_rows` returns the duplicates it left out: none above, here one repeated in the rows,
+    # one the batch holds, and one of another organisation that is not a duplicate.
+    left_out = batch.add_rows(
+        [_row("c"), _row("c"), _row("a"), _row("a")],
+        partitions=[1, 1, 1, 2],
+        offsets=[3, 4, 5, 6],
+        orgs=["o", "o", "o", "p"],
+    )
+    assert left_out == 2
+    assert list(batch.keys()) == [("o", "a"), ("o", "b"), ("o", "c"), ("p", "a")]
+    assert (batch.partitions, batch.offsets) == ([0, 0, 1, 2], [1, 2, 3, 6])
+    assert batch.ids == {("o", "a"), ("o", "b"), ("o", "c"), ("p", "a")}
+    assert batch.add_row(_row("d"), partition=0, offset=7, org="o")
+    assert not batch.add_row(_row("d"), partition=0, offset=8, org="o")
+    assert [column[-1] for column in batch.columns][-3:] == [0, 7, "o"]
+    assert len(batch) == 5
 
 
 async def test_a_batch_stored_as_arrow_reads_back_as_it_was_decoded(store: Store) -> None:
