@@ -44,11 +44,15 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 async def _replay_demo(settings: Settings) -> None:
+    from core.kafka import client_security
     from streams.demo import demo_events
     from streams.replay import paced, produce
 
     await produce(
-        settings.bootstrap, settings.engagement_topic, paced(demo_events(), rate=None, speedup=None)
+        settings.bootstrap,
+        settings.engagement_topic,
+        paced(demo_events(), rate=None, speedup=None),
+        security=client_security(settings),
     )
 
 
@@ -58,24 +62,29 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
     from faust.contrib.asgi import faust_app_running
 
     from api.main import create_app
-    from core.clickhouse import Store
-    from core.kafka import ensure_topics
+    from core.clickhouse import Store, server_tls
+    from core.kafka import client_security, ensure_topics
     from core.ledger import CampaignLedger
     from core.rollups import EngagementRollups
     from streams.app import create_faust_app
     from streams.topics import platform_topics
 
-    await ensure_topics(settings.bootstrap, platform_topics(settings))
+    await ensure_topics(
+        settings.bootstrap, platform_topics(settings), security=client_security(settings)
+    )
     store = await asyncio.to_thread(
         Store.open,
         settings.store_url,
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+        tls=server_tls(settings),
         default_org=settings.default_org,
     )
     # One ledger for the API and the worker's clock: their commands share its per-campaign locks.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2, **client_security(settings)
+    )
     # The embedded broker keeps messages in memory only: acknowledge writes once stored.
     ack_after_store = worker and settings.embedded_broker and settings.embedded_ack_after_store
     # chDB opens its data path in one process only: this ledger then writes every campaign.
@@ -192,19 +201,22 @@ async def initialise(settings: Settings, *, timeout: float = 60.0) -> Initialise
     """Create the platform's topics with their explicit partition counts, apply pending store
     migrations and, on a ClickHouse server with FK_CLICKHOUSE_READER_PASSWORD set, provision
     the read-only reader Grafana queries as; every step is idempotent."""
-    from core.clickhouse import Store
-    from core.kafka import ensure_topics
+    from core.clickhouse import Store, server_tls
+    from core.kafka import client_security, ensure_topics
     from core.reader import provision_reader
     from streams.topics import platform_topics
 
     topics = platform_topics(settings)
-    await ensure_topics(settings.bootstrap, topics, timeout=timeout)
+    await ensure_topics(
+        settings.bootstrap, topics, timeout=timeout, security=client_security(settings)
+    )
     store = await asyncio.to_thread(
         Store.open,
         settings.store_url,
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+        tls=server_tls(settings),
         migrate=False,
     )
     reader = None
@@ -263,7 +275,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
     from prometheus_client import start_http_server
 
-    from core.clickhouse import Store
+    from core.clickhouse import Store, server_tls
     from streams.app import create_faust_app
 
     settings = _settings()
@@ -272,6 +284,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+        tls=server_tls(settings),
         default_org=settings.default_org,
     )
     if args.metrics_port:
@@ -322,6 +335,7 @@ def _run_or_explain(main: Coroutine[None, None, None]) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from core.kafka import client_security
     from streams.replay import paced, produce, read_file
 
     settings = _settings()
@@ -337,6 +351,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 topic,
                 paced(read_file(path), rate=args.rate, speedup=args.speedup),
                 on_progress=bar.update,
+                security=client_security(settings),
             )
         )
     print(f"sent {sent} messages to {topic}")
@@ -403,13 +418,14 @@ def cmd_etl(args: argparse.Namespace) -> int:
         print(f"fk etl: loading through the running platform at {base}", file=sys.stderr)
         return _etl_through_api(base, settings, path, outputs, args.org)
 
-    from core.clickhouse import Store
+    from core.clickhouse import Store, server_tls
 
     store = Store.open(
         settings.store_url,
         settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
+        tls=server_tls(settings),
         default_org=settings.default_org,
     )
     try:

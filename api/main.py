@@ -41,8 +41,9 @@ from api.routes import (
 )
 from briefs.service import BriefService
 from core.changes import CAMPAIGN_WRITES, ENGAGEMENT_WRITES, engagement_and_campaign_writes
-from core.clickhouse import Store, StoreError
+from core.clickhouse import Store, StoreError, server_tls
 from core.coalesce import Gathered
+from core.kafka import client_security
 from core.ledger import CampaignLedger
 from core.queries import created_campaigns
 from core.rollups import EngagementRollups
@@ -172,11 +173,13 @@ def create_app(
                 settings.clickhouse_database,
                 user=settings.clickhouse_user,
                 password=settings.clickhouse_password,
+                tls=server_tls(settings),
                 default_org=settings.default_org,
             )
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap,
+            **client_security(settings),
             acks="all",
             linger_ms=2,
             request_timeout_ms=10_000,

@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from core.coalesce import GatheredWrites
+from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -75,9 +77,30 @@ CHDB_OPTIONS = {
 }
 
 
-def _connect(url: str, database: str, user: str, password: str) -> Client:
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """How an https:// store URL's certificate is checked: against `ca_file` (PEM; the system's
+    authorities when None), or not at all when `verify` is False. http:// URLs ignore it."""
+
+    ca_file: str | None = None
+    verify: bool = True
+
+
+def server_tls(settings: Settings) -> ServerTls:
+    ca_file = settings.clickhouse_ca_file
+    return ServerTls(str(ca_file) if ca_file else None, settings.clickhouse_verify)
+
+
+def _connect(
+    url: str, database: str, user: str, password: str, tls: ServerTls = ServerTls()
+) -> Client:
     if url.startswith("chdb://"):
         return clickhouse_connect.get_client(dsn=url, database=database, chdb_options=CHDB_OPTIONS)
+    secure: dict[str, Any] = {}
+    if url.startswith("https://"):
+        secure = {"secure": True, "verify": tls.verify}
+        if tls.ca_file:
+            secure["ca_cert"] = tls.ca_file
     return clickhouse_connect.get_client(
         dsn=url,
         database=database,
@@ -85,6 +108,7 @@ def _connect(url: str, database: str, user: str, password: str) -> Client:
         password=password,
         connect_timeout=5,
         send_receive_timeout=30,
+        **secure,
     )
 
 
@@ -153,21 +177,23 @@ class Store:
         password: str = "",
         migrate: bool = True,
         default_org: str = "demo",
+        tls: ServerTls = ServerTls(),
     ) -> "Store":
-        """Connect, create the database if needed and apply pending migrations (blocking)."""
+        """Connect, create the database if needed and apply pending migrations (blocking).
+        `tls` applies to an https:// URL (`server_tls(settings)`)."""
         if not _DATABASE_NAME.match(database):
             raise ValueError(f"invalid database name {database!r}")
         if url.startswith("chdb://"):
             Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
         try:
-            bootstrap = _connect(url, "default", user, password)
+            bootstrap = _connect(url, "default", user, password, tls)
             bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-            client = _connect(url, database, user, password)
+            client = _connect(url, database, user, password, tls)
         except ClickHouseError as exc:
             raise StoreUnavailable(f"cannot open store: {type(exc).__name__}") from exc
         except OSError as exc:
             raise StoreUnavailable(f"cannot reach store: {exc.strerror or exc}") from exc
-        store = cls(client, database, connect=lambda: _connect(url, database, user, password))
+        store = cls(client, database, connect=lambda: _connect(url, database, user, password, tls))
         if migrate:
             store.migrate(default_org=default_org)
         return store

@@ -1,5 +1,5 @@
 """Kafka plumbing: the embedded Tansu broker as a child process (and how much memory it holds),
-and explicit topic creation."""
+the TLS and SASL options every client connects with, and explicit topic creation."""
 
 import asyncio
 import contextlib
@@ -7,17 +7,20 @@ import ctypes
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from core.metrics import EMBEDDED_BROKER_RESIDENT_BYTES
+from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -245,16 +248,57 @@ def _running_resident_bytes() -> float:
     return float(sum(broker.resident_bytes or 0 for broker in list(_RUNNING.values())))
 
 
+def client_security(settings: Settings) -> dict[str, Any]:
+    """The TLS and SASL options of every aiokafka client the platform builds (producers,
+    consumers, admin clients): `AIOKafkaProducer(bootstrap_servers=..., **client_security(s))`.
+    The Faust app gets the same through `streams.app.broker_credentials`.
+
+    SSL and SASL_SSL verify the brokers' certificates against FK_KAFKA_SSL_CA_FILE (the system's
+    authorities when unset) and present FK_KAFKA_SSL_CERT_FILE for mutual TLS when set."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = tls_context(settings)
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """A client context that verifies the brokers (hostname included)."""
+    ca_file = settings.kafka_ssl_ca_file
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    if settings.kafka_ssl_cert_file:
+        key_file = settings.kafka_ssl_key_file
+        context.load_cert_chain(
+            str(settings.kafka_ssl_cert_file), str(key_file) if key_file else None
+        )
+    return context
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
     partitions: int
     replication: int = 1
+    min_insync_replicas: int = 1
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet, with explicit partition counts."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[TopicSpec],
+    timeout: float = 30.0,
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> None:
+    """Create the topics that do not exist yet, with explicit partition counts, replication
+    factors and `min.insync.replicas`; existing topics are left as they are. `security` is
+    `client_security(settings)` for a cluster that needs TLS or SASL."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=10_000, **(security or {})
+    )
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -272,7 +316,15 @@ async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout: fl
         # Another process may create one between our list and create.
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
-                [NewTopic(t.name, t.partitions, t.replication) for t in missing]
+                [
+                    NewTopic(
+                        t.name,
+                        t.partitions,
+                        t.replication,
+                        topic_configs={"min.insync.replicas": str(t.min_insync_replicas)},
+                    )
+                    for t in missing
+                ]
             )
         log.info("kafka.topics_created", topics=[t.name for t in missing])
     finally:

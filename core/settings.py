@@ -53,6 +53,37 @@ class Settings(BaseSettings):
         default=6000, description="Also bounds how long a group join takes on the embedded broker."
     )
     kafka_heartbeat_interval_ms: int = 1500
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Replicas of every topic `fk init` and `fk up` create (1 on the embedded broker;"
+            " 3 on a production cluster). Existing topics are left as they are."
+        ),
+    )
+    kafka_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "`min.insync.replicas` of the topics created: with acks=all a write is acknowledged"
+            " once this many replicas have it (2 with a replication factor of 3)."
+        ),
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every producer, consumer and admin client talks to the brokers.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(default=None, repr=False)
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the brokers' certificate authority; unset = the system's.",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) for brokers that require mutual TLS."
+    )
+    kafka_ssl_key_file: Path | None = Field(default=None, description="Its private key (PEM).")
     topic_prefix: str = Field(default="", description="Prepended to every topic name.")
     engagement_partitions: int = 4
     consumer_group: str = "fk-engagement"
@@ -66,6 +97,16 @@ class Settings(BaseSettings):
     clickhouse_database: str = "fk"
     clickhouse_user: str = "default"
     clickhouse_password: str = Field(default="", repr=False)
+    clickhouse_ca_file: Path | None = Field(
+        default=None,
+        description=(
+            "https:// store URLs: PEM file of the server's certificate authority; unset = the"
+            " system's."
+        ),
+    )
+    clickhouse_verify: bool = Field(
+        default=True, description="https:// store URLs: verify the server's certificate."
+    )
     clickhouse_reader_user: str = Field(
         default="fk_reader",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
@@ -380,6 +421,30 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> "Settings":
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                "FK_KAFKA_MIN_INSYNC_REPLICAS must not exceed FK_KAFKA_REPLICATION_FACTOR"
+                " (no write with acks=all could ever succeed)"
+            )
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"FK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs"
+                " FK_KAFKA_SASL_USERNAME and FK_KAFKA_SASL_PASSWORD"
+            )
+        if self.embedded_broker and (
+            self.kafka_security_protocol != "PLAINTEXT" or self.kafka_replication_factor > 1
+        ):
+            raise ValueError(
+                "the embedded broker (FK_KAFKA_BOOTSTRAP unset) is one plaintext node on"
+                " 127.0.0.1: FK_KAFKA_SECURITY_PROTOCOL must be PLAINTEXT and"
+                " FK_KAFKA_REPLICATION_FACTOR 1"
+            )
+        return self
 
     @property
     def engagement_topic(self) -> str:

@@ -9,6 +9,7 @@ import faust
 import mode
 
 from core.clickhouse import Store
+from core.kafka import tls_context
 from core.ledger import CampaignLedger
 from core.rollups import EngagementRollups, MinuteRollups
 from core.settings import Settings
@@ -37,6 +38,23 @@ class Orchestrator(mode.Service):
         return [self.dispatcher, self.campaigns, self.clock]
 
 
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The Faust app's clients get the TLS and SASL options of every other client
+    (`core.kafka.client_security`); None = plaintext."""
+    protocol = settings.kafka_security_protocol
+    context = tls_context(settings) if protocol in ("SSL", "SASL_SSL") else None
+    if protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_faust_app(
     settings: Settings,
     store: Store,
@@ -56,6 +74,7 @@ def create_faust_app(
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
         producer_max_request_size=MAX_REQUEST,
+        broker_credentials=broker_credentials(settings),
     )
 
     # The engagement consumer tells the rollups of every stored row: their per-minute buckets

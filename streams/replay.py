@@ -7,9 +7,10 @@ import asyncio
 import csv
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -123,10 +124,14 @@ async def produce(
     messages: AsyncIterator[Message],
     on_progress: Callable[[int], None] | None = None,
     chunk: int = 2000,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> int:
-    """Send every message and wait for the broker's acknowledgements; return how many."""
+    """Send every message and wait for the broker's acknowledgements; return how many.
+    `security` is `core.kafka.client_security(settings)` for a cluster with TLS or SASL."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **(security or {}),
         acks="all",
         linger_ms=20,
         max_batch_size=256 * 1024,

@@ -25,6 +25,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from core import metrics
 from core.changes import STORED
 from core.clickhouse import Store, StoreUnavailable
+from core.kafka import client_security
 from core.rollups import EngagementRollups
 from core.settings import Settings
 from schemas.events import (
@@ -180,12 +181,14 @@ class EngagementConsumer(mode.Service):
         s = self.settings
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap,
+            **client_security(s),
             acks="all",
             linger_ms=5,
             max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
         )
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap,
+            **client_security(s),
             group_id=s.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from core import insights as insight_store
 from core import metrics
 from core.clickhouse import Store, StoreError
+from core.kafka import client_security
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from insights.detect import Detector, Insight, Scope
@@ -79,7 +80,10 @@ class RollupPublisher(mode.Service):
 
     async def on_start(self) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=20
+            bootstrap_servers=self.settings.bootstrap,
+            acks="all",
+            linger_ms=20,
+            **client_security(self.settings),
         )
         await self.producer.start()
 
@@ -201,7 +205,11 @@ class InsightsDetector:
         return (int(self.clock() * 1000) - CLOSE_GRACE_MS) // MINUTE_MS
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all")
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap,
+            acks="all",
+            **client_security(self.settings),
+        )
         await self.producer.start()
         await self.restore()
         self.ready.set()

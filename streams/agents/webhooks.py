@@ -41,6 +41,7 @@ from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
 from core.encryption import SecretCipher, is_sealed
+from core.kafka import client_security
 from core.netguard import AddressRefused, guarded_client, masked_url
 from core.settings import Settings
 from schemas.webhooks import WebhookCommand
@@ -159,10 +160,13 @@ class Dispatcher(mode.Service):
             timeout=s.webhook_timeout_seconds,
             max_connections=s.webhook_max_connections,
         )
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap, acks="all", linger_ms=5, **client_security(s)
+        )
         self.commands = AIOKafkaConsumer(
             s.webhook_commands_topic,
             bootstrap_servers=s.bootstrap,
+            **client_security(s),
             group_id=f"{s.consumer_group}-webhook-commands",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
