@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    import httpx
     import uvicorn
     from pydantic import ValidationError
 
@@ -56,7 +57,11 @@ async def _replay_demo(settings: Settings) -> None:
     )
 
 
-async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None:
+async def _serve(
+    settings: Settings, *, demo: bool, worker: bool = True, banner: Sequence[str] = ()
+) -> None:
+    """Run the API (and, with `worker`, the stream worker) until stopped; `banner` is printed
+    once the API is ready (see `_announce_when_ready`)."""
     import uvicorn
     from aiokafka import AIOKafkaProducer
     from faust.contrib.asgi import faust_app_running
@@ -131,10 +136,14 @@ async def _serve(settings: Settings, *, demo: bool, worker: bool = True) -> None
         )
         server = uvicorn.Server(config)
         frozen = asyncio.create_task(_freeze_once_started(server))
+        announced = asyncio.create_task(
+            _announce_when_ready(server, settings, banner, worker=worker, demo=demo)
+        )
         try:
             await server.serve()
         finally:
             frozen.cancel()
+            announced.cancel()
     finally:
         await producer.stop()
         store.close()
@@ -152,6 +161,80 @@ async def _freeze_once_started(server: "uvicorn.Server") -> None:
 
     gc.freeze()
     structlog.get_logger("cli").info("up.gc_frozen", objects=gc.get_freeze_count())
+
+
+async def _announce_when_ready(
+    server: "uvicorn.Server", settings: Settings, banner: Sequence[str], *, worker: bool, demo: bool
+) -> None:
+    """Print `banner` once `/readyz` answers 200 and, when the worker runs in this process, the
+    engagement consumer owns its partitions: what the banner's cURL lines ask for then answers
+    at once (`POST /events` waits for the worker to store the events). With `demo`, the demo's
+    campaigns are created first."""
+    if not banner:
+        return
+    import httpx
+    from prometheus_client import REGISTRY
+
+    while not server.started:
+        await asyncio.sleep(0.1)
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
+    async with httpx.AsyncClient(base_url=f"http://{host}:{settings.api_port}", timeout=10) as http:
+        while True:
+            try:
+                ready = (await http.get("/readyz")).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            assigned = REGISTRY.get_sample_value("fk_pipeline_assigned_partitions") or 0
+            if ready and (assigned > 0 or not worker):
+                break
+            await asyncio.sleep(0.2)
+        if demo:
+            await _create_demo_campaigns(http, settings)
+    print("\n".join(banner), file=sys.stderr, flush=True)
+
+
+async def _create_demo_campaigns(http: "httpx.AsyncClient", settings: Settings) -> None:
+    """Create the demo's campaigns under their ids in the default organisation (the demo events'
+    own), through the API as any client would; a campaign kept from an earlier run is left as
+    it is (409)."""
+    import httpx
+    import structlog
+
+    from core.auth import issue_token
+    from streams.demo import CAMPAIGN_NAMES
+
+    token = issue_token(settings.jwt_secret, org=settings.default_org, issuer=settings.jwt_issuer)
+    headers = {"Authorization": f"Bearer {token}"}
+    for campaign_id, name in CAMPAIGN_NAMES.items():
+        body = {"id": campaign_id, "name": name, "brand": "Demo brand"}
+        try:
+            response = await http.post("/campaigns", json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            structlog.get_logger("cli").warning("up.demo_campaign_failed", error=str(exc))
+            return
+        if response.status_code not in (201, 409):
+            structlog.get_logger("cli").warning(
+                "up.demo_campaign_failed", campaign=campaign_id, status=response.status_code
+            )
+
+
+def up_banner(settings: Settings, token: str, *, embedded: bool, demo: bool) -> list[str]:
+    """Where everything listens, one per line (`API`, `Kafka`, `Store`, `Token`: outside tools
+    read them), then shell lines that work when pasted: the token exported first, and the
+    header in double quotes so `$TOKEN` expands."""
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    first = f"{base}/campaigns/cmp_diwali_24/metrics" if demo else f"{base}/campaigns"
+    return [
+        f"API      {base}  (docs: {base}/docs, dashboard: {base}/dashboard)",
+        f"Kafka    {settings.bootstrap}{' (embedded)' if embedded else ''}",
+        f"Store    {settings.store_url}",
+        f"Token    {token}",
+        "",
+        "Try it, in another shell:",
+        f"  export TOKEN={token}",
+        f'  curl -H "Authorization: Bearer $TOKEN" {first}',
+        "",
+    ]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -174,17 +257,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         ttl_seconds=settings.dev_token_ttl_hours * 3600,
         issuer=settings.jwt_issuer,
     )
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    print(f"API      {base}  (docs: {base}/docs)", file=sys.stderr)
-    print(f"Kafka    {settings.bootstrap}{' (embedded)' if broker else ''}", file=sys.stderr)
-    print(f"Store    {settings.store_url}", file=sys.stderr)
-    print(f"Token    {token}", file=sys.stderr)
+    banner = up_banner(settings, token, embedded=broker is not None, demo=args.demo)
     print(
-        f"Try      curl -H 'Authorization: Bearer $TOKEN' {base}/campaigns/cmp_diwali_24/metrics",
-        file=sys.stderr,
+        "Starting the platform; where it listens is printed once the API is ready.", file=sys.stderr
     )
     try:
-        return _run_or_explain(_serve(settings, demo=args.demo))
+        return _run_or_explain(_serve(settings, demo=args.demo, banner=banner))
     finally:
         if broker is not None:
             broker.stop()
@@ -448,8 +526,10 @@ def cmd_etl(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from etl.generate import write_sample
 
-    write_sample(Path(args.out), args.rows, seed=args.seed, invalid_rate=args.invalid_rate)
-    print(f"wrote {args.rows} rows to {args.out}", file=sys.stderr)
+    out = Path(args.out) if args.out else get_settings().data_dir / "performance.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_sample(out, args.rows, seed=args.seed, invalid_rate=args.invalid_rate)
+    print(f"wrote {args.rows} rows to {out}", file=sys.stderr)
     return 0
 
 
@@ -497,7 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = sub.add_parser("generate", help="write a realistic sample performance CSV")
     generate.add_argument("rows", type=int)
-    generate.add_argument("out")
+    generate.add_argument(
+        "out", nargs="?", default=None, help="default: performance.csv under FK_DATA_DIR (data/)"
+    )
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument(
         "--invalid-rate", type=float, default=0.0, help="share of rows with a rejection reason"

@@ -20,6 +20,16 @@ CAMPAIGNS = [
     "cmp_fit_new_year",
     "cmp_tech_unboxed",
 ]
+# What `fk up --demo` creates the demo campaigns as (POST /campaigns with these ids), so the
+# dashboard and the API show them by name.
+CAMPAIGN_NAMES = {
+    "cmp_diwali_24": "Diwali 24",
+    "cmp_monsoon_sale": "Monsoon Sale",
+    "cmp_winter_glow": "Winter Glow",
+    "cmp_street_eats": "Street Eats",
+    "cmp_fit_new_year": "Fit New Year",
+    "cmp_tech_unboxed": "Tech Unboxed",
+}
 PLATFORMS = ["instagram", "tiktok", "youtube", "x", "facebook"]
 HASHTAGS = [
     "#diwali",

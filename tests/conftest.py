@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -24,6 +24,9 @@ from streams.agents.engagement import EngagementConsumer
 from streams.app import Orchestrator
 from streams.topics import platform_topics
 from tests.receivers import Receiver
+
+if TYPE_CHECKING:
+    from tests.processes import PlatformProcess
 
 # The test environment refuses the development secret: one random key per test session.
 JWT_SECRET = secrets.token_urlsafe(48)
@@ -42,6 +45,19 @@ def broker() -> Iterator[EmbeddedBroker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator["PlatformProcess"]:
+    """`fk up --demo` as `make run` starts it from a fresh clone (no FK_ENV, the development
+    secret, organisation `demo`), in a child process, shared by the tests that follow a
+    newcomer: the start-up banner, the README's walkthrough and the dashboard in a browser."""
+    from tests.processes import PlatformProcess
+
+    env = {"FK_KAFKA_EMBEDDED_PORT": str(free_port())}
+    with PlatformProcess(tmp_path_factory.mktemp("demo"), **env) as running:
+        running.start("--demo")
+        yield running
 
 
 @pytest.fixture(scope="session")

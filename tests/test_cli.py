@@ -119,20 +119,51 @@ def test_up_refuses_to_start_with_a_weak_jwt_secret(
     assert not (tmp_path / "data").exists()  # refused before anything started
 
 
-def test_up_from_a_fresh_checkout_prints_a_token_that_expires_within_a_day(tmp_path: Path) -> None:
-    with PlatformProcess(tmp_path / "fresh") as platform:
-        platform.start()
-        log = (platform.workdir / "fk-up-1.log").read_text()
-        printed = re.search(r"^Token +(\S+)$", log, re.M)
-        assert printed is not None, log
-        token = printed[1]
-        assert platform.http.get(
-            "/campaigns/cmp_diwali_24/metrics", headers={"Authorization": f"Bearer {token}"}
-        ).status_code in (200, 404)
+def _banner(platform: PlatformProcess) -> str:
+    """`fk up`'s banner, once printed (it waits for `/readyz`, so it may follow readiness)."""
+    deadline = time.monotonic() + 30
+    while "Try it" not in platform.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return (platform.workdir / f"fk-up-{platform.starts}.log").read_text()
+
+
+def test_up_from_a_fresh_checkout_prints_a_token_that_expires_within_a_day(
+    demo_platform: PlatformProcess,
+) -> None:
+    log = _banner(demo_platform)
+    printed = re.search(r"^Token +(\S+)$", log, re.M)
+    assert printed is not None, log
+    token = printed[1]
+    assert demo_platform.http.get(
+        "/campaigns/cmp_diwali_24/metrics", headers={"Authorization": f"Bearer {token}"}
+    ).status_code in (200, 404)
     claims = jwt.decode(token, DEV_JWT_SECRET, algorithms=["HS256"], issuer="fk")
     assert claims["org"] == "demo"
     assert 0 < claims["exp"] - claims["iat"] <= 24 * 3600
     assert claims["exp"] <= time.time() + 24 * 3600
+
+
+def test_up_prints_where_it_listens_once_ready_and_lines_that_work_when_pasted(
+    demo_platform: PlatformProcess,
+) -> None:
+    log = _banner(demo_platform)
+    base = f"http://127.0.0.1:{demo_platform.port}"
+    # The API line comes only once the API answers: after the log line that says it started.
+    assert log.index("api.started") < log.index(f"API      {base}"), log
+    kafka = demo_platform.env["FK_KAFKA_EMBEDDED_PORT"]
+    assert re.search(rf"^Kafka +127\.0\.0\.1:{kafka} \(embedded\)$", log, re.M), log
+    assert re.search(r"^Store +chdb://", log, re.M), log
+    pasted = [line.strip() for line in log.split("Try it", 1)[1].splitlines()[1:] if line.strip()]
+    assert pasted[0].startswith("export TOKEN=")
+    assert (
+        pasted[1]
+        == f'curl -H "Authorization: Bearer $TOKEN" {base}/campaigns/cmp_diwali_24/metrics'
+    )
+    result = subprocess.run(
+        ["bash", "-euc", "\n".join(pasted[:2])], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["total"]["events"] > 0
 
 
 def test_the_platform_runs_on_uvloop() -> None:

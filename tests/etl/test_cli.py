@@ -101,3 +101,12 @@ def test_load_goes_through_a_running_platform(tmp_path: Path) -> None:
         )
         assert top.status_code == 200, top.text
         assert {i["influencerId"] for i in top.json()["items"]} >= {"inf_aarav", "inf_meera"}
+
+
+def test_generate_without_a_path_writes_under_the_data_directory(tmp_path: Path) -> None:
+    assert fk("generate", "20", cwd=tmp_path).returncode == 0
+    assert len((tmp_path / "data" / "performance.csv").read_text().splitlines()) == 21
+    elsewhere = tmp_path / "elsewhere"
+    assert fk("generate", "5", cwd=tmp_path, env={"FK_DATA_DIR": str(elsewhere)}).returncode == 0
+    assert (elsewhere / "performance.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "elsewhere"]  # nothing in cwd

@@ -73,12 +73,25 @@
   const pct = (v) => cell(`${decimal.format(v)} %`, "num");
   const windowCells = (w) => [num(w.views), num(w.engagements), pct(w.engagementRate)];
 
+  // A campaign by its name with its id beneath (the id is what the API's paths take); an id
+  // nobody created a campaign for stands alone.
+  function campaignCell(name, campaignId) {
+    const td = cell(name || campaignId, "name");
+    td.title = campaignId;
+    if (name && name !== campaignId) {
+      const id = document.createElement("small");
+      id.className = "id";
+      id.textContent = campaignId;
+      td.append(id);
+    }
+    return td;
+  }
+
   function renderCampaigns(data) {
     fillTable("campaigns", data.items.map((c) => ({ ...c, key: c.campaignId })), [
       (c) => {
-        const td = cell(c.name || c.campaignId, "name");
-        td.title = c.campaignId;
-        if (c.status) td.append(badge(c.status));
+        const td = campaignCell(c.name, c.campaignId);
+        if (c.status) td.insertBefore(badge(c.status), td.querySelector("small.id"));
         return td;
       },
       (c) => fragment(windowCells(c.window1h)),
@@ -142,9 +155,7 @@
           td.title = i.scope.id;
           return td;
         }
-        const td = cell(names[i.campaignId] || i.campaignId, "name");
-        td.title = i.campaignId;
-        return td;
+        return campaignCell(names[i.campaignId], i.campaignId);
       },
       (i) => cell(i.metric),
       (i) => insightValue(i, i.observed),
@@ -156,11 +167,7 @@
 
   function renderActivity(data) {
     fillTable("activity", data.items.map((c) => ({ ...c, key: c.campaignId })), [
-      (c) => {
-        const td = cell(c.name, "name");
-        td.title = c.campaignId;
-        return td;
-      },
+      (c) => campaignCell(c.name, c.campaignId),
       (c) => {
         const td = document.createElement("td");
         td.append(badge(c.status));
