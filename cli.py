@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    import faust
     import httpx
     import uvicorn
     from pydantic import ValidationError
@@ -131,6 +132,8 @@ async def _serve(
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
+            # Leave logging as `configure_logging` set it: uvicorn's lines go through structlog.
+            log_config=None,
             lifespan="on",
             access_log=False,
         )
@@ -349,8 +352,23 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def faust_worker(app: "faust.App", log_format: str) -> "faust.Worker":
+    """The worker of `fk worker`. It replaces the root logger's handlers when it starts: it gets
+    ours, so its lines and its libraries' go through structlog (`FK_LOG_FORMAT`). Without its
+    start-up spinner, which writes terminal escape codes to stdout even when that is no terminal
+    and turns the root logger to DEBUG to spin on every record."""
     import faust
+
+    from core.logging import library_logging
+
+    worker = faust.Worker(
+        app, loglevel="WARNING", quiet=True, logging_config=library_logging(log_format)
+    )
+    worker.spinner = None
+    return worker
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from core.clickhouse import Store, server_tls
@@ -368,7 +386,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=settings.api_host)
     app = create_faust_app(settings, store)
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker = faust_worker(app, settings.log_format)
     try:
         worker.execute_from_commandline()
     finally:
