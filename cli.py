@@ -541,6 +541,82 @@ def cmd_etl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    import orjson
+
+    from core.clickhouse import Store, StoreError, server_tls
+    from streams.rebuild import RebuildRefused, rebuild
+
+    settings = _settings()
+    url = args.store or settings.store_url
+    database = args.database
+    if url == settings.store_url and database == settings.clickhouse_database:
+        print(
+            "fk rebuild: --database must name a new database, not FK_CLICKHOUSE_DATABASE",
+            file=sys.stderr,
+        )
+        return 2
+    if url.startswith("chdb://") and url == settings.store_url and settings.embedded_broker:
+        # The embedded broker's topics live only while `fk up` runs, and it holds this path.
+        print(
+            "fk rebuild: `fk up` holds the embedded store; while it runs, rebuild into another"
+            " path: fk rebuild --store chdb:///abs/path --database NAME",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        target = Store.open(
+            url,
+            database,
+            user=settings.clickhouse_user,
+            password=settings.clickhouse_password,
+            tls=server_tls(settings),
+            default_org=settings.default_org,
+        )
+    except StoreError as exc:
+        print(f"fk rebuild: {exc}", file=sys.stderr)
+        return 1
+    outcome = []
+
+    async def run() -> None:
+        outcome.append(
+            await rebuild(
+                settings,
+                target,
+                engagement=not args.campaigns_only,
+                allow_partial=args.allow_partial,
+                timeout=args.timeout,
+            )
+        )
+
+    try:
+        status = _run_or_explain(run())
+    except RebuildRefused as exc:
+        print(f"fk rebuild: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        target.close()
+    if status != 0 or not outcome:
+        return status or 130
+    report = outcome[0]
+    print(
+        orjson.dumps(
+            {
+                "store": url,
+                "database": report.database,
+                "campaignEvents": report.campaign_events,
+                "campaignVersions": report.campaign_versions,
+                "insights": report.insights,
+                "engagementRecords": report.engagement_records,
+                "skipped": report.skipped,
+                "partial": report.partial,
+            },
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+    )
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from etl.generate import write_sample
 
@@ -592,6 +668,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--direct", action="store_true", help="open the store even if a platform answers"
     )
     etl.set_defaults(func=cmd_etl)
+
+    rebuild = sub.add_parser(
+        "rebuild", help="replay campaign-events and engagement-events into a fresh database"
+    )
+    rebuild.add_argument("--database", required=True, help="the new database to fill")
+    rebuild.add_argument(
+        "--store", default=None, help="chdb:///abs/path or http(s)://… (default: FK_CLICKHOUSE_URL)"
+    )
+    rebuild.add_argument(
+        "--campaigns-only", action="store_true", help="replay campaign-events only"
+    )
+    rebuild.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="rebuild even when retention removed a topic's oldest messages",
+    )
+    rebuild.add_argument("--timeout", type=float, default=3600.0, help="seconds at most")
+    rebuild.set_defaults(func=cmd_rebuild)
 
     generate = sub.add_parser("generate", help="write a realistic sample performance CSV")
     generate.add_argument("rows", type=int)

@@ -284,6 +284,15 @@ class TopicSpec:
     partitions: int
     replication: int = 1
     min_insync_replicas: int = 1
+    retention_ms: int | None = None
+    """`retention.ms` of the topic; None = the cluster's default, -1 = kept forever."""
+
+    @property
+    def configs(self) -> dict[str, str]:
+        configs = {"min.insync.replicas": str(self.min_insync_replicas)}
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
 
 
 async def ensure_topics(
@@ -321,7 +330,7 @@ async def ensure_topics(
                         t.name,
                         t.partitions,
                         t.replication,
-                        topic_configs={"min.insync.replicas": str(t.min_insync_replicas)},
+                        topic_configs=t.configs,
                     )
                     for t in missing
                 ]

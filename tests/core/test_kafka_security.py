@@ -170,12 +170,17 @@ async def test_init_creates_replicated_topics_over_the_secured_admin(
     assert len(RecordingAdmin.created) == len(platform_topics(settings))
     for topic in RecordingAdmin.created:
         assert topic.replication_factor == 3
-        assert topic.topic_configs == {"min.insync.replicas": "2"}
+        assert topic.topic_configs["min.insync.replicas"] == "2"
+    kept = {t.name: t.topic_configs.get("retention.ms") for t in RecordingAdmin.created}
+    assert kept.pop(settings.campaign_topic) == "-1"  # `fk rebuild` replays it all
+    assert set(kept.values()) == {None}  # the cluster's default
 
 
 async def test_the_embedded_broker_takes_the_topic_settings(settings: Settings) -> None:
-    """Replication 1 and min.insync.replicas 1 (the defaults) are accepted by Tansu."""
-    await ensure_topics(settings.bootstrap, [TopicSpec(f"{settings.topic_prefix}r", 2)])
+    """Replication 1, min.insync.replicas 1 (the defaults) and retention are accepted by Tansu."""
+    await ensure_topics(
+        settings.bootstrap, [TopicSpec(f"{settings.topic_prefix}r", 2, retention_ms=-1)]
+    )
 
 
 @pytest.mark.parametrize(
