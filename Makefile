@@ -55,6 +55,15 @@ deploy-tools: $(COMPOSE) ## Tools of the deployment and browser checks: docker-c
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "chromium is not installed (as root: apt-get install chromium); the browser test skips"; fi
 
+# The Postman collection is converted from the OpenAPI document by npm's openapi-to-postmanv2.
+OPENAPI_TO_POSTMAN := npx --yes openapi-to-postmanv2@6.3.3
+POSTMAN_OPTIONS    := folderStrategy=Tags,parametersResolution=Example,enableOptionalParameters=false
+
+openapi: $(STAMP) ## Regenerate docs/openapi.json from the app and docs/postman_collection.json from it (openapi-to-postmanv2; needs node and npm).
+	$(BIN)/python -m api.openapi docs/openapi.json
+	$(OPENAPI_TO_POSTMAN) -s docs/openapi.json -o docs/postman_collection.json -p -O $(POSTMAN_OPTIONS)
+	$(BIN)/python -m api.openapi --finish-postman docs/postman_collection.json
+
 dashboards: $(STAMP) ## Regenerate grafana/dashboards/*.json from grafana/build.py.
 	$(BIN)/python grafana/build.py
 
@@ -84,4 +93,4 @@ token: $(STAMP) ## Print a development JWT (ORG=demo).
 clean: ## Remove the virtual environments and local data.
 	rm -rf $(VENV) $(COMPOSE_VENV) data
 
-.PHONY: help install run test lint audit check deploy-tools dashboards bench chaos soak etl sample token clean
+.PHONY: help install run test lint audit check deploy-tools openapi dashboards bench chaos soak etl sample token clean

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -166,6 +167,9 @@ async def _freeze_once_started(server: "uvicorn.Server") -> None:
     structlog.get_logger("cli").info("up.gc_frozen", objects=gc.get_freeze_count())
 
 
+_READY_PATIENCE_SECONDS = 60.0
+
+
 async def _announce_when_ready(
     server: "uvicorn.Server", settings: Settings, banner: Sequence[str], *, worker: bool, demo: bool
 ) -> None:
@@ -182,14 +186,21 @@ async def _announce_when_ready(
         await asyncio.sleep(0.1)
     host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
     async with httpx.AsyncClient(base_url=f"http://{host}:{settings.api_port}", timeout=10) as http:
+        waiting_since = time.monotonic()
         while True:
             try:
-                ready = (await http.get("/readyz")).status_code == 200
-            except httpx.HTTPError:
-                ready = False
+                answer = await http.get("/readyz")
+                ready, state = answer.status_code == 200, answer.text
+            except httpx.HTTPError as exc:
+                ready, state = False, type(exc).__name__
             assigned = REGISTRY.get_sample_value("fk_pipeline_assigned_partitions") or 0
             if ready and (assigned > 0 or not worker):
                 break
+            if time.monotonic() - waiting_since > _READY_PATIENCE_SECONDS:
+                # Say why nothing is printed yet rather than wait in silence.
+                detail = state if not ready else "the worker owns no partition yet"
+                print(f"fk up: not ready yet: {detail}", file=sys.stderr, flush=True)
+                waiting_since = time.monotonic()
             await asyncio.sleep(0.2)
         if demo:
             await _create_demo_campaigns(http, settings)

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from api.cache import TtlCache
 from api.deps import BEARER_SCHEME, Services, require_principal
 from api.errors import PROBLEM_JSON, install_error_handlers
+from api.examples import document_examples
 from api.forecasts import brief_forecaster
 from api.middleware import BodyLimit, RequestMetrics
 from api.queries import metrics_reads, warm_up
@@ -109,6 +110,7 @@ def _document_bearer_auth(app: FastAPI) -> None:
                 for operation in operations.values():
                     operation["security"] = [{"bearerAuth": []}]
             _document_problems(schema)
+            document_examples(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

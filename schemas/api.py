@@ -1,12 +1,73 @@
 """Response and request bodies of the HTTP API (their field descriptions are the OpenAPI docs)."""
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
 
 from schemas.base import WireModel
+
+# The examples are answers of the demo platform (`fk up --demo`), so they add up as real ones do.
+WINDOW_1H_EXAMPLE: JsonDict = {
+    "views": 114811,
+    "likes": 7323,
+    "comments": 282,
+    "shares": 440,
+    "saves": 551,
+    "engagements": 8045,
+    "engagementRate": 7.0072,
+    "events": 473,
+}
+WINDOW_24H_EXAMPLE: JsonDict = {
+    "views": 509638,
+    "likes": 31654,
+    "comments": 1133,
+    "shares": 1683,
+    "saves": 2409,
+    "engagements": 34470,
+    "engagementRate": 6.7636,
+    "events": 2051,
+}
+TOTAL_EXAMPLE: JsonDict = {
+    "views": 714829,
+    "likes": 44604,
+    "comments": 1603,
+    "shares": 2344,
+    "saves": 3380,
+    "engagements": 48551,
+    "engagementRate": 6.792,
+    "events": 2880,
+}
+_SCORE_EXAMPLE: JsonDict = {
+    "cohort": "x/macro",
+    "cohortSize": 5,
+    "typicalPostRate": 11.5884,
+    "cohortPostRate": 8.2148,
+    "robustZ": 0.6745,
+    "shrinkage": 0.9995,
+}
+_PERFORMER_EXAMPLE: JsonDict = {
+    "influencerId": "inf_000038",
+    "handle": "@marisol.runs",
+    "category": "Fitness",
+    "platform": "x",
+    "platforms": ["x"],
+    "followers": 821880,
+    "posts": 236,
+    "views": 93262,
+    "likes": 10602,
+    "comments": 423,
+    "shares": 613,
+    "saves": 847,
+    "engagements": 11638,
+    "engagementRate": 12.4788,
+    "engagementScore": 74.99,
+    "scoreComponents": _SCORE_EXAMPLE,
+}
 
 
 class MetricsWindow(WireModel):
     """Sums over the events of one window. `engagements = likes + comments + shares`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [WINDOW_1H_EXAMPLE]})
 
     views: int = Field(description="Sum of view increments.")
     likes: int = Field(description="Sum of like increments.")
@@ -23,6 +84,18 @@ class MetricsWindow(WireModel):
 class EntityMetrics(WireModel):
     """Engagement of one campaign or creator, by event time, relative to the time of the query."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "window1h": WINDOW_1H_EXAMPLE,
+                    "window24h": WINDOW_24H_EXAMPLE,
+                    "total": TOTAL_EXAMPLE,
+                }
+            ]
+        }
+    )
+
     window_1h: MetricsWindow = Field(
         alias="window1h", description="Events whose time is within the last hour."
     )
@@ -33,12 +106,46 @@ class EntityMetrics(WireModel):
 
 
 class EventsAccepted(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"accepted": 2, "eventIds": ["evt_01HZX3K9Q2", "evt_01HZX3K9Q3"]}]
+        }
+    )
+
     accepted: int = Field(description="How many events were published to engagement-events.")
     event_ids: list[str] = Field(description="Their eventIds, in request order.")
 
 
 class Problem(WireModel):
     """RFC 9457 problem details."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": "No campaign 'spring-launch'.",
+                    "instance": "/campaigns/spring-launch",
+                },
+                {
+                    "type": "about:blank",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "The request is not valid.",
+                    "instance": "/logs",
+                    "errors": [
+                        {
+                            "location": "query.campaignId",
+                            "message": "Field required",
+                            "type": "missing",
+                        }
+                    ],
+                },
+            ]
+        }
+    )
 
     type: str = "about:blank"
     title: str
@@ -51,17 +158,57 @@ class Problem(WireModel):
 
 
 class ReadinessCheck(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "broker", "ok": True, "error": None}]}
+    )
+
     name: str
     ok: bool
     error: str | None = None
 
 
+_BROKER_MEMORY_WARNING = (
+    "The embedded broker holds 2,310 MiB of memory, above FK_EMBEDDED_BROKER_WARN_MB=2048: it"
+    " keeps every message (~720 B per event) until fk up stops. Run Apache Kafka for long or"
+    " busy runs (FK_KAFKA_BOOTSTRAP, docker-compose.yml)."
+)
+
+
 class ReadinessWarning(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "broker", "message": _BROKER_MEMORY_WARNING}]}
+    )
+
     name: str = Field(description="What it concerns (`broker`).")
     message: str = Field(description="What is wrong and what to do about it.")
 
 
 class Readiness(WireModel):
+    """`ready` (200) or `unavailable` (503), with each check and the operator warnings."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": [
+                        {"name": "broker", "ok": True, "error": None},
+                        {"name": "store", "ok": True, "error": None},
+                    ],
+                    "warnings": [],
+                },
+                {
+                    "status": "unavailable",
+                    "checks": [
+                        {"name": "broker", "ok": False, "error": "ConnectionRefusedError"},
+                        {"name": "store", "ok": True, "error": None},
+                    ],
+                    "warnings": [],
+                },
+            ]
+        }
+    )
+
     status: str
     checks: list[ReadinessCheck]
     warnings: list[ReadinessWarning] = Field(
@@ -73,6 +220,8 @@ class Readiness(WireModel):
 
 class ScoreComponents(WireModel):
     """Why a creator has its engagementScore (see docs/scoring.md)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SCORE_EXAMPLE]})
 
     cohort: str = Field(
         description="Peers compared with: `platform/tier` (nano <10k, micro <100k, mid <500k, "
@@ -94,6 +243,8 @@ class ScoreComponents(WireModel):
 
 
 class TopPerformer(WireModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_PERFORMER_EXAMPLE]})
+
     influencer_id: str = Field(description="The creator.")
     handle: str | None = Field(default=None, description="Known from batch loads.")
     category: str | None = Field(default=None, description="Known from batch loads.")
@@ -120,6 +271,19 @@ class TopPerformer(WireModel):
 
 
 class TopPerformers(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [_PERFORMER_EXAMPLE],
+                    "total": 72,
+                    "sort": "engagementRate",
+                    "limit": 1,
+                }
+            ]
+        }
+    )
+
     items: list[TopPerformer] = Field(description="Sorted descending; ties by influencerId.")
     total: int = Field(description="Creators in scope with at least minViews views.")
     sort: str = Field(description="The sort key used.")

@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
 )
+from pydantic.config import JsonDict
 
 from schemas.base import WireModel
 from schemas.events import Platform
@@ -58,6 +59,23 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Budget = Annotated[Decimal, Field(ge=0, le=10**12, max_digits=16, decimal_places=2)]
 
 
+_CAMPAIGN_EXAMPLE: JsonDict = {
+    "id": "spring-launch",
+    "org": "demo",
+    "name": "Spring launch",
+    "brand": "Acme Outdoor",
+    "budget": "25000.00",
+    "currency": "EUR",
+    "platforms": ["instagram", "tiktok"],
+    "startDate": "2027-03-01T00:00:00Z",
+    "endDate": "2027-03-31T23:59:59Z",
+    "status": "draft",
+    "version": 1,
+    "createdAt": "2026-12-05T09:04:11.687000Z",
+    "updatedAt": "2026-12-05T09:04:11.687000Z",
+}
+
+
 class CampaignFields(WireModel):
     """The fields a caller sets; every one optional except `name` on create."""
 
@@ -74,6 +92,24 @@ class CampaignFields(WireModel):
 class CampaignCreate(CampaignFields):
     """`POST /campaigns`: only `name` is required; `id` lets the caller choose the id."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "spring-launch",
+                    "name": "Spring launch",
+                    "brand": "Acme Outdoor",
+                    "budget": "25000.00",
+                    "currency": "EUR",
+                    "platforms": ["instagram", "tiktok"],
+                    "startDate": "2027-03-01T00:00:00Z",
+                    "endDate": "2027-03-31T23:59:59Z",
+                },
+                {"name": "Summer drop"},
+            ]
+        }
+    )
+
     id: CampaignId | None = None
     name: Name
 
@@ -81,6 +117,12 @@ class CampaignCreate(CampaignFields):
 class CampaignPatch(CampaignFields):
     """`PATCH /campaigns/{id}`: the fields to change; `status` requests a transition; `version`
     may stand in for the `If-Match` header."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "scheduled"}, {"budget": "30000.00", "version": 1}]
+        }
+    )
 
     name: Name | None = None
     status: CampaignStatus | None = None
@@ -90,7 +132,9 @@ class CampaignPatch(CampaignFields):
 class Campaign(WireModel):
     """One campaign at one version."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, json_schema_extra={"examples": [_CAMPAIGN_EXAMPLE]}
+    )
 
     id: str
     org: str = Field(description="The owning organisation (from the creator's token).")
@@ -127,5 +171,9 @@ CAMPAIGN_EVENT = TypeAdapter(CampaignEvent)
 
 
 class CampaignPage(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_CAMPAIGN_EXAMPLE], "nextCursor": None}]}
+    )
+
     items: list[Campaign]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")

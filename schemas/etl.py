@@ -1,11 +1,20 @@
 """The batch-load report (`POST /etl/uploads`, `fk etl FILE`)."""
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonValue
 
 from schemas.base import WireModel
 
+_ROW_ERRORS: list[JsonValue] = [
+    {"line": 47, "column": "influencerId", "reason": "missing value"},
+    {"line": 206, "column": "postedAt", "reason": "bad date"},
+    {"line": 214, "column": "views", "reason": "not an integer"},
+]
+
 
 class RowError(WireModel):
+    model_config = ConfigDict(json_schema_extra={"examples": _ROW_ERRORS[:1]})
+
     line: int = Field(description="Physical line (1-based) where the rejected row starts.")
     column: str | None = Field(
         description="The offending column, canonical name; null for a wrong column count."
@@ -18,6 +27,27 @@ class RowError(WireModel):
 
 class LoadReport(WireModel):
     """What a load did. `rows = accepted + rejected`; `accepted = inserted + duplicates`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loadId": "30466e9e50c745a38f74e0d930e6aa9c",
+                    "file": "performance.csv",
+                    "rows": 300,
+                    "accepted": 297,
+                    "rejected": 3,
+                    "inserted": 297,
+                    "duplicates": 0,
+                    "errors": _ROW_ERRORS,
+                    "errorsOmitted": 0,
+                    "extraColumns": [],
+                    "rejectedFile": "/etl/uploads/30466e9e50c745a38f74e0d930e6aa9c/rejected",
+                    "seconds": 0.221,
+                }
+            ]
+        }
+    )
 
     load_id: str = Field(description="Identifies this load (and its rejected-rows file).")
     file: str = Field(description="Name of the loaded file.")

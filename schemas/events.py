@@ -5,6 +5,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonValue
 
 from schemas.base import WireModel
 
@@ -80,6 +81,33 @@ Count = Annotated[int, Field(ge=0, le=2**53, strict=True)]
 Hashtag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
+EVENT_EXAMPLES: list[JsonValue] = [
+    {
+        "eventId": "evt_01HZX3K9Q2",
+        "timestamp": "2026-12-05T09:12:31Z",
+        "influencerId": "inf_priya_sharma",
+        "platform": "instagram",
+        "campaignId": "spring-launch",
+        "postId": "post_88123",
+        "views": 1200,
+        "likes": 85,
+        "comments": 6,
+        "shares": 4,
+        "saves": 11,
+        "followers": 48210,
+        "hashtags": ["#springlaunch", "#ootd"],
+    },
+    {
+        "eventId": "evt_01HZX3K9Q3",
+        "timestamp": 1796461951000,
+        "influencerId": "inf_priya_sharma",
+        "platform": "tiktok",
+        "views": 310,
+    },
+]
+"""A complete event, and the least an event needs (with epoch milliseconds for its time)."""
+
+
 class EngagementEvent(WireModel):
     """One creator engagement observation; `eventId` is the idempotency key.
 
@@ -87,7 +115,11 @@ class EngagementEvent(WireModel):
     are ignored so producers can add fields before consumers know them.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={"examples": EVENT_EXAMPLES},
+    )
 
     event_id: Identifier
     timestamp: EventTime

@@ -36,12 +36,22 @@ ROLLUP = TypeAdapter(EngagementRollup)
 
 
 class InsightScope(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "campaign", "id": "spring-launch"}]}
+    )
+
     kind: ScopeKind
     id: str
 
 
 class MinuteWindow(WireModel):
     """Minutes [start, end) as moments."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"start": "2026-12-05T09:11:00Z", "end": "2026-12-05T09:12:00Z"}]
+        }
+    )
 
     start: UtcDatetime
     end: UtcDatetime
@@ -52,7 +62,7 @@ _INSIGHT_EXAMPLE: JsonDict = {
     "type": "CampaignInsight",
     "insightId": "ins_5f0c2a9e4b7d1c3a",
     "status": "raised",
-    "org": "acme",
+    "org": "demo",
     "campaignId": "spring-launch",
     "kind": "spike",
     "scope": {"kind": "campaign", "id": "spring-launch"},
@@ -135,9 +145,21 @@ class InsightPage(WireModel):
 ForecastModel = Literal["dampedTrendDaily", "runRate"]
 HorizonBasis = Literal["endDate", "default"]
 
+_HISTORY_EXAMPLE: JsonDict = {
+    "hours": 96,
+    "start": "2026-12-01T09:00:00Z",
+    "end": "2026-12-05T09:00:00Z",
+    "earlierViews": 0,
+    "earlierEngagements": 0,
+}
+_HORIZON_EXAMPLE: JsonDict = {"hours": 168, "end": "2026-12-12T09:00:00Z", "basis": "default"}
+_VIEWS_PROJECTION: JsonDict = {"expected": 1250000.0, "lower": 1110000.0, "upper": 1420000.0}
+
 
 class Projection(WireModel):
     """One metric at the horizon's end, with its 80 % interval."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_VIEWS_PROJECTION]})
 
     expected: float = Field(description="The point forecast.")
     lower: float = Field(description="Lower bound of the 80 % interval (10th percentile).")
@@ -146,6 +168,8 @@ class Projection(WireModel):
 
 class ForecastHistory(WireModel):
     """The hourly series the forecast was made from: whole hours, [start, end)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_HISTORY_EXAMPLE]})
 
     hours: int = Field(description="Hours of history used (hours without events count as 0).")
     start: UtcDatetime = Field(description="The first hour used: the campaign's first event's.")
@@ -158,6 +182,8 @@ class ForecastHistory(WireModel):
 
 
 class ForecastHorizon(WireModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_HORIZON_EXAMPLE]})
+
     hours: int = Field(description="Hours forecast after the history (1 to 2160).")
     end: UtcDatetime = Field(description="The moment the projections are for.")
     basis: HorizonBasis = Field(
@@ -180,19 +206,9 @@ class CampaignForecast(WireModel):
                     "modelDescription": "Damped trend with a daily cycle on log(1 + hourly "
                     "count); intervals from a backtest over the campaign's own history.",
                     "interval": 0.8,
-                    "history": {
-                        "hours": 96,
-                        "start": "2026-12-01T09:00:00Z",
-                        "end": "2026-12-05T09:00:00Z",
-                        "earlierViews": 0,
-                        "earlierEngagements": 0,
-                    },
-                    "horizon": {
-                        "hours": 168,
-                        "end": "2026-12-12T09:00:00Z",
-                        "basis": "default",
-                    },
-                    "views": {"expected": 1250000.0, "lower": 1110000.0, "upper": 1420000.0},
+                    "history": _HISTORY_EXAMPLE,
+                    "horizon": _HORIZON_EXAMPLE,
+                    "views": _VIEWS_PROJECTION,
                     "engagements": {"expected": 98000.0, "lower": 85500.0, "upper": 112000.0},
                     "engagementRate": {"expected": 7.84, "lower": 7.1, "upper": 8.6},
                     "asOf": "2026-12-05T09:12:31Z",

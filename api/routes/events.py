@@ -7,18 +7,29 @@ from typing import Annotated
 import structlog
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Body, Request, status
+from fastapi.openapi.models import Example
 from pydantic import Field
 
 from api.deps import PrincipalDep, ServicesDep
 from api.errors import InvalidInput, ServiceUnavailable
 from core.changes import STORED
 from schemas.api import EventsAccepted, Problem
-from schemas.events import ORG_KAFKA_HEADER, REQUEST_ID_KAFKA_HEADER, EngagementEvent
+from schemas.events import (
+    EVENT_EXAMPLES,
+    ORG_KAFKA_HEADER,
+    REQUEST_ID_KAFKA_HEADER,
+    EngagementEvent,
+)
 
 router = APIRouter(tags=["events"])
 log = structlog.get_logger(__name__)
 
 EventOrEvents = EngagementEvent | Annotated[list[EngagementEvent], Field(min_length=1)]
+_ONE, _LEAST = EVENT_EXAMPLES
+_BODY_EXAMPLES: dict[str, Example] = {
+    "event": {"summary": "One event", "value": _ONE},
+    "batch": {"summary": "An array of events (all or nothing)", "value": [_ONE, _LEAST]},
+}
 
 
 @router.post(
@@ -36,7 +47,7 @@ async def post_events(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    body: Annotated[EventOrEvents, Body()],
+    body: Annotated[EventOrEvents, Body(openapi_examples=_BODY_EXAMPLES)],
 ) -> EventsAccepted:
     """All or nothing: if any event is invalid (including a timestamp more than five minutes in the
     future), the answer is 422 naming each one and nothing is published. Accepted events are

@@ -18,7 +18,11 @@ router = APIRouter(tags=["health"])
 _CHECK_TIMEOUT = 2.0
 
 
-@router.get("/healthz", summary="Liveness: the process serves requests (no I/O).")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process serves requests (no I/O).",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -46,7 +50,15 @@ def _warnings(settings: Settings) -> list[ReadinessWarning]:
     summary="Readiness: the broker and the store answer; 503 when either does not. Warnings "
     "(e.g. the embedded broker's memory) do not change the status.",
     response_model=Readiness,
-    responses={503: {"model": Readiness}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "A dependency does not answer (the failed check names it).",
+            "content": {
+                "application/json": {"example": Readiness.model_json_schema()["examples"][1]}
+            },
+        }
+    },
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
     checks = []
