@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,embedded,embeddings]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the platform with its dev tools (pinned).
@@ -68,7 +68,7 @@ dashboards: $(STAMP) ## Regenerate grafana/dashboards/*.json from grafana/build.
 	$(BIN)/python grafana/build.py
 
 bench: $(STAMP) ## Benchmarks beside their baselines (BENCHMARKS.md); ONLY="pipeline api" selects.
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,embedded,embeddings,bench]'
 	@command -v hey >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq hey; } \
 	  || echo "hey is needed for the latency runs: apt-get install hey"
 	$(BIN)/python -m bench $(ONLY)

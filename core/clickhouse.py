@@ -7,6 +7,7 @@ Driver errors become `StoreUnavailable` (the API answers 503) or `StoreQueryErro
 
 import asyncio
 import contextlib
+import importlib.util
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -95,6 +96,11 @@ def _connect(
     url: str, database: str, user: str, password: str, tls: ServerTls = ServerTls()
 ) -> Client:
     if url.startswith("chdb://"):
+        if importlib.util.find_spec("chdb") is None:
+            raise StoreUnavailable(
+                "the embedded store (chdb://) needs the `embedded` extra:"
+                " pip install 'fk-platform[embedded]', or set FK_CLICKHOUSE_URL to a server"
+            )
         return clickhouse_connect.get_client(dsn=url, database=database, chdb_options=CHDB_OPTIONS)
     secure: dict[str, Any] = {}
     if url.startswith("https://"):

