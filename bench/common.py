@@ -1,8 +1,14 @@
-"""Shared set-up for benchmarks: a broker, a chDB store in a temp dir, settings, event data."""
+"""Shared set-up for benchmarks: a broker, a chDB store in a temp dir, settings, event data.
+
+`FK_BENCH_BOOTSTRAP` names a running broker to use instead of starting one, and
+`FK_BENCH_CLICKHOUSE_URL` a store for the benchmarks that run in this process (each still gets a
+database of its own): the smoke test runs them on the test session's broker and chDB path.
+"""
 
 import asyncio
 import os
 import random
+import shutil
 import socket
 import statistics
 import tempfile
@@ -49,7 +55,7 @@ def bench_settings(bootstrap: str, tmp: Path, **overrides: Any) -> Settings:
         "topic_prefix": f"b{tag}-",
         "consumer_group": f"g{tag}",
         "faust_app_id": f"fk{tag}",
-        "clickhouse_url": f"chdb://{tmp / 'chdb'}",
+        "clickhouse_url": os.environ.get("FK_BENCH_CLICKHOUSE_URL") or f"chdb://{tmp / 'chdb'}",
         "clickhouse_database": f"b_{tag}",
         "kafka_session_timeout_ms": 2000,
         "kafka_heartbeat_interval_ms": 500,
@@ -57,6 +63,38 @@ def bench_settings(bootstrap: str, tmp: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+def platform_env(bootstrap: str, data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of an `fk up` child process on the benchmark's broker: its own data
+    directory, API port and topics (the broker may be shared)."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "FK_KAFKA_BOOTSTRAP": bootstrap,
+        "FK_TOPIC_PREFIX": f"b{tag}-",
+        "FK_CONSUMER_GROUP": f"g{tag}",
+        "FK_FAUST_APP_ID": f"fk{tag}",
+        "FK_DATA_DIR": str(data_dir),
+        "FK_API_PORT": str(port),
+        "FK_LOG_LEVEL": "WARNING",
+        # As the benchmarks' own consumers (`bench_settings`): a group forms in about a second.
+        "FK_KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "FK_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        **extra,
+    }
+
+
+def have_hey(*, required: bool) -> bool:
+    """Whether Debian's `hey` (the latency runs' load generator) is on PATH. A full run needs it
+    (exits without); a smoke run skips the parts that use it, saying so."""
+    if shutil.which("hey") is not None:
+        return True
+    if required:
+        raise SystemExit("hey not found: apt-get install hey")
+    print("  hey not found: its latency runs are skipped")
+    return False
 
 
 def make_events(

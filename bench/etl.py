@@ -7,6 +7,7 @@ same run, each in its own process so peak memory (ru_maxrss) is the run's own; t
 `python -m bench.etl top-performers [rounds]` runs only the latency part on a generated 1M-row
 file (healthz and top-performers p99 side by side, and the first request after start)."""
 
+import importlib.util
 import json
 import resource
 import shutil
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port, median
+from bench.common import free_port, have_hey, median, platform_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,12 +123,19 @@ def child_generate(path: str, rows: str) -> None:
     print(json.dumps({"rows": int(rows)}))
 
 
-def _load_vs_pandas(tmp: Path, csv: Path, rounds: int) -> dict[str, float]:
+def _load_vs_pandas(tmp: Path, csv: Path, rounds: int, *, pandas: bool) -> dict[str, float]:
+    """`pandas` False (a smoke run without the `bench` extra): only our side runs."""
     ours, theirs = [], []
     for r in range(rounds):
         store_dir = tmp / f"store-{csv.stem}-{r}"
         ours.append(_child("load", str(csv), str(store_dir)))
         shutil.rmtree(store_dir, ignore_errors=True)
+        if not pandas:
+            print(
+                f"  {csv.stem} round {r + 1}: fk etl {ours[-1]['seconds']:.2f}s; rows "
+                f"{ours[-1]['rows']}, rejected {ours[-1]['rejected']} (pandas not installed)"
+            )
+            continue
         theirs.append(_child("pandas", str(csv)))
         print(
             f"  {csv.stem} round {r + 1}: fk etl {ours[-1]['seconds']:.2f}s "
@@ -136,6 +144,8 @@ def _load_vs_pandas(tmp: Path, csv: Path, rounds: int) -> dict[str, float]:
             f"(peak {theirs[-1]['peak_mb']:.0f} MB); rows {ours[-1]['rows']}, rejected "
             f"{ours[-1]['rejected']} (pandas {theirs[-1]['rejected']})"
         )
+    if not pandas:
+        return {"seconds": median([o["seconds"] for o in ours])}
     result = {
         "seconds": median([o["seconds"] for o in ours]),
         "peak_mb": max(o["peak_mb"] for o in ours),
@@ -161,14 +171,7 @@ def _latency(tmp: Path, csv: Path, seconds: int, rounds: int) -> dict[str, float
 
     with environment() as (bootstrap, work):
         port = free_port()
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(REPO),
-            "FK_KAFKA_BOOTSTRAP": bootstrap,
-            "FK_DATA_DIR": str(work / "data"),
-            "FK_API_PORT": str(port),
-            "FK_LOG_LEVEL": "WARNING",
-        }
+        env = platform_env(bootstrap, work / "data", port)
         subprocess.run(
             [sys.executable, "-m", "cli", "etl", "--direct", "--out", str(work), str(csv)],
             check=True,
@@ -209,26 +212,41 @@ def _latency(tmp: Path, csv: Path, seconds: int, rounds: int) -> dict[str, float
     return {"healthz_p99_ms": h99, "top_p99_ms": t99, "ratio": t99 / h99, "first_ms": first_ms}
 
 
-def run(rounds: int = 3, seconds: int = 15) -> dict[str, Any]:
-    if shutil.which("hey") is None:
-        raise SystemExit("hey not found: apt-get install hey")
+def run(
+    rounds: int = 3,
+    seconds: int = 15,
+    sizes: tuple[int, ...] = (10_000, 1_000_000),
+    latency_rounds: int = 3,
+    *,
+    smoke: bool = False,
+) -> dict[str, Any]:
+    """Each size of file loaded beside pandas; the latency part on the largest. `smoke`:
+    without pandas or `hey`, the parts that need them are skipped."""
+    latency = have_hey(required=not smoke)
+    pandas = importlib.util.find_spec("pandas") is not None
+    if not (pandas or smoke):
+        raise SystemExit("pandas not found: pip install -e '.[bench]'")
     with tempfile.TemporaryDirectory(prefix="fk-bench-etl-") as name:
         tmp = Path(name)
-        small, large = tmp / "performance-10k.csv", tmp / "performance-1m.csv"
+        files = {rows: tmp / f"performance-{rows}.csv" for rows in sizes}
         started = time.perf_counter()
-        _child("generate", str(small), "10000")
-        _child("generate", str(large), "1000000")
-        print(f"  generated 10k and 1M rows in {time.perf_counter() - started:.1f}s (not timed)")
-        return {
-            "10k": _load_vs_pandas(tmp, small, rounds),
-            "1m": _load_vs_pandas(tmp, large, rounds),
-            "latency": _latency(tmp, large, seconds, 3),
+        for rows, path in files.items():
+            _child("generate", str(path), str(rows))
+        print(
+            f"  generated {', '.join(f'{rows:,}' for rows in files)} rows in "
+            f"{time.perf_counter() - started:.1f}s (not timed)"
+        )
+        result: dict[str, Any] = {
+            f"{rows}": _load_vs_pandas(tmp, path, rounds, pandas=pandas)
+            for rows, path in files.items()
         }
+        if latency:
+            result["latency"] = _latency(tmp, files[max(files)], seconds, latency_rounds)
+        return result
 
 
 def run_top_performers(rounds: int = 2, seconds: int = 15) -> dict[str, float]:
-    if shutil.which("hey") is None:
-        raise SystemExit("hey not found: apt-get install hey")
+    have_hey(required=True)
     with tempfile.TemporaryDirectory(prefix="fk-bench-top-") as name:
         large = Path(name) / "performance-1m.csv"
         _child("generate", str(large), "1000000")
@@ -247,4 +265,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in commands:
         commands[sys.argv[1]](*sys.argv[2:])
     else:
-        run(*(int(a) for a in sys.argv[1:2]))
+        run(int(sys.argv[1]) if len(sys.argv) > 1 else 3)

@@ -10,7 +10,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.api import REPO, wait_ready
+from bench.api import wait_ready
 from bench.common import (
     bench_settings,
     create_topics,
@@ -18,6 +18,7 @@ from bench.common import (
     free_port,
     make_events,
     percentile,
+    platform_env,
 )
 from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
@@ -62,10 +63,11 @@ async def probe(bootstrap: str, topic: str, api: httpx.AsyncClient, n: int) -> f
         await producer.send_and_wait(topic, orjson.dumps(event), key=b"inf_probe")
     finally:
         await producer.stop()
-    while True:
+    while time.perf_counter() - started < 120:
         if (await api.get(f"/campaigns/probe_{n}/metrics")).status_code == 200:
             return time.perf_counter() - started
         await asyncio.sleep(0.01)
+    raise TimeoutError(f"probe {n} not visible in the API after 120 s")
 
 
 async def run(rate: int = 30_000, seconds: float = 20.0) -> dict[str, float]:
@@ -74,18 +76,15 @@ async def run(rate: int = 30_000, seconds: float = 20.0) -> dict[str, float]:
         settings = bench_settings(bootstrap, tmp)
         await create_topics(settings)
         port = free_port()
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(REPO),
-            "FK_KAFKA_BOOTSTRAP": bootstrap,
-            "FK_DATA_DIR": str(tmp / "data"),
-            "FK_API_PORT": str(port),
-            "FK_LOG_LEVEL": "WARNING",
-            "FK_TOPIC_PREFIX": settings.topic_prefix,
+        env = platform_env(
+            bootstrap,
+            tmp / "data",
+            port,
+            FK_TOPIC_PREFIX=settings.topic_prefix,
             # The probes are produced to Kafka without an `fk-org` header, and read as `bench`.
-            "FK_DEFAULT_ORG": "bench",
-            "FK_RATE_LIMIT_READS_PER_MINUTE": "0",
-        }
+            FK_DEFAULT_ORG="bench",
+            FK_RATE_LIMIT_READS_PER_MINUTE="0",
+        )
         with (tmp / "fk.log").open("wb") as log:
             platform = subprocess.Popen(
                 [sys.executable, "-m", "cli", "up"],
