@@ -156,6 +156,8 @@ class Store:
     ) -> None:
         self.client = client
         self.database = database
+        self.embedded = type(client).__module__.endswith("_chdbclient")
+        """chDB in this process (it reads files on this machine); False for a server."""
         self._connect = connect
         self._local = threading.local()
         self._clients: list[Client] = []
@@ -298,9 +300,19 @@ class Store:
         except ClickHouseError as exc:
             raise self._translate(exc, insert=True) from exc
 
-    def command_sync(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+    def command_sync(
+        self,
+        sql: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        data: bytes | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Any:
+        """`data` is the body of an `INSERT … FORMAT …` (read by `input()`), on a server."""
         try:
-            return self._thread_client().command(sql, parameters=parameters)
+            return self._thread_client().command(
+                sql, parameters=parameters, data=data, settings=settings
+            )
         except ClickHouseError as exc:
             raise self._translate(exc) from exc
 

@@ -2,9 +2,13 @@
 content (`csv:<hash>` event ids in `engagement_events`, source 'batch'), merge creator attributes
 into `creators`, and write the rejected rows beside the report.
 
-ClickHouse reads the file itself (`file()`), so the file is streamed and never held in Python
-objects; this needs the embedded chDB store (the file must be on the store's machine). Loads in
-one process run one at a time, which is what makes the "ids already stored" check exact.
+ClickHouse parses and validates the file itself, never Python objects per row: the embedded chDB
+store reads it where it lies (`file()`); a ClickHouse server gets it as the body of one INSERT
+and parses it with the same statement (`input()`, `etl.queries.stage_from_body`). From the
+staged rows on (counts, inserts, errors, rejected rows, creators), both run the same statements.
+Loads in one process run one at a time, which is what makes the "ids already stored" check
+exact; on a server, two API replicas loading the same rows at the same moment could both insert
+them.
 """
 
 import csv
@@ -24,7 +28,7 @@ from core.changes import ENGAGEMENT_WRITES
 from core.clickhouse import Store
 from core.rollups import EngagementRollups
 from etl import queries
-from etl.columns import resolve_header
+from etl.columns import Header, resolve_header
 from schemas.etl import LoadReport, RowError
 
 log = structlog.get_logger(__name__)
@@ -104,15 +108,7 @@ def load_file(
         _drop_stale_staging(store)
         table = f"etl_stage_{load_id}"
         try:
-            store.command_sync(
-                queries.stage(header, table),
-                {
-                    "path": str(path),
-                    "structure": queries.file_structure(header),
-                    "skip": header_lines,
-                    "load_time": load_time,
-                },
-            )
+            _stage(store, path, header, header_lines, table, load_time)
             rows, accepted, error_count, distinct = store.query_rows_sync(queries.summary(table))[0]
             # Loads are serialised: the organisation's batch rows stored from now on are this
             # load's (what the rollups are told of).
@@ -178,6 +174,30 @@ def load_file(
     return report
 
 
+def _stage(
+    store: Store, path: Path, header: Header, header_lines: int, table: str, load_time: datetime
+) -> None:
+    """Every row of the file, numbered, checked and typed, into the staging table `table`."""
+    if store.embedded:
+        store.command_sync(
+            queries.stage(header, table),
+            {
+                "path": str(path),
+                "structure": queries.file_structure(header),
+                "skip": header_lines,
+                "load_time": load_time,
+            },
+        )
+        return
+    store.command_sync(queries.staging_table(header, table), {"load_time": load_time})
+    store.command_sync(
+        queries.stage_from_body(header, table),
+        {"load_time": load_time},
+        data=path.read_bytes(),
+        settings=queries.body_settings(header_lines),
+    )
+
+
 def _insert_news(store: Store, table: str, accepted: int, org: str) -> int:
     """Insert the valid rows whose ids the store does not hold yet, bucket by bucket (bounded
     id sets); return how many were inserted."""
@@ -190,9 +210,16 @@ def _insert_news(store: Store, table: str, accepted: int, org: str) -> int:
     return inserted
 
 
+_SERVER_STAGING_AGE_SECONDS = 6 * 3600
+"""On a server, a staging table older than this was left by a crashed load (younger ones may be
+another API replica's load in progress)."""
+
+
 def _drop_stale_staging(store: Store) -> None:
-    """Loads run one at a time, so any staging table seen here was left by a crashed load."""
-    for (table,) in store.query_rows_sync(queries.STALE_STAGING):
+    """Loads in a process run one at a time, so on the embedded store any staging table seen
+    here was left by a crashed load."""
+    age = 0 if store.embedded else _SERVER_STAGING_AGE_SECONDS
+    for (table,) in store.query_rows_sync(queries.STALE_STAGING, {"age": age}):
         store.command_sync(f"DROP TABLE IF EXISTS `{table}`")
 
 

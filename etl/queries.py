@@ -24,7 +24,7 @@ _DATE_PATTERN = (
 )
 _INTEGER_PATTERN = r"^-?[0-9]{1,18}$"
 
-_READ = {
+_READ: dict[str, int | str] = {
     # A row with fewer fields than the header leaves the missing slots NULL, one with more fills
     # the sentinel slot: that is how a wrong column count is seen. Empty fields stay ''.
     "input_format_csv_allow_variable_number_of_columns": 1,
@@ -110,14 +110,13 @@ def _row_checks(header: Header) -> str:
     return f"arrayFilter(e -> e.2 != '', [{items}])"
 
 
-def stage(header: Header, table: str) -> str:
-    """Read the file once into a staging table (`StripeLog`: appended, nothing sorted or
-    merged; queries that need file order sort by `rn`): each row's number
+def staged_rows(header: Header, source: str, row_number: str, read: str = "") -> str:
+    """The staged rows of a CSV read from `source` (a table function): each row's number
     (`rn`, 0-based, blank lines included) and how many line breaks its quoted fields hold
     (`nl`, to recover physical line numbers), its errors, typed values and content id; raw
-    fields for rejected rows only.
+    fields for rejected rows only. `read` is the read's own SETTINGS clause, if any.
 
-    Parameters: path, structure, skip (header lines), load_time.
+    Parameters: load_time.
     """
     w = header.width
     text = {c: _slot(header, c) for c in header.positions}
@@ -151,7 +150,6 @@ def stage(header: Header, table: str) -> str:
     )
     raw = ", ".join(f"c{i}" for i in range(w))
     return f"""
-CREATE TABLE {table} ENGINE = StripeLog AS
 SELECT
     row_number AS rn,
     toUInt32({newlines}) AS nl,
@@ -176,16 +174,59 @@ FROM
 (
     SELECT
         *,
-        toUInt64(assumeNotNull(_row_number)) AS row_number,
+        toUInt64({row_number}) AS row_number,
         {posted} AS posted_at,
         if(c{w - 1} IS NULL OR c{w} IS NOT NULL,
            [('', '{WRONG_COLUMN_COUNT}')], {_row_checks(header)}) AS errors
-    FROM file({{path:String}}, 'CSV', {{structure:String}})
-    SETTINGS input_format_csv_skip_first_lines = {{skip:UInt64}}, {_READ_SETTINGS}
+    FROM {source}
+    {read}
 )
 WHERE c0 IS NOT NULL
-SETTINGS max_threads = 2, {_BLOCKS}
 """
+
+
+def stage(header: Header, table: str) -> str:
+    """Embedded store: read the file once, where it lies, into a staging table (`StripeLog`:
+    appended, nothing sorted or merged; queries that need file order sort by `rn`).
+
+    Parameters: path, structure, skip (header lines), load_time.
+    """
+    rows = staged_rows(
+        header,
+        "file({path:String}, 'CSV', {structure:String})",
+        "assumeNotNull(_row_number)",
+        f"SETTINGS input_format_csv_skip_first_lines = {{skip:UInt64}}, {_READ_SETTINGS}",
+    )
+    return f"CREATE TABLE {table} ENGINE = StripeLog AS {rows}SETTINGS max_threads = 2, {_BLOCKS}"
+
+
+def staging_table(header: Header, table: str) -> str:
+    """A ClickHouse server: the staging table of `stage`, empty (its columns from the same
+    statement over no data), for `stage_from_body` to fill. Parameters: load_time."""
+    rows = staged_rows(
+        header, f"format(CSV, '{file_structure(header)}', '')", "rowNumberInAllBlocks()"
+    )
+    return f"CREATE TABLE {table} ENGINE = StripeLog EMPTY AS {rows}"
+
+
+def stage_from_body(header: Header, table: str) -> str:
+    """A ClickHouse server: the same rows as `stage`, the file sent as the request's body and
+    parsed by the server (`input()`), one thread, so `rowNumberInAllBlocks()` numbers the rows
+    in file order as `_row_number` does. Settings: `body_settings`. Parameters: load_time."""
+    rows = staged_rows(header, f"input('{file_structure(header)}')", "rowNumberInAllBlocks()")
+    return f"INSERT INTO {table} {rows}FORMAT CSV"
+
+
+def body_settings(skip: int) -> dict[str, int | str]:
+    """The request settings of `stage_from_body`: the file read's settings, for the body."""
+    return {
+        **_READ,
+        "input_format_csv_skip_first_lines": skip,
+        "max_threads": 1,
+        "max_block_size": 16384,
+        "min_insert_block_size_rows": 65536,
+        "min_insert_block_size_bytes": 16777216,
+    }
 
 
 def summary(table: str) -> str:
@@ -356,6 +397,10 @@ SETTINGS join_use_nulls = 1
 """
 
 
-STALE_STAGING = "SELECT name FROM system.tables WHERE database = currentDatabase() " + (
-    "AND startsWith(name, 'etl_stage_')"
+STALE_STAGING = (
+    "SELECT name FROM system.tables WHERE database = currentDatabase() "
+    "AND startsWith(name, 'etl_stage_') "
+    "AND metadata_modification_time < now() - toIntervalSecond({age:UInt32})"
 )
+"""Staging tables older than `age` seconds: 0 on the embedded store (its loads run one at a
+time in its one process), longer on a server, where another API replica may be loading."""

@@ -24,9 +24,12 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from core.auth import issue_token
+from core.clickhouse import Store
+from etl.loader import Outputs, load_file
 from tests.conftest import free_port, wait_until
 from tests.deploy.dashboards import expand_sql, queries
 from tests.deploy.tools import COMPOSE_FILE
+from tests.etl.test_loader_shapes import tricky_csv
 from tests.factories import make_event
 from tests.processes import REPO
 
@@ -364,3 +367,33 @@ async def test_events_flow_from_kafka_through_the_worker_into_clickhouse_and_the
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+def test_csv_loads_run_on_the_clickhouse_server_as_on_the_embedded_store(
+    clickhouse: tuple[Any, str], store: Store, tmp_path: Path
+) -> None:
+    """The server parses the file sent as the body of one INSERT (`input()`): the same report,
+    rejected rows and idempotency as the embedded store reading the file itself."""
+    path = tmp_path / "performance.csv"
+    path.write_text(tricky_csv(20_000))
+    database = f"tc_{uuid.uuid4().hex[:10]}"
+    server = Store.open(clickhouse[1], database, user="fk", password=CLICKHOUSE_PASSWORD)
+    try:
+        assert not server.embedded
+        on_server = load_file(server, path, Outputs.beside(path, tmp_path / "server"), org="acme")
+        embedded = load_file(store, path, Outputs.beside(path, tmp_path / "embedded"), org="acme")
+        different = {"load_id", "seconds", "rejected_file"}
+        assert on_server.model_dump(exclude=different) == embedded.model_dump(exclude=different)
+        assert (tmp_path / "server" / "performance.rejected.csv").read_bytes() == (
+            tmp_path / "embedded" / "performance.rejected.csv"
+        ).read_bytes()
+        again = load_file(server, path, Outputs.beside(path, tmp_path / "again"), org="acme")
+        assert (again.inserted, again.duplicates) == (0, on_server.accepted)
+        staging = (
+            "SELECT count() FROM system.tables"
+            " WHERE database = {db:String} AND startsWith(name, 'etl_stage_')"
+        )
+        assert server.query_rows_sync(staging, {"db": database}) == [(0,)]
+    finally:
+        server.command_sync(f"DROP DATABASE IF EXISTS `{database}`")
+        server.close()
