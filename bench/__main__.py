@@ -1,5 +1,6 @@
-"""`make bench` (or `python -m bench [--smoke] [pipeline|rollups|freshness|api|webhooks|briefs|etl|
-rankings|mix|insights]`): every benchmark, each figure beside its baseline from the same run.
+"""`make bench` (or `python -m bench [--smoke] [pipeline|decode|rollups|freshness|api|webhooks|
+briefs|etl|rankings|mix|insights]`): every benchmark, each figure beside its baseline from the
+same run.
 
 `--smoke` runs each one in a tiny size, in seconds, so that a benchmark that no longer works is
 seen at once (the test suite runs it: tests/test_bench_smoke.py); its figures mean nothing. A
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from bench import (
     api,
     briefs,
+    decode,
     etl,
     freshness,
     insights,
@@ -39,6 +41,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         lambda: asyncio.run(pipeline.run()),
         lambda: asyncio.run(pipeline.run(n=2000, rounds=1)),
     ),
+    "decode": Benchmark(decode.run, lambda: decode.run(events=2000, rounds=2)),
     "rollups": Benchmark(rollups.run, lambda: rollups.run(rounds=1, batches=2, size=200)),
     "freshness": Benchmark(
         lambda: asyncio.run(freshness.run()),
