@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+import cli
 import streams.rebuild
 from api.main import create_app
 from core.clickhouse import Store
@@ -113,14 +115,18 @@ async def test_the_rebuilt_store_answers_as_the_live_one(
             )
     await producer.flush()
 
+    def stored() -> tuple[Any, ...]:
+        """Events, campaigns and their newest version, as the live workers stored them."""
+        ((events,),) = store.query_rows_sync("SELECT count() FROM engagement_events")
+        ((campaigns, newest),) = store.query_rows_sync(
+            "SELECT uniqExact(id), min(version) FROM (SELECT id, max(version) AS version"
+            " FROM campaigns GROUP BY id)"
+        )
+        return events, campaigns, newest
+
+    await wait_until(lambda: stored() == (120, 2, 2))
+    # Both APIs start on complete stores: neither serves a ranking scored before the data.
     async with api(settings, store, token) as live:
-
-        async def landed() -> bool:
-            metrics = (await live.get("/campaigns/cmp_r2/metrics")).json()
-            campaign = (await live.get("/campaigns/cmp_r2")).json()
-            return metrics["total"]["events"] == 60 and campaign.get("version") == 2
-
-        await wait_until(landed)
         expected = {path: (await live.get(path)).json() for path in ANSWERS}
 
     rebuilt_settings = settings.model_copy(
@@ -153,3 +159,29 @@ async def test_topics_cut_by_retention_are_refused_unless_partial_is_allowed(
         await rebuild(settings, store, timeout=10)
     report = await rebuild(settings, store, allow_partial=True, timeout=10)
     assert report.partial == [settings.campaign_topic, settings.engagement_topic]
+
+
+def test_fk_rebuild_fills_a_new_database_and_refuses_what_cannot_work(
+    settings: Settings,
+    topics: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(cli, "_settings", lambda: settings)
+    assert cli.main(["rebuild", "--database", settings.clickhouse_database]) == 2
+    assert "must name a new database" in capsys.readouterr().err
+    target = f"{settings.clickhouse_database}_cli"
+    try:
+        assert cli.main(["rebuild", "--database", target, "--campaigns-only"]) == 0
+        out = capsys.readouterr().out  # log lines, then the report
+        printed = orjson.loads(out[out.index("{\n") :])
+        assert printed["database"] == target
+        assert printed["partial"] == []
+    finally:
+        Store.open(settings.store_url, target, migrate=False).command_sync(
+            f"DROP DATABASE IF EXISTS `{target}`"
+        )
+    embedded = settings.model_copy(update={"kafka_bootstrap": None, "clickhouse_url": None})
+    monkeypatch.setattr(cli, "_settings", lambda: embedded)
+    assert cli.main(["rebuild", "--database", "fk_new"]) == 2
+    assert "holds the embedded store" in capsys.readouterr().err
