@@ -88,7 +88,7 @@ async def _serve(
         tls=server_tls(settings),
         default_org=settings.default_org,
     )
-    # One ledger for the API and the worker's clock: their commands share its per-campaign locks.
+    # One command client for the API and the worker's clock.
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2, **client_security(settings)
     )
@@ -149,6 +149,7 @@ async def _serve(
             frozen.cancel()
             announced.cancel()
     finally:
+        await ledger.stop()
         await producer.stop()
         store.close()
 

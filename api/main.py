@@ -187,6 +187,9 @@ def create_app(
             request_timeout_ms=10_000,
         )
         await producer.start()
+        # Campaign commands go to the campaign agent; its answers are read from now on.
+        commands = ledger or CampaignLedger(settings, st, producer)
+        await commands.start()
         await warm_up(st, datetime.now(UTC))
         if rollups is not None:
             # Before the worker starts: whatever it stores from now on, it reports.
@@ -206,7 +209,7 @@ def create_app(
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
             metrics_reads={kind: metrics_reads(st, kind) for kind in ("campaign", "influencer")},
-            ledger=ledger or CampaignLedger(settings, st, producer),
+            ledger=commands,
             created_reads=Gathered(partial(created_campaigns, st)),
             created=TtlCache(
                 settings.metrics_cache_ttl_seconds,
@@ -239,6 +242,8 @@ def create_app(
         finally:
             warming.cancel()
             await app.state.services.briefs.aclose()
+            if ledger is None:
+                await commands.stop()
             await producer.stop()
             if own_store:
                 st.close()

@@ -1,41 +1,39 @@
-"""The campaign command ledger: validates a command against the campaign's newest version,
-publishes the resulting event to `campaign-events`, then records the version in the store.
+"""The campaign ledger as API processes and the clock see it: a command client. Every command
+(create, change, a date's transition) goes to `campaign-commands`, keyed by campaign id, and is
+decided by the campaign agent that owns the id's partition (`streams/agents/commands.py`), the
+only version authority; the ledger waits for its answer on `campaign-command-replies`. It holds
+no campaign lock of its own, so any number of API processes may command the same campaign:
+exactly one of many concurrent changes carrying the same version wins.
 
 A campaign is an (organisation, id): an id is unique within its organisation only, and another
-organisation's campaign of the same id is never read, checked against or changed. Commands on
-one campaign are serialised by an in-process lock, and the store is the version authority, so
-within one command-writing process exactly one of many concurrent changes carrying the same
-version wins. Several processes issuing commands for the same campaign at the same moment are
-not serialised (see docs/orchestrator.md, "Concurrency").
+organisation's campaign of the same id is never read, checked against or changed.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
-import zlib
-from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from core import lifecycle, queries
 from core.changes import STORED
 from core.clickhouse import Store
+from core.kafka import client_security
 from core.settings import Settings
 from schemas.campaigns import (
     Campaign,
     CampaignCreate,
-    CampaignEvent,
     CampaignPatch,
     CampaignStatus,
 )
+from schemas.commands import Command, Outcome, Reply
 
 log = structlog.get_logger(__name__)
-
-_STRIPES = 1024
 
 
 class CampaignNotFound(Exception):
@@ -60,7 +58,7 @@ class CommandNotPublished(Exception):
     """The broker did not acknowledge the event: nothing changed."""
 
 
-class _RecordedKeys:
+class RecordedKeys:
     """For the sole writer of campaigns: which Idempotency-Keys were ever recorded, so a new key
     (nearly every create) is known new without a store query. The keys stored before this
     process began are held as sorted 64-bit hashes (8 bytes each, loaded on first use), those
@@ -106,6 +104,13 @@ def body_hash(body: CampaignCreate) -> str:
     return hashlib.sha256(body.model_dump_json(exclude_none=True).encode()).hexdigest()
 
 
+def keyed_id(org: str, idempotency_key: str) -> str:
+    """The id of a campaign created with an Idempotency-Key and no id of its own: the same for
+    every retry, so each retry reaches the agent that decided the first."""
+    digest = hashlib.sha256(f"{org}\x00{idempotency_key}".encode()).hexdigest()
+    return f"cmp_{digest[:16]}"
+
+
 class CampaignLedger:
     def __init__(
         self,
@@ -113,102 +118,138 @@ class CampaignLedger:
         store: Store,
         producer: AIOKafkaProducer,
         *,
-        timeout: float = 10,
+        timeout: float | None = None,
         ack_after_store: bool = False,
         sole_writer: bool = False,
     ) -> None:
         """With `ack_after_store` (the embedded platform, whose broker keeps messages in memory
-        only) a command returns once the in-process worker has stored the event's pending webhook
-        deliveries, so a kill -9 right after the answer cannot lose them. With `sole_writer`
-        (no other process writes campaigns: the embedded platform) a campaign's newest version
-        is read from what this process wrote or read before, not from the store each time."""
+        only) a command returns once the in-process worker has stored the event's campaign row
+        and pending webhook deliveries, so a kill -9 right after the answer cannot lose them;
+        otherwise the ledger records the version itself, so a read after the answer shows it.
+        With `sole_writer` (no other process writes campaigns: the embedded platform) a
+        campaign is read from what this process wrote or read before, not from the store."""
         self.ack_after_store = ack_after_store
         self.sole_writer = sole_writer
-        self._keys = _RecordedKeys(store) if sole_writer else None
         self.settings = settings
         self.store = store
         self.producer = producer
-        self.timeout = timeout
-        self._locks = [asyncio.Lock() for _ in range(_STRIPES)]
+        self.timeout = timeout if timeout is not None else settings.command_timeout_seconds
+        self.client_id = f"ledger-{uuid.uuid4().hex[:12]}"
+        self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
 
-    def _lock(self, *name: str) -> asyncio.Lock:
-        return self._locks[zlib.crc32("\x00".join(name).encode()) % _STRIPES]
+    async def start(self) -> None:
+        """Read answers from the end of the replies topic (what this client will ask for);
+        idempotent. Commands start it when needed."""
+        async with self._starting:
+            if self._consumer is not None:
+                return
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=self.settings.command_fetch_wait_ms,
+                **client_security(self.settings),
+            )
+            await consumer.start()
+            replies = TopicPartition(self.settings.campaign_replies_topic, 0)
+            consumer.assign([replies])
+            await consumer.seek_to_end(replies)
+            await consumer.position(replies)  # fixed before any command is sent
+            self._consumer = consumer
+            self._reading = asyncio.create_task(self._read(consumer))
 
-    def _campaign_lock(self, org: str, campaign_id: str) -> asyncio.Lock:
-        return self._lock("cmp", org, campaign_id)
+    async def stop(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+            self._reading = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        for waiting in self._waiting.values():
+            waiting.cancel()
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        mine = self.client_id.encode()
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=1000)
+            except KafkaError as exc:
+                log.warning("ledger.replies_failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for records in batch.values():
+                for record in records:
+                    if record.key != mine or record.value is None:
+                        continue
+                    reply = Reply.model_validate_json(record.value)
+                    waiting = self._waiting.pop(reply.id, None)
+                    if waiting is not None and not waiting.done():
+                        waiting.set_result(reply)
 
     async def get(self, org: str, campaign_id: str) -> Campaign:
         """The organisation's campaign of this id; none (whoever else uses the id) is
         `CampaignNotFound`."""
-        found = await self._newest(org, campaign_id)
+        found = await queries.newest_campaign(
+            self.store, org, campaign_id, sole_writer=self.sole_writer
+        )
         if found is None:
             raise CampaignNotFound(campaign_id)
         return found
-
-    async def _newest(self, org: str, campaign_id: str) -> Campaign | None:
-        return await queries.newest_campaign(
-            self.store, org, campaign_id, sole_writer=self.sole_writer
-        )
 
     async def create(
         self, org: str, body: CampaignCreate, *, idempotency_key: str | None = None
     ) -> tuple[Campaign, bool]:
         """Create a draft campaign; returns it and whether this was a replay of an earlier
-        request with the same Idempotency-Key and body."""
-        if idempotency_key is None:
-            return await self._create(
-                org, body.id or _new_id(), body, check=body.id is not None
-            ), False
-        digest = body_hash(body)
-        async with self._lock("idem", org, idempotency_key):
-            recorded = await (
-                self._keys.find(org, idempotency_key)
-                if self._keys is not None
-                else queries.idempotency_key(self.store, org, idempotency_key)
+        request with the same Idempotency-Key and body. An id drawn here (64 random bits) is not
+        looked up; one the caller chose, or derived from the key, is (`CampaignExists`)."""
+        campaign_id = body.id or (
+            keyed_id(org, idempotency_key) if idempotency_key is not None else _new_id()
+        )
+        reply = await self._ask(
+            Command(
+                id=uuid.uuid4().hex,
+                client=self.client_id,
+                kind="create",
+                org=org,
+                campaign_id=campaign_id,
+                body=body.model_dump(mode="json", by_alias=True, exclude_none=True),
+                idempotency_key=idempotency_key,
+                body_hash=body_hash(body) if idempotency_key is not None else None,
+                check=body.id is not None or idempotency_key is not None,
             )
-            if recorded is not None:
-                if recorded[0] != digest:
-                    raise IdempotencyKeyReused(idempotency_key)
-                existing = await self._newest(org, recorded[1])
-                if existing is not None:
-                    return existing, True
-                campaign_id = recorded[1]  # the earlier attempt failed before publishing
-                return await self._create(org, campaign_id, body, check=True), False
-            campaign_id = body.id or _new_id()
-            await queries.record_idempotency_key(
-                self.store, org, idempotency_key, digest, campaign_id
-            )
-            if self._keys is not None:
-                self._keys.add(org, idempotency_key, digest, campaign_id)
-            return await self._create(org, campaign_id, body, check=body.id is not None), False
-
-    async def _create(
-        self, org: str, campaign_id: str, body: CampaignCreate, *, check: bool
-    ) -> Campaign:
-        """With `check` (an id the caller chose, or one recorded before) `CampaignExists` if
-        the organisation already has a campaign of this id (another organisation's is not
-        looked at); an id just drawn here (64 random bits) is not looked up."""
-        async with self._campaign_lock(org, campaign_id):
-            if check and await self._newest(org, campaign_id) is not None:
-                raise CampaignExists(campaign_id)
-            event = lifecycle.create(org, campaign_id, body, _now())
-            await self._commit(event)
-            return event.current
+        )
+        if reply.outcome is Outcome.key_reused:
+            raise IdempotencyKeyReused(idempotency_key or "")
+        if reply.outcome is Outcome.exists:
+            raise CampaignExists(campaign_id)
+        return await self._settled(reply), reply.outcome is Outcome.replayed
 
     async def update(
         self, org: str, campaign_id: str, patch: CampaignPatch, *, expected_version: int
     ) -> Campaign:
         """Apply `patch` if the campaign is still at `expected_version` (else `VersionMismatch`).
         A patch that changes nothing returns the campaign unchanged, without an event."""
-        async with self._campaign_lock(org, campaign_id):
-            current = await self.get(org, campaign_id)
-            if current.version != expected_version:
-                raise VersionMismatch(current.version)
-            event = lifecycle.change(current, patch, _now())
-            if event is None:
-                return current
-            await self._commit(event)
-            return event.current
+        reply = await self._ask(
+            Command(
+                id=uuid.uuid4().hex,
+                client=self.client_id,
+                kind="update",
+                org=org,
+                campaign_id=campaign_id,
+                body=patch.model_dump(mode="json", by_alias=True, exclude_unset=True),
+                expected_version=expected_version,
+            )
+        )
+        if reply.outcome is Outcome.not_found:
+            raise CampaignNotFound(campaign_id)
+        if reply.outcome is Outcome.version_mismatch:
+            raise VersionMismatch(reply.current_version or 0)
+        return await self._settled(reply)
 
     async def advance(self, campaign: Campaign, status: CampaignStatus) -> Campaign | None:
         """A clock-driven transition, applied only if `campaign` is still the newest version."""
@@ -222,49 +263,53 @@ class CampaignLedger:
         except (VersionMismatch, CampaignNotFound, lifecycle.InvalidTransition):
             return None
 
-    async def _commit(self, event: CampaignEvent) -> None:
-        """Publish first (the topic is the source of truth), then record the version so the next
-        command sees it. If the process dies in between, the worker's projection records it.
-        With `ack_after_store` the in-process projection has recorded it once the wait returns."""
-        # Keyed by the campaign id alone (the documented key): each organisation's campaign of
-        # an id keeps its order; campaigns of two organisations with one id share a partition.
+    async def _ask(self, command: Command) -> Reply:
+        """Send the command and wait for its answer; `CommandNotPublished` when the broker or
+        the agent does not answer in time (the command may still be decided later: a retry with
+        the same Idempotency-Key or If-Match is safe)."""
+        await self.start()
+        answered = asyncio.get_running_loop().create_future()
+        self._waiting[command.id] = answered
         try:
-            record = await asyncio.wait_for(
-                self.producer.send_and_wait(
-                    self.settings.campaign_topic,
-                    value=event.model_dump_json(by_alias=True).encode(),
-                    key=event.campaign_id.encode(),
-                ),
-                self.timeout,
-            )
+            async with asyncio.timeout(self.timeout):
+                await self.producer.send_and_wait(
+                    self.settings.campaign_commands_topic,
+                    value=command.model_dump_json().encode(),
+                    key=command.campaign_id.encode(),
+                )
+                reply: Reply = await answered
         except (KafkaError, TimeoutError) as exc:
             raise CommandNotPublished(type(exc).__name__) from exc
-        # With the embedded broker the worker's projection records the version first, after the
-        # event's webhook deliveries: the version never shows before they are stored.
+        finally:
+            self._waiting.pop(command.id, None)
+        if reply.outcome is Outcome.invalid_transition:
+            assert reply.current_status is not None
+            assert reply.requested_status is not None
+            raise lifecycle.InvalidTransition(
+                CampaignStatus(reply.current_status), CampaignStatus(reply.requested_status)
+            )
+        if reply.outcome is Outcome.invalid_change:
+            raise lifecycle.InvalidChange(reply.error or "invalid change")
+        if reply.outcome is Outcome.failed:
+            raise CommandNotPublished(reply.error or "failed")
+        return reply
+
+    async def _settled(self, reply: Reply) -> Campaign:
+        """The answer's campaign, once a read of it shows this version: with `ack_after_store`
+        when the in-process worker stored the event, else recorded here."""
+        assert reply.campaign is not None
+        campaign = Campaign.model_validate(reply.campaign)
+        if reply.event is None:  # unchanged or replayed: nothing new to wait for
+            return campaign
         stored = self.ack_after_store and await STORED.wait(
-            [(record.topic, record.partition, record.offset)],
-            self.settings.ack_store_timeout_seconds,
+            [reply.event], self.settings.ack_store_timeout_seconds
         )
-        # Stored means the projection recorded this version (after its deliveries): a second row
-        # of it would only cost an insert.
         if not stored:
             if self.ack_after_store:
                 # Published, only stored late: the version is recorded here so the answer holds.
-                log.warning("campaign.fan_out_late", org=event.org, campaign_id=event.campaign_id)
-            await queries.insert_campaigns(self.store, [event.current])
-        log.info(
-            "campaign.changed",
-            org=event.org,
-            campaign_id=event.campaign_id,
-            type=event.type.value,
-            version=event.version,
-            status=event.current.status.value,
-        )
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+                log.warning("campaign.fan_out_late", org=campaign.org, campaign_id=campaign.id)
+            await queries.insert_campaigns(self.store, [campaign])
+        return campaign
 
 
 def _new_id() -> str:

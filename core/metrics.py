@@ -92,7 +92,21 @@ API_RATE_LIMITED = Counter(
 API_CACHE = Counter("fk_api_cache_total", "Metrics cache lookups.", ["result"])
 
 CAMPAIGN_EVENTS = Counter(
-    "fk_campaign_events_total", "Campaign events accepted by the ledger.", ["type"]
+    "fk_campaign_events_total", "Campaign events published by the campaign agent.", ["type"]
+)
+CAMPAIGN_COMMANDS = Counter(
+    "fk_campaign_commands_total", "Campaign commands decided by the agent.", ["kind", "outcome"]
+)
+CAMPAIGN_AGENT_PARTITIONS = Gauge(
+    "fk_campaign_agent_partitions",
+    "campaign-commands partitions this worker's campaign agent owns (after its last rebalance"
+    " and table recovery).",
+)
+CAMPAIGN_COMMAND_SECONDS = Histogram(
+    "fk_campaign_command_seconds",
+    "Time the campaign agent took to decide, record, publish and answer a command.",
+    ["kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 CAMPAIGN_EVENTS_CONSUMED = Counter(
     "fk_campaign_events_consumed_total", "Messages read from campaign-events by the worker."

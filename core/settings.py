@@ -174,6 +174,20 @@ class Settings(BaseSettings):
     ack_store_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long such a write waits for the store (then 503)."
     )
+    command_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a campaign command waits for the campaign agent's answer (then"
+        " 503: the command may still be applied; a retry with its Idempotency-Key or If-Match"
+        " is safe).",
+    )
+    command_fetch_wait_ms: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="How long the campaign agent's and the command clients' fetches wait for"
+        " new messages (the embedded broker answers a fetch only when this ends).",
+    )
     top_performers_cache_ttl_seconds: float = Field(
         default=1.0, description="How long a scope's /top-performers scoring is served as fresh."
     )
@@ -460,6 +474,16 @@ class Settings(BaseSettings):
     @property
     def campaign_topic(self) -> str:
         return self.topic("campaign-events")
+
+    @property
+    def campaign_commands_topic(self) -> str:
+        """Campaign commands, keyed by campaign id, to the agent that owns the campaign."""
+        return self.topic("campaign-commands")
+
+    @property
+    def campaign_replies_topic(self) -> str:
+        """The campaign agent's answers; every command client reads them all and keeps its own."""
+        return self.topic("campaign-command-replies")
 
     @property
     def rollup_topic(self) -> str:

@@ -1,5 +1,6 @@
 """The Faust app: one per worker process, hosting the engagement consumer (and the publisher of
-its per-minute rollups), the insights agent, and the campaign orchestrator (campaign
+its per-minute rollups), the insights agent, the campaign agent and its table (the owner of
+every campaign: `streams/agents/commands.py`), and the campaign orchestrator (campaign
 projection, webhook dispatcher, date clock)."""
 
 from collections.abc import Iterable
@@ -14,9 +15,11 @@ from core.ledger import CampaignLedger
 from core.rollups import EngagementRollups, MinuteRollups
 from core.settings import Settings
 from streams.agents.campaigns import CampaignClock, CampaignConsumer
+from streams.agents.commands import add_campaign_agent
 from streams.agents.engagement import EngagementConsumer
 from streams.agents.insights import RollupPublisher, add_insights_agent
 from streams.agents.webhooks import Dispatcher
+from streams.transport import FkApp
 
 
 class Orchestrator(mode.Service):
@@ -65,8 +68,9 @@ def create_faust_app(
     """`ledger` is the API's when both run in one process, so clock-driven and API commands on a
     campaign are serialised by the same locks; so are `rollups`, which the engagement consumer
     keeps and the API answers metrics from."""
-    app = faust.App(
+    app = FkApp(
         settings.faust_app_id,
+        fetch_wait_ms=settings.command_fetch_wait_ms,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -94,6 +98,8 @@ def create_faust_app(
             super().__init__(settings, minutes, **kwargs)
 
     app.insights = add_insights_agent(app, settings, store)  # type: ignore[attr-defined]
+    # chDB opens its data path in one process only: this worker is then the sole writer.
+    add_campaign_agent(app, settings, store, sole_writer=settings.store_url.startswith("chdb:"))
 
     @app.service
     class Campaigns(Orchestrator):

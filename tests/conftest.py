@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from faust.contrib.asgi import faust_app_running
 
 from api.main import create_app
 from core.auth import issue_token
@@ -20,9 +21,11 @@ from core.clickhouse import Store
 from core.kafka import EmbeddedBroker, ensure_topics
 from core.rollups import EngagementRollups
 from core.settings import Settings
+from streams.agents.commands import CampaignAgent, add_campaign_agent
 from streams.agents.engagement import EngagementConsumer
 from streams.app import Orchestrator
 from streams.topics import platform_topics
+from streams.transport import FkApp
 from tests.receivers import Receiver
 
 if TYPE_CHECKING:
@@ -134,6 +137,28 @@ async def orchestrator(
     await wait_until(lambda: len(service.dispatcher.partitions) == settings.campaign_partitions)
     yield service
     await service.stop()
+
+
+@pytest.fixture
+async def campaign_agent(
+    settings: Settings, store: Store, topics: None
+) -> AsyncIterator[CampaignAgent]:
+    """The campaign agent (`streams/agents/commands.py`), the owner of every campaign, alone in
+    a Faust app of its own: campaign commands of the `client` fixture's API are answered by it.
+    Started once it owns every `campaign-commands` partition."""
+    app = FkApp(
+        settings.faust_app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        fetch_wait_ms=settings.command_fetch_wait_ms,
+        broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
+    )
+    agent = add_campaign_agent(app, settings, store, sole_writer=True)
+    async with faust_app_running(app):
+        await wait_until(lambda: len(app.consumer.assignment()) >= settings.campaign_partitions)
+        yield agent
 
 
 @pytest.fixture

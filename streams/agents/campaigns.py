@@ -25,6 +25,7 @@ from core import insights as insight_store
 from core import lifecycle, metrics, queries
 from core.changes import STORED
 from core.clickhouse import Store, StoreError
+from core.kafka import client_security
 from core.ledger import CampaignLedger, CommandNotPublished
 from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, Campaign, CampaignEvent
@@ -112,6 +113,7 @@ class CampaignConsumer(mode.Service):
             max_poll_records=1000,
             # Campaign events are few and latency matters: do not let the broker hold fetches.
             fetch_max_wait_ms=20,
+            **client_security(s),
         )
         self.consumer.subscribe([s.campaign_topic], listener=self.assignment)
         await self.consumer.start()
@@ -231,13 +233,18 @@ class CampaignClock(mode.Service):
     async def on_start(self) -> None:
         if self.ledger is None:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=2
+                bootstrap_servers=self.settings.bootstrap,
+                acks="all",
+                linger_ms=2,
+                **client_security(self.settings),
             )
             await self._producer.start()
             self.ledger = CampaignLedger(self.settings, self.store, self._producer)
 
     async def on_stop(self) -> None:
         if self._producer is not None:
+            assert self.ledger is not None
+            await self.ledger.stop()
             await self._producer.stop()
 
     @mode.Service.task

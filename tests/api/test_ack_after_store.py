@@ -20,6 +20,9 @@ from streams.app import Orchestrator
 from tests.conftest import free_port, wait_until
 from tests.factories import make_event
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
@@ -43,6 +46,7 @@ async def embedded_client(
             headers={"Authorization": f"Bearer {token}"},
         ) as c:
             yield c
+    await ledger.stop()
 
 
 async def stored_events(store: Store, ids: list[str]) -> int:

@@ -15,6 +15,9 @@ from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, Campaign, CampaignEvent, CampaignStatus
 from tests.api.test_http import assert_problem
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 S = CampaignStatus
 PATH_TO: dict[CampaignStatus, list[CampaignStatus]] = {
     S.draft: [],

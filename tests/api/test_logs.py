@@ -18,6 +18,9 @@ from streams.queries import insert_attempts
 from tests.api.test_http import assert_problem
 from tests.conftest import free_port, wait_until
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode()

@@ -20,6 +20,9 @@ from streams.transforms import EVENT_COLUMNS, EventBatch, decode_event
 from tests.conftest import wait_until
 from tests.factories import encode, make_event
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 
 def insert_behind_the_sinks_back(store: Store, **overrides: object) -> None:
     """A write the in-process counter does not see (as another process's would be)."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 import orjson
+import pytest
 
 from briefs.tools import ToolBox
 from core.auth import issue_token
@@ -14,6 +15,9 @@ from core.clickhouse import Store
 from core.settings import Settings
 from tests.briefs.conftest import event, hours_ago, insert_events
 from tests.briefs.fake_llm import Body, FakeLLM, final, grounded_brief, results_of, tools
+
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
 
 BODY = {
     "brand": "Glowlab",

@@ -3,23 +3,56 @@ other process can open): a campaign's newest version comes from what the process
 never behind a version written by another path of the same process."""
 
 import asyncio
-from datetime import UTC, datetime
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from core import lifecycle, queries
+from core import queries
 from core.clickhouse import Store
-from core.ledger import CampaignLedger, CampaignNotFound, IdempotencyKeyReused, VersionMismatch
+from core.ledger import (
+    CampaignLedger,
+    CampaignNotFound,
+    VersionMismatch,
+    body_hash,
+    keyed_id,
+)
 from core.settings import Settings
-from schemas.campaigns import CampaignCreate, CampaignPatch, CampaignStatus
+from schemas.campaigns import Campaign, CampaignCreate, CampaignPatch, CampaignStatus
+from schemas.commands import Command, Outcome
+from streams.agents.commands import CampaignAgent
+
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
 
 
 @pytest.fixture
-def ledger(
+async def ledger(
     settings: Settings, store: Store, producer: AIOKafkaProducer, topics: None
-) -> CampaignLedger:
-    return CampaignLedger(settings, store, producer, sole_writer=True)
+) -> AsyncIterator[CampaignLedger]:
+    ledger = CampaignLedger(settings, store, producer, sole_writer=True)
+    yield ledger
+    await ledger.stop()
+
+
+def restarted(agent: CampaignAgent) -> CampaignAgent:
+    """The agent as a new owner that finds nothing in its table (the embedded broker forgot
+    the changelog): it must fall back on the store."""
+    return CampaignAgent(agent.app, agent.settings, agent.store, {}, sole_writer=True)
+
+
+def command(org: str, body: CampaignCreate, key: str) -> Command:
+    return Command(
+        id=uuid.uuid4().hex,
+        client="test",
+        kind="create",
+        org=org,
+        campaign_id=keyed_id(org, key),
+        body=body.model_dump(mode="json", by_alias=True, exclude_none=True),
+        idempotency_key=key,
+        body_hash=body_hash(body),
+    )
 
 
 async def test_the_sole_writer_reads_campaigns_it_wrote_without_the_store(
@@ -41,25 +74,24 @@ async def test_the_sole_writer_reads_campaigns_it_wrote_without_the_store(
     await store.command("TRUNCATE TABLE campaigns")
     with pytest.raises(CampaignNotFound):
         await shared.get("acme", "cmp_sole")
+    await shared.stop()
 
 
-async def test_a_version_another_path_of_the_process_wrote_is_the_one_checked(
+async def test_the_agent_decides_from_its_table_and_reads_follow_what_was_stored(
     store: Store, ledger: CampaignLedger
 ) -> None:
-    """The worker's projection (or a recovery's roll-forward) writes through
-    `queries.insert_campaigns` too: the ledger checks If-Match against that version."""
+    """The campaign agent is the version authority: rows removed from the store behind its back
+    do not change its decision. Reads come from what was stored, and an older version stored
+    later (a replayed event) does not move them back."""
     campaign, _ = await ledger.create("acme", CampaignCreate(name="Launch", id="cmp_fwd"))
-    assert (await ledger.get("acme", "cmp_fwd")).version == 1
-    event = lifecycle.change(campaign, CampaignPatch(budget=5), datetime.now(UTC))
-    assert event is not None
-    await queries.insert_campaigns(store, [event.current])
+    await store.command("TRUNCATE TABLE campaigns")
+    updated = await ledger.update("acme", "cmp_fwd", CampaignPatch(budget=6), expected_version=1)
+    assert updated.version == 2
     with pytest.raises(VersionMismatch):
-        await ledger.update("acme", "cmp_fwd", CampaignPatch(budget=6), expected_version=1)
-    updated = await ledger.update("acme", "cmp_fwd", CampaignPatch(budget=6), expected_version=2)
-    assert updated.version == 3
-    # An older version arriving later (a replayed event) does not move it back.
+        await ledger.update("acme", "cmp_fwd", CampaignPatch(budget=7), expected_version=1)
+    assert (await ledger.get("acme", "cmp_fwd")).version == 2
     await queries.insert_campaigns(store, [campaign])
-    assert (await ledger.get("acme", "cmp_fwd")).version == 3
+    assert (await ledger.get("acme", "cmp_fwd")).version == 2
 
 
 async def test_one_of_many_concurrent_changes_at_one_version_wins(ledger: CampaignLedger) -> None:
@@ -89,21 +121,23 @@ async def test_an_id_read_as_absent_can_still_be_created(ledger: CampaignLedger)
     assert (await ledger.get("acme", "cmp_later")).version == created.version
 
 
-async def test_idempotency_keys_recorded_before_the_process_began_are_found(
-    settings: Settings, store: Store, producer: AIOKafkaProducer, ledger: CampaignLedger
+async def test_idempotency_keys_recorded_before_the_agent_began_are_found(
+    campaign_agent: CampaignAgent, ledger: CampaignLedger
 ) -> None:
     body = CampaignCreate(name="Once")
     first, replayed = await ledger.create("acme", body, idempotency_key="k-1")
     assert not replayed
-    later = CampaignLedger(settings, store, producer, sole_writer=True)  # a restart
-    again, replayed = await later.create("acme", body, idempotency_key="k-1")
-    assert replayed
-    assert again.id == first.id
-    with pytest.raises(IdempotencyKeyReused):
-        await later.create("acme", CampaignCreate(name="Other"), idempotency_key="k-1")
-    other_org, replayed = await later.create("globex", body, idempotency_key="k-1")
-    assert not replayed
-    assert other_org.id != first.id
+    later = restarted(campaign_agent)
+    again = await later.handle(command("acme", body, "k-1"))
+    assert again.outcome is Outcome.replayed
+    assert again.campaign is not None
+    assert again.campaign["id"] == first.id
+    other = await later.handle(command("acme", CampaignCreate(name="Other"), "k-1"))
+    assert other.outcome is Outcome.key_reused
+    other_org = await later.handle(command("globex", body, "k-1"))
+    assert other_org.outcome is Outcome.changed
+    assert other_org.campaign is not None
+    assert other_org.campaign["id"] != first.id
 
 
 async def test_keys_the_sole_writer_recorded_are_known_without_the_store(
@@ -118,20 +152,24 @@ async def test_keys_the_sole_writer_recorded_are_known_without_the_store(
 
 
 async def test_recorded_keys_past_the_bound_are_still_found(
-    monkeypatch: pytest.MonkeyPatch, ledger: CampaignLedger
+    monkeypatch: pytest.MonkeyPatch, campaign_agent: CampaignAgent, store: Store
 ) -> None:
-    monkeypatch.setattr("core.ledger._RecordedKeys._MAX_RECORDED", 3)
+    """A new owner (empty table) knows the keys from the store, and from memory past the
+    bound."""
+    monkeypatch.setattr("core.ledger.RecordedKeys._MAX_RECORDED", 3)
+    later = restarted(campaign_agent)
     made = {}
     for n in range(8):
-        made[n], _ = await ledger.create(
-            "acme", CampaignCreate(name=f"c{n}"), idempotency_key=f"b-{n}"
-        )
-    for n in range(8):
-        again, replayed = await ledger.create(
-            "acme", CampaignCreate(name=f"c{n}"), idempotency_key=f"b-{n}"
-        )
-        assert replayed, n
-        assert again.id == made[n].id
+        made[n] = await later.handle(command("acme", CampaignCreate(name=f"c{n}"), f"b-{n}"))
+        assert made[n].outcome is Outcome.changed
+        # As the worker's projection stores it.
+        await queries.insert_campaigns(store, [Campaign.model_validate(made[n].campaign)])
+    again_later = restarted(campaign_agent)
+    for agent in (later, again_later):
+        for n in range(8):
+            again = await agent.handle(command("acme", CampaignCreate(name=f"c{n}"), f"b-{n}"))
+            assert again.outcome is Outcome.replayed, n
+            assert again.campaign == made[n].campaign
 
 
 async def test_each_organisations_campaign_of_one_id_is_its_own(
@@ -156,6 +194,7 @@ async def test_each_organisations_campaign_of_one_id_is_its_own(
     for reader in (ledger, CampaignLedger(settings, store, producer)):
         assert await reader.get("acme", "cmp_both") == changed
         assert await reader.get("globex", "cmp_both") == renamed
+        await reader.stop()
     assert await queries.campaign_by_id(store, "acme", "cmp_both") == changed
     assert await queries.campaign_by_id(store, "globex", "cmp_both") == renamed
     assert await queries.campaign_by_id(store, "initech", "cmp_both") is None

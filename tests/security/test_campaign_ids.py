@@ -18,6 +18,9 @@ from tests.conftest import wait_until
 from tests.receivers import Receiver
 from tests.security.conftest import ORG_A, ORG_B, api_client, bearer
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 # What differs between two campaigns created by the same request at different moments.
 _VOLATILE = ("id", "createdAt", "updatedAt")
 

@@ -5,12 +5,17 @@ parameters (`{name:Type}`) and never format values into SQL; this proves it from
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from api.main import create_app
 from core.clickhouse import Store
 from core.settings import Settings
 from tests.briefs.conftest import insert_events
 from tests.factories import make_event
 from tests.security.conftest import ORG_A, ORG_B, api_client, bearer, operations
+
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
 
 PAYLOADS = [
     "' OR 1=1 --",

@@ -7,8 +7,12 @@ expected version (a stand-in for If-Match), never assigned."""
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.test_http import assert_problem
+
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
 
 SERVER_OWNED: list[dict[str, Any]] = [
     {"id": "cmp_hijack"},

@@ -29,6 +29,9 @@ from tests.conftest import wait_until
 from tests.factories import make_event
 from tests.security.conftest import ORG_A, ORG_B, Operation, api_client, bearer, operations
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 
 @dataclass
 class Call:

@@ -12,6 +12,9 @@ from tests.api.test_http import assert_problem
 from tests.factories import make_event
 from tests.security.conftest import ORG_A, ORG_B, api_client, bearer
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 
 class Clock:
     def __init__(self) -> None:

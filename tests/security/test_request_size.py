@@ -17,6 +17,9 @@ from core.settings import Settings
 from tests.api.test_http import assert_problem
 from tests.security.conftest import ORG_A, WRITE_METHODS, api_client, bearer, operations
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 UPLOAD_LIMIT = 4096
 
 

@@ -2,6 +2,7 @@
 its own in the `fk-org` header (else `FK_DEFAULT_ORG`), and a duplicate is the same organisation
 sending the same `eventId` again, so no organisation can suppress another's events."""
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from core.clickhouse import Store
@@ -10,6 +11,9 @@ from streams.agents.engagement import EngagementConsumer
 from tests.conftest import wait_until
 from tests.factories import encode, make_event
 from tests.security.conftest import ORG_A, ORG_B, api_client, bearer
+
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
 
 
 async def _orgs_of(store: Store, event_id: str) -> list[str]:

@@ -17,6 +17,9 @@ from tests.conftest import wait_until
 from tests.receivers import Receiver, Silent
 from tests.security.conftest import ORG_B
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 HUNG_ENDPOINTS = 50
 DELIVERIES = 150
 B_BACKLOG = 20

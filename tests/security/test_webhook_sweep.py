@@ -22,6 +22,9 @@ from tests.conftest import wait_until
 from tests.receivers import Receiver, Silent
 from tests.security.conftest import ORG_A, ORG_B, bearer
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 B_BACKLOG = 10_050
 """More than a sweep loaded in all before it was bounded per organisation (10,000)."""
 

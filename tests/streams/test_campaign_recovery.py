@@ -21,6 +21,9 @@ from streams.deliveries import EndpointConfig, fan_out
 from tests.conftest import wait_until
 from tests.receivers import Receiver
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:

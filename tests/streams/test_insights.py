@@ -31,6 +31,9 @@ from tests.api.test_top_performers import insert_rows
 from tests.conftest import free_port, wait_until
 from tests.receivers import Receiver
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 SLACK_PORT = free_port()
 
 
@@ -210,8 +213,14 @@ async def test_restart_sends_open_episodes_once_and_stalls_only_of_live_campaign
 
 
 def make_insight(campaign_id: str, **overrides: Any) -> CampaignInsight:
+    """The schema's example insight, of the `client` fixture's organisation."""
     example = CampaignInsight.model_json_schema()["examples"][0]
-    body = {**example, "campaignId": campaign_id, "scope": {"kind": "campaign", "id": campaign_id}}
+    body = {
+        **example,
+        "org": "acme",
+        "campaignId": campaign_id,
+        "scope": {"kind": "campaign", "id": campaign_id},
+    }
     return INSIGHT_EVENT.validate_python({**body, **overrides})
 
 

@@ -25,6 +25,9 @@ from streams.retry import Policy
 from tests.conftest import free_port, wait_until
 from tests.receivers import Receiver
 
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
+
 
 @pytest.fixture
 def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
