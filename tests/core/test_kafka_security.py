@@ -14,9 +14,14 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 import core.clickhouse
 import core.kafka
-from core.clickhouse import ServerTls, server_tls
+from api.main import create_app
+from core.clickhouse import ServerTls, Store, server_tls
 from core.kafka import TopicSpec, client_security, ensure_topics
+from core.rollups import MinuteRollups
 from core.settings import Settings
+from streams.agents.engagement import EngagementConsumer
+from streams.agents.insights import RollupPublisher
+from streams.agents.webhooks import Dispatcher
 from streams.app import broker_credentials, create_faust_app
 from streams.topics import platform_topics
 from tests.conftest import make_settings
@@ -198,9 +203,7 @@ def test_inconsistent_cluster_settings_are_refused(overrides: dict[str, Any], re
 
 def test_https_store_urls_are_verified_as_set(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[dict[str, Any]] = []
-    monkeypatch.setattr(
-        core.clickhouse.clickhouse_connect, "get_client", lambda **kw: built.append(kw)
-    )
+    monkeypatch.setattr("clickhouse_connect.get_client", lambda **kw: built.append(kw))
     tls = server_tls(make_settings(clickhouse_ca_file=Path("/etc/fk/ca.pem")))
     assert tls == ServerTls("/etc/fk/ca.pem", True)
     core.clickhouse._connect("https://ch.example:8443", "fk", "fk", "pw", tls)
@@ -212,3 +215,57 @@ def test_https_store_urls_are_verified_as_set(monkeypatch: pytest.MonkeyPatch) -
     assert built[1]["verify"] is False
     assert "ca_cert" not in built[1]
     assert "secure" not in built[2]
+
+
+async def test_the_services_build_their_clients_with_the_security_options(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clients the workers and the API construct, recorded as they are built; none
+    connects (`start` refuses here)."""
+    built: list[Any] = []
+
+    class Refused(Exception):
+        pass
+
+    async def refuse(self: object) -> None:
+        raise Refused
+
+    for cls in (AIOKafkaProducer, AIOKafkaConsumer):
+        original = cls.__init__
+
+        def recording(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            built.append(self)
+
+        monkeypatch.setattr(cls, "__init__", recording)
+        monkeypatch.setattr(cls, "start", refuse)
+    secured = settings.model_copy(
+        update={
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "SCRAM-SHA-256",
+            "kafka_sasl_username": "svc",
+            "kafka_sasl_password": "pw",
+        }
+    )
+    dispatcher = Dispatcher(secured, store)
+    app = create_app(secured, store=store)
+    starts = [
+        EngagementConsumer(secured, store).on_start(),  # its consumer and dead-letter producer
+        dispatcher.on_start(),  # its producer and webhook-commands consumer
+        RollupPublisher(secured, MinuteRollups()).on_start(),
+    ]
+    try:
+        for starting in starts:
+            with pytest.raises(Refused):
+                await starting
+        with pytest.raises(Refused):
+            async with app.router.lifespan_context(app):  # the API's producer
+                pass
+        assert len(built) == 6
+        for client in built:
+            assert security_of(client) == ("SASL_SSL", "SCRAM-SHA-256", "svc", True)
+    finally:
+        for client in built:
+            await client.stop()
+        if dispatcher.client is not None:
+            await dispatcher.client.aclose()
