@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from core.clickhouse import Store
 from core.settings import Settings
 from tests.api.test_campaigns import create, other_org
 from tests.api.test_http import assert_problem
 from tests.api.test_top_performers import insert_rows
+
+# Campaign commands are answered by the campaign agent.
+pytestmark = pytest.mark.usefixtures("campaign_agent")
 
 HOUR = 3600
 
