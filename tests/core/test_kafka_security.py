@@ -29,11 +29,6 @@ from tests.conftest import make_settings
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
 PRODUCT = ["cli.py", "api", "core", "streams", "etl", "briefs", "insights", "scoring", "chaos"]
-PENDING = {
-    # The campaign worker's consumer and producer: that module is being reworked; its two
-    # clients take `**client_security(s)` with it.
-    "streams/agents/campaigns.py",
-}
 
 
 def cluster(**overrides: Any) -> Settings:
@@ -129,12 +124,7 @@ def test_every_client_the_product_builds_takes_the_security_options() -> None:
         for entry in PRODUCT
         for f in ((REPO / entry).rglob("*.py") if (REPO / entry).is_dir() else [REPO / entry])
     ]
-    missing = [
-        m
-        for f in files
-        if str(f.relative_to(REPO)) not in PENDING
-        for m in _calls_without_security(f)
-    ]
+    missing = [m for f in files for m in _calls_without_security(f)]
     assert not missing, f"clients built without TLS/SASL options: {missing}"
     # The check finds what it looks for.
     assert _calls_without_security(REPO / "tests" / "conftest.py")
