@@ -139,6 +139,7 @@ class CampaignLedger:
         self._consumer: AIOKafkaConsumer | None = None
         self._reading: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
+        self._asked = asyncio.Event()
 
     async def start(self) -> None:
         """Read answers from the end of the replies topic (what this client will ask for);
@@ -174,10 +175,18 @@ class CampaignLedger:
             waiting.cancel()
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        """Answers while commands wait for them. With none waiting the partition is paused, so
+        an idle client sends the broker no fetches; it resumes from the same position."""
         mine = self.client_id.encode()
+        replies = TopicPartition(self.settings.campaign_replies_topic, 0)
         while True:
+            if not self._waiting:
+                consumer.pause(replies)
+                self._asked.clear()
+                await self._asked.wait()
+                consumer.resume(replies)
             try:
-                batch = await consumer.getmany(timeout_ms=1000)
+                batch = await consumer.getmany(timeout_ms=100)
             except KafkaError as exc:
                 log.warning("ledger.replies_failed", error=repr(exc))
                 await asyncio.sleep(0.5)
@@ -270,6 +279,7 @@ class CampaignLedger:
         await self.start()
         answered = asyncio.get_running_loop().create_future()
         self._waiting[command.id] = answered
+        self._asked.set()
         try:
             async with asyncio.timeout(self.timeout):
                 await self.producer.send_and_wait(

@@ -182,11 +182,12 @@ class Settings(BaseSettings):
         " is safe).",
     )
     command_fetch_wait_ms: int = Field(
-        default=10,
+        default=20,
         ge=1,
         le=500,
         description="How long the campaign agent's and the command clients' fetches wait for"
-        " new messages (the embedded broker answers a fetch only when this ends).",
+        " new messages (the embedded broker answers a fetch only when this ends; shorter waits"
+        " answer commands sooner and cost the idle platform more CPU).",
     )
     top_performers_cache_ttl_seconds: float = Field(
         default=1.0, description="How long a scope's /top-performers scoring is served as fresh."
@@ -421,24 +422,6 @@ class Settings(BaseSettings):
         )
         return self
 
-    @property
-    def embedded_broker(self) -> bool:
-        return not self.kafka_bootstrap
-
-    @property
-    def bootstrap(self) -> str:
-        """The broker address clients use (the embedded broker's when none is configured)."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_embedded_port}"
-
-    @property
-    def store_url(self) -> str:
-        if self.clickhouse_url:
-            return self.clickhouse_url
-        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
-
-    def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}{name}"
-
     @model_validator(mode="after")
     def _check_kafka_security(self) -> "Settings":
         if self.kafka_min_insync_replicas > self.kafka_replication_factor:
@@ -462,6 +445,24 @@ class Settings(BaseSettings):
                 " FK_KAFKA_REPLICATION_FACTOR 1"
             )
         return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker address clients use (the embedded broker's when none is configured)."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_embedded_port}"
+
+    @property
+    def store_url(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
 
     @property
     def engagement_topic(self) -> str:
