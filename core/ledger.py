@@ -151,7 +151,9 @@ class CampaignLedger:
                 bootstrap_servers=self.settings.bootstrap,
                 group_id=None,
                 enable_auto_commit=False,
-                fetch_max_wait_ms=self.settings.command_fetch_wait_ms,
+                # It fetches only while a command of its own waits (`_read`), so it can afford
+                # to ask often: a quarter of the agent's wait.
+                fetch_max_wait_ms=max(1, self.settings.command_fetch_wait_ms // 4),
                 **client_security(self.settings),
             )
             await consumer.start()
