@@ -82,6 +82,10 @@ class DetectorConfig:
     spike_windows: tuple[int, ...] = (1, 2, 15)
     spike_z: tuple[float, ...] = (6.5, 5.5, 6.0)
     spike_ratio: tuple[float, ...] = (2.1, 1.9, 1.7)
+    # Persistence: the last two minutes each at this z and ratio or more (a spike lasts, a
+    # noisy minute does not; reported as the 2-minute window). 0 turns it off.
+    spike_pair_z: float = 3.5
+    spike_pair_ratio: float = 1.9
     spike_min_excess: float = 20.0  # counts above expected, so tiny series do not alert
     stall_ratio: float = 0.4  # observed engagements at most this share of expected
     stall_z: float = 4.0
@@ -107,6 +111,8 @@ class DetectorConfig:
         for w in (*self.spike_windows, self.recent_minutes):
             if w < 1 or w > self.recent_minutes or base % w:
                 raise ValueError(f"window {w} must divide the baseline and fit the recent window")
+        if self.spike_pair_z and 2 not in self.spike_windows:
+            raise ValueError("the two-minute persistence rule needs a 2-minute spike window")
         if self.late_minutes > base:
             raise ValueError("late_minutes must not exceed the baseline")
 
@@ -207,7 +213,7 @@ class Detector:
             self._last = np.zeros(n, np.int64)
             self._in_use = np.zeros(n, np.bool_)
             self._campaign = np.zeros(n, np.bool_)
-            self._disturbed = np.zeros(n, np.bool_)
+            self._disturbed = np.zeros((n, 24), np.bool_)  # an episode in that hour of the day
             self._active = np.zeros((n, channels), np.bool_)
             self._calm = np.zeros((n, channels), np.int32)
             self._since = np.zeros((n, channels), np.int64)
@@ -424,6 +430,8 @@ class Detector:
         observed: dict[tuple[int, int], Floats] = {}
         expected: dict[tuple[int, int], Floats] = {}
         score: dict[tuple[int, int], Floats] = {}
+        # Each of the last two minutes on its own: the lower z and ratio of the two, per metric.
+        minutes_z: dict[int, tuple[Floats, Floats]] = {}
         for metric in (_VIEWS, _ENGAGEMENTS):
             base = self._baseline[metric]
             x = self._counts[metric, :n][:, columns].astype(np.float64)
@@ -442,6 +450,21 @@ class Detector:
                 observed[metric, w] = obs
                 expected[metric, w] = exp
                 score[metric, w] = (obs - exp) / spread
+            if cfg.spike_pair_z:
+                level = np.maximum(
+                    base.level
+                    + np.clip(
+                        base.slope * (minute - 1 - self._center), -base.level / 2, base.level
+                    ),
+                    0.0,
+                )
+                exp_pair = level[:, None] * f64[:, -2:]
+                obs_pair = x[:, -2:]
+                floor_pair = np.sqrt(exp_pair + 1.0 + (cfg.dispersion * exp_pair) ** 2)
+                spread_pair = np.maximum(base.scale[1][:, None] * f64[:, -2:], floor_pair)
+                z_pair = ((obs_pair - exp_pair) / spread_pair).min(axis=1)
+                ratio_pair = (obs_pair / np.maximum(exp_pair, 1e-9)).min(axis=1)
+                minutes_z[metric] = (z_pair, ratio_pair)
         views = observed[_VIEWS, recent]
         engaged = observed[_ENGAGEMENTS, recent]
         norm = self._rate_norm
@@ -462,8 +485,12 @@ class Detector:
             & (engaged <= cfg.stall_ratio * expected[_ENGAGEMENTS, recent])
             & (stall_z <= -cfg.stall_z)
             & (expected[_ENGAGEMENTS, recent] >= cfg.min_expected)
-            # Engagements lost with their views; lost at a normal views level is a rateDrop.
-            & (rate > cfg.rate_drop_ratio * norm)
+            # Engagements lost with their views (a campaign gone silent included); lost at a
+            # normal views level it is a rateDrop.
+            & (
+                (rate > cfg.rate_drop_ratio * norm)
+                | (views <= cfg.stall_ratio * expected[_VIEWS, recent])
+            )
         )
         triggers: list[npt.NDArray[np.bool_]] = []
         normals: list[npt.NDArray[np.bool_]] = []
@@ -471,8 +498,11 @@ class Detector:
         for metric in (_VIEWS, _ENGAGEMENTS):
             hits = np.stack(
                 [
-                    (score[metric, w] >= z)
-                    & (observed[metric, w] >= ratio * expected[metric, w])
+                    (
+                        (score[metric, w] >= z)
+                        & (observed[metric, w] >= ratio * expected[metric, w])
+                        | self._persistent(w, minutes_z.get(metric) if metric == _VIEWS else None)
+                    )
                     & (observed[metric, w] - expected[metric, w] >= cfg.spike_min_excess)
                     for w, z, ratio in zip(
                         cfg.spike_windows, cfg.spike_z, cfg.spike_ratio, strict=True
@@ -494,7 +524,7 @@ class Detector:
         cleared = active & (calm >= cfg.clear_after)
         active[:] = (active | raised) & ~cleared
         since[raised] = minute
-        self._disturbed[:n] |= active.any(axis=1)
+        self._disturbed[:n, (minute // 60) % 24] |= active.any(axis=1)
         if not (raised.any() or cleared.any()):
             return []
 
@@ -530,6 +560,16 @@ class Detector:
         calm[cleared] = 0
         return out
 
+    def _persistent(self, w: int, pair: tuple[Floats, Floats] | None) -> npt.NDArray[np.bool_]:
+        """The persistence rule's hits, on the 2-minute window (False elsewhere)."""
+        if w != 2 or pair is None:
+            return np.bool_(False)  # type: ignore[return-value]
+        z, ratio = pair
+        hits: npt.NDArray[np.bool_] = (z >= self.config.spike_pair_z) & (
+            ratio >= self.config.spike_pair_ratio
+        )
+        return hits
+
     def _clean(self, minute: int, n: int) -> None:
         """As `minute` leaves the recent window for the baseline, a scope in an episode (for
         less than `absorb_minutes`) keeps its expected counts there instead of the observed
@@ -550,31 +590,35 @@ class Detector:
             self._counts[metric, slots, column] = np.maximum(level, 0.0) * f
 
     def _close_hour(self, minute: int, n: int) -> None:
-        """Fold the hour ending at `minute` into each scope's hour-of-day profile of views:
-        the hour's views relative to the trailing 24 hours' mean hour (so a campaign's growth or
-        decay does not bend the profile). A scope that was in an episode during the hour learns
-        nothing from it, and once a profile has a value, a new day moves it by a factor of 1.5
-        at most."""
+        """At the end of an hour, fold the hour 12 hours before it into each scope's
+        hour-of-day profile of views: that hour's views relative to the mean hour of the 24
+        hours centred on it, so a campaign's growth or decay (a launch ramp above all) does not
+        bend the profile as a trailing mean would. A scope that was in an episode during that
+        hour learns nothing from it, and once a profile has a value, a new day moves it by a
+        factor of 1.5 at most."""
         hour = (minute // 60) % 24
         columns = self._columns(minute - 59, 60)
         whole = self._in_use[:n] & (self._first[:n] <= minute - 59)
         seen = self._hours_seen[:n]
         seen[whole] += 1
-        calm = ~self._disturbed[:n]
-        self._disturbed[:n] = False
         # The baseline is deseasonalised with the profile: recompute it with the new one.
         self._baseline = None
-        total = self._counts[_VIEWS, :n][:, columns].sum(axis=1)
-        self._hours[:n, hour] = np.where(whole, total, 0.0)
+        self._hours[:n, hour] = np.where(
+            whole, self._counts[_VIEWS, :n][:, columns].sum(axis=1), 0.0
+        )
+        learned = (hour - 12) % 24
+        total = self._hours[:n, learned]
+        calm = ~self._disturbed[:n, learned]
+        self._disturbed[:n, (hour + 1) % 24] = False  # the next hour starts afresh
         trailing = self._hours[:n].sum(axis=1)
         update = whole & calm & (seen >= 24) & (trailing > 0)
         if not update.any():
             return
         value = total / np.maximum(trailing / 24, 1e-9)
-        count = self._profile_n[:n, hour]
-        current = self._profile[:n, hour]
+        count = self._profile_n[:n, learned]
+        current = self._profile[:n, learned]
         value = np.where(count > 0, np.clip(value, current / 1.5, current * 1.5), value)
         count = np.where(update, np.minimum(count.astype(np.int32) + 1, 255), count)
         weight = np.maximum(1.0 / np.maximum(count, 1), self.config.profile_alpha)
-        self._profile[:n, hour] = np.where(update, current + weight * (value - current), current)
-        self._profile_n[:n, hour] = count
+        self._profile[:n, learned] = np.where(update, current + weight * (value - current), current)
+        self._profile_n[:n, learned] = count

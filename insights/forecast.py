@@ -27,7 +27,9 @@ MAX_HORIZON_HOURS = 90 * PERIOD
 COVERAGE = 0.8
 PROFILE_DAYS = 7  # days whose median shape is the hour-of-day profile
 PROFILE_SMOOTHING = 2  # passes of a [1, 2, 1] kernel over the profile
-SLOPE_SHRINK = 0.75  # share of the two-day slope carried ahead (it is a noisy estimate)
+SLOPE_DAYS = 3  # daily means the slope is fitted to (least squares)
+SLOPE_SHRINK = 0.75  # share of the fitted slope carried ahead (it is a noisy estimate)
+NAIVE_BLEND = 0.15  # weight of the last day (moved along the slope) in the daily curve
 MAX_DECAY = 0.01  # per hour on the log scale: a decay of at most 21 % a day is carried
 MAX_GROWTH = 0.0  # growth is not carried: a launch levels off
 BACKTEST_STEP = 6  # hours between backtest origins
@@ -92,7 +94,10 @@ def _fit(y: Floats, first_hour: int) -> _Curve:
     days = min(PROFILE_DAYS, n // PERIOD)
     blocks = y[n - days * PERIOD :].reshape(days, PERIOD)  # oldest first
     means = blocks.mean(axis=1)
-    raw = float(means[-1] - means[-2]) / PERIOD
+    # Least squares over the last few days' means (two days alone: one noisy difference).
+    recent = means[-min(SLOPE_DAYS, days) :]
+    steps = np.arange(len(recent)) - (len(recent) - 1) / 2
+    raw = float(steps @ (recent - recent.mean()) / (steps @ steps)) / PERIOD
     bounded = float(np.clip(raw, -MAX_DECAY, MAX_GROWTH))
     within = np.arange(PERIOD) - (PERIOD - 1) / 2
     # Each day's own trend (central differences of the daily means) comes out of its shape, so a
@@ -107,10 +112,15 @@ def _fit(y: Floats, first_hour: int) -> _Curve:
     hours = (first_hour + n - days * PERIOD + np.arange(PERIOD)) % PERIOD
     season = np.empty(PERIOD)
     season[hours] = means[-1] + bounded * (PERIOD - 1) / 2 + profile
+    # A little of the last day itself (what the smooth profile misses of this campaign's day),
+    # a day along the slope once `_path` adds its steps.
+    slope = SLOPE_SHRINK * bounded
+    last_day = blocks[-1] + slope * (PERIOD - 1 - np.arange(PERIOD))
+    season[hours] = (1 - NAIVE_BLEND) * season[hours] + NAIVE_BLEND * last_day
     residuals = (blocks - (means[:, None] + slopes[:, None] * within + profile)).ravel()
     previous, current = residuals[:-1], residuals[1:]
     rho = float(np.clip((previous @ current) / max(float(previous @ previous), 1e-12), 0, 0.95))
-    return _Curve(SLOPE_SHRINK * bounded, season, rho, float(residuals[-1]), float(residuals.std()))
+    return _Curve(slope, season, rho, float(residuals[-1]), float(residuals.std()))
 
 
 def _path(curve: _Curve, first_hour: int, n: int, horizon: int) -> Floats:
@@ -164,6 +174,8 @@ def _parameters(curve: _Curve) -> dict[str, float]:
     return {
         "profileDays": float(PROFILE_DAYS),
         "slopeShrink": SLOPE_SHRINK,
+        "slopeDays": float(SLOPE_DAYS),
+        "lastDayWeight": NAIVE_BLEND,
         "slopePerHour": curve.slope,
         "rho": curve.rho,
         "residualSd": curve.residual_sd,

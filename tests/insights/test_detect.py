@@ -90,6 +90,29 @@ def test_a_stall_is_raised_for_a_campaign_and_not_for_a_creator() -> None:
     assert not raised(insights, "rateDrop")
 
 
+def test_a_campaign_gone_silent_is_a_stall_and_a_silent_creator_is_not() -> None:
+    data = campaign_series(24, 800, STEADY, (), START)
+    detector = Detector()
+    scopes = (campaign("c"), Scope("org_a", "creator", "inf_1"))
+    silent = range(600, 660)  # no rollup at all, the clock still running
+    insights: list[Insight] = []
+    for i in range(800):
+        if i not in silent:
+            for scope in scopes:
+                detector.observe(scope, START + i, float(data.views[i]), float(data.engagements[i]))
+        insights.extend(detector.tick(START + i + 1))
+
+    stalls = [i for i in insights if i.kind == "stall"]
+    assert [(i.status, i.scope) for i in stalls] == [
+        ("raised", campaign("c")),
+        ("cleared", campaign("c")),
+    ]
+    assert stalls[0].observed <= 0.4 * stalls[0].expected
+    assert START + silent.start < stalls[0].at <= START + silent.start + 15
+    assert stalls[1].at >= START + silent.stop
+    assert not raised(insights, "rateDrop")
+
+
 def test_a_rate_drop_is_raised_as_such_and_not_as_a_stall() -> None:
     drop = Injection("rateDrop", 600, 60, 0.3)
     series = {campaign("c"): campaign_series(22, 800, STEADY, (drop,), START)}
