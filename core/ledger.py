@@ -12,6 +12,7 @@ organisation's campaign of the same id is never read, checked against or changed
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
 
 import numpy as np
@@ -20,7 +21,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from core import lifecycle, queries
+from core import lifecycle, metrics, queries
 from core.changes import STORED
 from core.clickhouse import Store
 from core.kafka import client_security
@@ -282,6 +283,7 @@ class CampaignLedger:
         answered = asyncio.get_running_loop().create_future()
         self._waiting[command.id] = answered
         self._asked.set()
+        sent = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 await self.producer.send_and_wait(
@@ -290,6 +292,9 @@ class CampaignLedger:
                     key=command.campaign_id.encode(),
                 )
                 reply: Reply = await answered
+            metrics.CAMPAIGN_COMMAND_WAIT_SECONDS.labels("answer").observe(
+                time.perf_counter() - sent
+            )
         except (KafkaError, TimeoutError) as exc:
             raise CommandNotPublished(type(exc).__name__) from exc
         finally:
@@ -313,6 +318,7 @@ class CampaignLedger:
         campaign = Campaign.model_validate(reply.campaign)
         if reply.event is None:  # unchanged or replayed: nothing new to wait for
             return campaign
+        waited = time.perf_counter()
         stored = self.ack_after_store and await STORED.wait(
             [reply.event], self.settings.ack_store_timeout_seconds
         )
@@ -321,6 +327,7 @@ class CampaignLedger:
                 # Published, only stored late: the version is recorded here so the answer holds.
                 log.warning("campaign.fan_out_late", org=campaign.org, campaign_id=campaign.id)
             await queries.insert_campaigns(self.store, [campaign])
+        metrics.CAMPAIGN_COMMAND_WAIT_SECONDS.labels("store").observe(time.perf_counter() - waited)
         return campaign
 
 

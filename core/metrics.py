@@ -102,6 +102,13 @@ CAMPAIGN_AGENT_PARTITIONS = Gauge(
     "campaign-commands partitions this worker's campaign agent owns (after its last rebalance"
     " and table recovery).",
 )
+CAMPAIGN_COMMAND_WAIT_SECONDS = Histogram(
+    "fk_campaign_command_wait_seconds",
+    "What a command client waited for, by stage: the agent's answer (sent to answered), then"
+    " the store (answered to stored: the worker's projection, or the client's own insert).",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 CAMPAIGN_COMMAND_SECONDS = Histogram(
     "fk_campaign_command_seconds",
     "Time the campaign agent took to decide, record, publish and answer a command.",
