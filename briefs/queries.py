@@ -114,6 +114,51 @@ async def top_creators(
     return eligible[:limit]
 
 
+MIN_RISING_VIEWS = 200
+"""A rising creator needs this many views in the last 24 hours (a jump from 1 to 5 engagements
+is luck, not momentum)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RisingCreator:
+    """A creator's campaign numbers in the last 24 hours and the 24 hours before."""
+
+    influencer_id: str
+    views: int
+    engagements: int
+    previous_views: int
+    previous_engagements: int
+
+
+async def rising_creators(
+    store: Store, org: str, campaign_id: str, now: datetime, limit: int
+) -> list[RisingCreator]:
+    """The organisation's creators in a campaign whose engagements in the last 24 hours grew
+    most over the 24 hours before (the increase, then id), with `MIN_RISING_VIEWS` views or more
+    in the last 24 hours. Another organisation's events are never read."""
+    recent = "event_time >= {h24:DateTime64(3, 'UTC')}"
+    engagements = "likes + comments + shares"
+    rows = await store.query_rows(
+        f"SELECT influencer_id, sumIf(views, {recent}) AS v, sumIf({engagements}, {recent}) AS e, "
+        f"sumIf(views, NOT ({recent})) AS pv, sumIf({engagements}, NOT ({recent})) AS pe "
+        "FROM engagement_events "
+        "WHERE org = {org:String} AND campaign_id = {campaign:String} "
+        "AND event_time >= {h48:DateTime64(3, 'UTC')} AND event_time < {now:DateTime64(3, 'UTC')} "
+        "GROUP BY influencer_id HAVING v >= {min_views:UInt64} AND e > pe "
+        "ORDER BY e - pe DESC, influencer_id ASC LIMIT {limit:UInt32}",
+        {
+            "org": org,
+            "campaign": campaign_id,
+            "h24": now - TREND_WINDOW,
+            "h48": now - 2 * TREND_WINDOW,
+            "now": now,
+            "min_views": MIN_RISING_VIEWS,
+            "limit": limit,
+        },
+    )
+    return [RisingCreator(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 

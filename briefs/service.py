@@ -2,7 +2,8 @@
 
 Cache key = sha256 of the normalised request, the organisation, the model, the prompt version
 and the data snapshot (count and newest ingestion time of engagement events), kept in ClickHouse
-so that every API replica shares it.
+so that every API replica shares it. A brief that used a tool whose answer changes with the
+hour (`campaignForecast`, `risingCreators`) is served from the cache until that hour ends at most.
 """
 
 import asyncio
@@ -27,6 +28,11 @@ from core.settings import Settings
 from schemas.briefs import Brief, BriefMeta, BriefRequest, TokenUsage
 
 log = structlog.get_logger(__name__)
+
+HOURLY_TOOLS = frozenset({"campaignForecast", "risingCreators"})
+"""Tools whose answers change with the hour: a brief that used one is cached until the hour
+ends at most."""
+HOUR = timedelta(hours=1)
 
 
 def normalised(request: BriefRequest) -> dict[str, object]:
@@ -153,6 +159,10 @@ class BriefService:
         request = brief.request.model_dump_json(by_alias=True, exclude_none=True)
         await queries.insert_brief(self.store, brief.id, org, request, body, now)
         expires = now + timedelta(seconds=self.settings.brief_cache_ttl_seconds)
+        if any(t.ok and t.tool in HOURLY_TOOLS for t in brief.meta.tools):
+            # The forecast is remade every hour (and the rising creators' windows move): a brief
+            # citing them is not served after the hour it was made in.
+            expires = min(expires, now.replace(minute=0, second=0, microsecond=0) + HOUR)
         await queries.insert_cache_entry(self.store, key, brief.id, now, expires)
         if self.embedder is not None:
             text = " ".join(

@@ -99,6 +99,11 @@ class ForecastArgs(_Args):
     campaign_id: str = Field(alias="campaignId", min_length=1, max_length=100)
 
 
+class RisingArgs(_Args):
+    campaign_id: str = Field(alias="campaignId", min_length=1, max_length=100)
+    limit: int = Field(default=5)
+
+
 class SimilarArgs(_Args):
     query: str = Field(min_length=1, max_length=2000)
     limit: int = Field(default=3)
@@ -173,6 +178,15 @@ TOOL_SPECS: list[dict[str, Any]] = [
         "intervals, the model and the history used.",
         {"campaignId": {"type": "string", "description": "The campaign's id."}},
     ),
+    _fn(
+        "risingCreators",
+        "The creators in one of the organisation's campaigns whose engagements grew most in the "
+        "last 24 hours against the 24 hours before, with their numbers.",
+        {
+            "campaignId": {"type": "string", "description": "The campaign's id."},
+            "limit": {"type": "integer", "description": "1 to 10."},
+        },
+    ),
 ]
 TOOL_NAMES = tuple(spec["function"]["name"] for spec in TOOL_SPECS)
 
@@ -230,6 +244,7 @@ class ToolBox:
             "topCreators": (CreatorsArgs, self.top_creators),
             "similarBriefs": (SimilarArgs, self.similar_briefs),
             "campaignForecast": (ForecastArgs, self.campaign_forecast),
+            "risingCreators": (RisingArgs, self.rising_creators),
         }
 
     async def call(self, name: str, raw_arguments: str) -> ToolResult:
@@ -411,6 +426,35 @@ class ToolBox:
             ),
             "note": "Totals at the horizon's end, history included; engagementRate in percent; "
             "lower and upper bound an 80 % interval.",
+        }
+
+    async def rising_creators(self, args: RisingArgs) -> dict[str, Any]:
+        limit = min(max(args.limit, 1), 10)
+        rows = await queries.rising_creators(
+            self.store, self.org, args.campaign_id, self.now, limit
+        )
+        creators = [
+            {
+                "rank": i + 1,
+                "influencerId": c.influencer_id,
+                "engagements": c.engagements,
+                "previousEngagements": c.previous_engagements,
+                "growth": _growth(c.engagements, c.previous_engagements),
+                "views": c.views,
+                "previousViews": c.previous_views,
+                "engagementRate": round(c.engagements / c.views * 100, 2),
+            }
+            for i, c in enumerate(rows)
+        ]
+        return {
+            "campaignId": args.campaign_id,
+            "window": "last24h",
+            "minViews": queries.MIN_RISING_VIEWS,
+            "creators": creators,
+            "note": "Engagements (likes + comments + shares) of the campaign's events in the last "
+            "24 hours against the 24 hours before, by the increase; growth in percent, null "
+            "when the creator had none before; engagementRate in percent."
+            + ("" if creators else " No creator of this campaign is rising."),
         }
 
     async def _index_campaigns(self) -> None:

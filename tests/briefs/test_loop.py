@@ -62,6 +62,7 @@ async def test_happy_path_with_several_tool_rounds(
         "topCreators",
         "similarBriefs",
         "campaignForecast",
+        "risingCreators",
     }
     assert all(t["function"]["strict"] for t in first["tools"])
     assert first["messages"][0] == {"role": "system", "content": load_prompt("system")}
