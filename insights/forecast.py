@@ -3,12 +3,12 @@
 
 Model (two days of history or more), on log(1 + count) (the log of the rate for the engagement
 rate), "dampedTrendDaily": today's level (the last 24 hours' mean, moved half a day along the
-slope), a slope from the last two days' means, shrunk and bounded (a decay is carried ahead, a
-launch's growth is not), an hour-of-day profile (the median shape of up to 7 days, each with its
-own trend taken out, smoothed), and the last hour's deviation decaying by its lag-1
-autocorrelation. Intervals: the 10th/90th percentiles of the same model's errors per horizon in
-a backtest over the history (origins every 6 hours). Fallback (less than two days): "runRate",
-the mean of the last (up to) 24 hours, flat.
+slope), a slope fitted to the last three days' means, shrunk and bounded (a decay is carried
+ahead, a launch's growth is not), an hour-of-day profile (the median shape of up to 7 days, each
+with its own trend taken out, smoothed) blended with a little of the last day itself, and the
+last hour's deviation decaying by its lag-1 autocorrelation. Intervals: the 10th/90th
+percentiles of the same model's errors per horizon in a backtest over the history (origins every
+6 hours). Fallback (less than two days): "runRate", the mean of the last (up to) 24 hours, flat.
 """
 
 from dataclasses import dataclass, field
