@@ -3,10 +3,11 @@
 stream processor feeds it minute rollups (`observe`) and closes minutes (`tick`, once a minute).
 
 Each closed minute, for every scope at once (numpy over all scopes), the recent window (the last
-15 minutes, and its last 1 and 2 minutes for a fast spike onset) is compared with a robust
-baseline: the median and MAD of the same-length windows in the 2 hours before it, on values
-divided by the scope's hour-of-day profile once it has two days of history, with a Theil-Sen
-trend over the baseline's 15-minute windows. See docs/insights.md for the parameters and why.
+15 minutes, its last 1 and 2 minutes, and each of the last two minutes alone, for a fast spike
+onset) is compared with a robust baseline: the median and MAD of the same-length windows in the
+2 hours before it, on values divided by the scope's hour-of-day profile once it has two days of
+history, with a Theil-Sen trend over the baseline's 15-minute windows. See docs/insights.md for
+the parameters and why.
 """
 
 import math
