@@ -194,7 +194,12 @@ async def _announce_when_ready(
                 ready, state = answer.status_code == 200, answer.text
             except httpx.HTTPError as exc:
                 ready, state = False, type(exc).__name__
-            assigned = REGISTRY.get_sample_value("fk_pipeline_assigned_partitions") or 0
+            # The worker is ready when its engagement consumer and its campaign agent both own
+            # partitions (commands sent before wait for the agent).
+            assigned = min(
+                REGISTRY.get_sample_value("fk_pipeline_assigned_partitions") or 0,
+                REGISTRY.get_sample_value("fk_campaign_agent_partitions") or 0,
+            )
             if ready and (assigned > 0 or not worker):
                 break
             if time.monotonic() - waiting_since > _READY_PATIENCE_SECONDS:

@@ -109,7 +109,8 @@ def base_env(**extra: str) -> dict[str, str]:
 async def wait_platform_ready(
     component: Component, http: httpx.AsyncClient, timeout: float
 ) -> None:
-    """Ready = /readyz answers 200 and the engagement consumer owns partitions."""
+    """Ready = /readyz answers 200 and the engagement consumer and the campaign agent own
+    partitions."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not component.alive():
@@ -117,12 +118,16 @@ async def wait_platform_ready(
         try:
             if (await http.get("/readyz")).status_code == 200:
                 text = (await http.get("/metrics")).text
-                for line in text.splitlines():
-                    if line.startswith("fk_pipeline_assigned_partitions ") and float(
-                        line.split()[1]
-                    ):
-                        component.mark_ready()
-                        return
+                owned = {
+                    line.split()[0]: float(line.split()[1])
+                    for line in text.splitlines()
+                    if line.startswith(
+                        ("fk_pipeline_assigned_partitions ", "fk_campaign_agent_partitions ")
+                    )
+                }
+                if len(owned) == 2 and min(owned.values()) > 0:
+                    component.mark_ready()
+                    return
         except httpx.HTTPError:
             pass
         await asyncio.sleep(0.1)

@@ -195,4 +195,9 @@ def metric_values(text: str, name: str) -> list[float]:
 
 
 def assigned_partitions(text: str) -> float:
-    return sum(metric_values(text, "fk_pipeline_assigned_partitions"))
+    """Partitions the worker owns: the fewer of its engagement consumer's and its campaign
+    agent's (commands sent before the agent owns any wait for it)."""
+    return min(
+        sum(metric_values(text, "fk_pipeline_assigned_partitions")),
+        sum(metric_values(text, "fk_campaign_agent_partitions")),
+    )

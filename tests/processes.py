@@ -74,10 +74,14 @@ class PlatformProcess:
         raise AssertionError(f"fk up not ready after {timeout}s: {self.log()}")
 
     def assigned(self) -> float:
+        """Partitions the worker owns: the fewer of its engagement consumer's and its campaign
+        agent's."""
+        owned = {"fk_pipeline_assigned_partitions": 0.0, "fk_campaign_agent_partitions": 0.0}
         for line in self.http.get("/metrics").text.splitlines():
-            if line.startswith("fk_pipeline_assigned_partitions "):
-                return float(line.split()[1])
-        return 0.0
+            name, _, value = line.partition(" ")
+            if name in owned:
+                owned[name] = float(value)
+        return min(owned.values())
 
     def log(self) -> str:
         path = self.workdir / f"fk-up-{self.starts}.log"
