@@ -18,9 +18,6 @@ from streams.queries import insert_attempts
 from tests.api.test_http import assert_problem
 from tests.conftest import free_port, wait_until
 
-# Campaign commands are answered by the campaign agent.
-pytestmark = pytest.mark.usefixtures("campaign_agent")
-
 
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode()
@@ -174,6 +171,7 @@ async def test_the_history_shows_no_address_and_no_more_of_an_operator_url_than_
     assert of("slack") == ("slack incoming webhook", "HTTP 500")
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it creates a campaign
 async def test_the_operators_default_endpoint_is_masked_end_to_end(
     client: httpx.AsyncClient, settings: Settings, store: Store
 ) -> None:

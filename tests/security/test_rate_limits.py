@@ -12,9 +12,6 @@ from tests.api.test_http import assert_problem
 from tests.factories import make_event
 from tests.security.conftest import ORG_A, ORG_B, api_client, bearer
 
-# Campaign commands are answered by the campaign agent.
-pytestmark = pytest.mark.usefixtures("campaign_agent")
-
 
 class Clock:
     def __init__(self) -> None:
@@ -71,6 +68,7 @@ def assert_429(response: httpx.Response) -> None:
     assert 1 <= int(retry_after) <= 60
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_writes_are_limited_per_token_subject(
     settings: Settings, store: Store, topics: None
 ) -> None:
@@ -110,6 +108,7 @@ async def test_writes_are_limited_per_token_subject(
         assert after - before == 3
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_unauthenticated_requests_do_not_use_the_callers_budget(
     settings: Settings, store: Store, topics: None
 ) -> None:
@@ -122,6 +121,7 @@ async def test_unauthenticated_requests_do_not_use_the_callers_budget(
         assert response.status_code == 201
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_events_have_their_own_limit(settings: Settings, store: Store, topics: None) -> None:
     a = bearer(settings, ORG_A)
     async with api_client(_limited(settings), store) as client:
@@ -132,6 +132,7 @@ async def test_events_have_their_own_limit(settings: Settings, store: Store, top
         assert (await client.post("/campaigns", json={"name": "c"}, headers=a)).status_code == 201
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_brief_generator_is_limited(settings: Settings, store: Store, topics: None) -> None:
     a = bearer(settings, ORG_A)
     body = {
@@ -160,6 +161,7 @@ def test_defaults_leave_room_for_heavy_writers(settings: Settings) -> None:
     assert defaults.rate_limit_events_per_minute >= 10_000
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_reads_are_limited_per_token_subject_apart_from_writes(
     settings: Settings, store: Store, topics: None
 ) -> None:

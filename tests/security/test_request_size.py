@@ -17,9 +17,6 @@ from core.settings import Settings
 from tests.api.test_http import assert_problem
 from tests.security.conftest import ORG_A, WRITE_METHODS, api_client, bearer, operations
 
-# Campaign commands are answered by the campaign agent.
-pytestmark = pytest.mark.usefixtures("campaign_agent")
-
 UPLOAD_LIMIT = 4096
 
 
@@ -92,6 +89,7 @@ async def test_every_write_operation_refuses_an_oversized_body(
     assert not wrong, "\n".join(map(str, wrong))
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_a_body_at_the_limit_is_not_refused_for_its_size(
     settings: Settings, store: Store, topics: None
 ) -> None:

@@ -12,9 +12,6 @@ from tests.conftest import wait_until
 from tests.factories import encode, make_event
 from tests.security.conftest import ORG_A, ORG_B, api_client, bearer
 
-# Campaign commands are answered by the campaign agent.
-pytestmark = pytest.mark.usefixtures("campaign_agent")
-
 
 async def _orgs_of(store: Store, event_id: str) -> list[str]:
     rows = await store.query_rows(
@@ -103,6 +100,7 @@ async def test_events_posted_through_the_api_are_stored_under_the_callers_organi
     assert await _orgs_of(store, "posted-by-b") == [ORG_B]
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_metrics_rankings_trends_and_creator_attributes_are_the_callers_organisations_own(
     settings: Settings, store: Store, topics: None, pipeline: EngagementConsumer
 ) -> None:

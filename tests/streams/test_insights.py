@@ -31,9 +31,6 @@ from tests.api.test_top_performers import insert_rows
 from tests.conftest import free_port, wait_until
 from tests.receivers import Receiver
 
-# Campaign commands are answered by the campaign agent.
-pytestmark = pytest.mark.usefixtures("campaign_agent")
-
 SLACK_PORT = free_port()
 
 
@@ -224,6 +221,7 @@ def make_insight(campaign_id: str, **overrides: Any) -> CampaignInsight:
     return INSIGHT_EVENT.validate_python({**body, **overrides})
 
 
+@pytest.mark.usefixtures("campaign_agent")  # it commands campaigns
 async def test_an_insight_reaches_subscribers_slack_the_log_and_the_store_not_the_version(
     client: httpx.AsyncClient,
     orchestrator: Orchestrator,
