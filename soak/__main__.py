@@ -21,7 +21,7 @@ from soak.model import fake_model
 from soak.probe import summarise
 from soak.processes import Platform, free_port
 from soak.receiver import Receiver
-from soak.report import render
+from soak.report import BROKER_MAX_BYTES_PER_EVENT, render
 
 
 def load_average() -> str:
@@ -106,11 +106,18 @@ async def soak(
     traced: bool,
     probe_every: float,
     probe_trim: bool,
+    broker_max_bytes_per_event: float = BROKER_MAX_BYTES_PER_EVENT,
 ) -> bool:
     run = await run_load(
         options, workdir, demo=demo, traced=traced, probe_every=probe_every, probe_trim=probe_trim
     )
-    report, passed = render(run.results, options, run.receiver, max_growth)
+    report, passed = render(
+        run.results,
+        options,
+        run.receiver,
+        max_growth,
+        broker_max_bytes_per_event=broker_max_bytes_per_event,
+    )
     print(f"load average (1/5/15 min) before: {run.load_before}, after: {run.load_after}")
     print(report)
     if run.heap:
@@ -134,6 +141,12 @@ def main() -> int:
     parser.add_argument("--upload-every", type=float, default=60)
     parser.add_argument("--webhook-every", type=float, default=60)
     parser.add_argument("--max-memory-growth", type=float, default=0.10)
+    parser.add_argument(
+        "--max-broker-bytes-per-event",
+        type=float,
+        default=BROKER_MAX_BYTES_PER_EVENT,
+        help="the embedded broker's RSS growth per accepted event that fails the soak",
+    )
     parser.add_argument("--demo", action="store_true", help="start fk up with demo data")
     parser.add_argument(
         "--tracemalloc", action="store_true", help="trace fk up's Python heap (slower)"
@@ -178,6 +191,7 @@ def main() -> int:
                 args.tracemalloc,
                 args.probe,
                 args.probe_trim,
+                args.max_broker_bytes_per_event,
             )
         )
     else:
@@ -191,6 +205,7 @@ def main() -> int:
                     args.tracemalloc,
                     args.probe,
                     args.probe_trim,
+                    args.max_broker_bytes_per_event,
                 )
             )
     return 0 if passed else 1

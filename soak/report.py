@@ -80,7 +80,12 @@ BROKER_MAX_BYTES_PER_EVENT = 1024
 
 
 def render(
-    results: Results, options: Options, receiver: Receiver, max_growth: float
+    results: Results,
+    options: Options,
+    receiver: Receiver,
+    max_growth: float,
+    *,
+    broker_max_bytes_per_event: float = BROKER_MAX_BYTES_PER_EVENT,
 ) -> tuple[str, bool]:
     """The report as Markdown, and whether the soak passed."""
     warmup = min(options.warmup, results.load_seconds)
@@ -121,7 +126,7 @@ def render(
     for change in changes:
         if role(change.process) == "embedded broker":
             # It keeps every message by design (README, "Restarts"): held to its stated rate.
-            ok = change.per_event <= BROKER_MAX_BYTES_PER_EVENT
+            ok = change.per_event <= broker_max_bytes_per_event
         else:
             ok = change.change <= max_growth
         memory_ok &= ok

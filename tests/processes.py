@@ -32,6 +32,8 @@ class PlatformProcess:
             "FK_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "FK_LOG_LEVEL": "INFO",
             "PYTHONPATH": str(REPO),
+            # Log lines reach the log file as they are written, not a buffer at a time.
+            "PYTHONUNBUFFERED": "1",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
