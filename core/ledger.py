@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import time
 import uuid
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -223,17 +224,13 @@ class CampaignLedger:
             keyed_id(org, idempotency_key) if idempotency_key is not None else _new_id()
         )
         reply = await self._ask(
-            Command(
-                id=uuid.uuid4().hex,
-                client=self.client_id,
-                kind="create",
-                org=org,
-                campaign_id=campaign_id,
-                body=body.model_dump(mode="json", by_alias=True, exclude_none=True),
-                idempotency_key=idempotency_key,
-                body_hash=body_hash(body) if idempotency_key is not None else None,
-                check=body.id is not None or idempotency_key is not None,
-            )
+            "create",
+            org,
+            campaign_id,
+            body.model_dump(mode="json", by_alias=True, exclude_none=True),
+            idempotency_key=idempotency_key,
+            body_hash=body_hash(body) if idempotency_key is not None else None,
+            check=body.id is not None or idempotency_key is not None,
         )
         if reply.outcome is Outcome.key_reused:
             raise IdempotencyKeyReused(idempotency_key or "")
@@ -247,15 +244,11 @@ class CampaignLedger:
         """Apply `patch` if the campaign is still at `expected_version` (else `VersionMismatch`).
         A patch that changes nothing returns the campaign unchanged, without an event."""
         reply = await self._ask(
-            Command(
-                id=uuid.uuid4().hex,
-                client=self.client_id,
-                kind="update",
-                org=org,
-                campaign_id=campaign_id,
-                body=patch.model_dump(mode="json", by_alias=True, exclude_unset=True),
-                expected_version=expected_version,
-            )
+            "update",
+            org,
+            campaign_id,
+            patch.model_dump(mode="json", by_alias=True, exclude_unset=True),
+            expected_version=expected_version,
         )
         if reply.outcome is Outcome.not_found:
             raise CampaignNotFound(campaign_id)
@@ -275,10 +268,26 @@ class CampaignLedger:
         except (VersionMismatch, CampaignNotFound, lifecycle.InvalidTransition):
             return None
 
-    async def _ask(self, command: Command) -> Reply:
+    async def _ask(
+        self,
+        kind: Literal["create", "update"],
+        org: str,
+        campaign_id: str,
+        body: dict[str, Any],
+        **fields: Any,
+    ) -> Reply:
         """Send the command and wait for its answer; `CommandNotPublished` when the broker or
         the agent does not answer in time (the command may still be decided later: a retry with
         the same Idempotency-Key or If-Match is safe)."""
+        command = Command(
+            id=uuid.uuid4().hex,
+            client=self.client_id,
+            kind=kind,
+            org=org,
+            campaign_id=campaign_id,
+            body=body,
+            **fields,
+        )
         await self.start()
         answered = asyncio.get_running_loop().create_future()
         self._waiting[command.id] = answered
