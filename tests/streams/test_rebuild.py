@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaProducer
 
 import cli
 import streams.rebuild
-from api.main import create_app
 from core.clickhouse import Store
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignEvent, CampaignEventType, CampaignStatus
@@ -23,6 +22,7 @@ from streams.app import Orchestrator
 from streams.rebuild import RebuildRefused, TopicExtent, rebuild
 from tests.conftest import wait_until
 from tests.factories import encode, make_event
+from tests.security.conftest import api_client
 
 
 def campaign_events(org: str, campaign_id: str) -> list[CampaignEvent]:
@@ -64,15 +64,8 @@ def campaign_events(org: str, campaign_id: str) -> list[CampaignEvent]:
 
 @asynccontextmanager
 async def api(settings: Settings, store: Store, token: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, store=store)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://api",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as client,
-    ):
+    async with api_client(settings, store) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
         yield client
 
 
