@@ -220,10 +220,24 @@ def _rate(
     def overall_rate(hourly: Floats) -> float:
         return float((past + (weights * hourly).sum()) / max(total_views, 1.0))
 
+    # The point is projected engagements over projected views; the rate model gives the
+    # interval's width around it, relative to its own point (its point can differ a little).
     total = float((past + engagements_ahead.sum()) / max(total_views, 1.0))
+    reference = overall_rate(point)
+    if reference > 0:
+        total_lower = total * overall_rate(lower) / reference
+        total_upper = total * overall_rate(upper) / reference
+    else:
+        total_lower, total_upper = overall_rate(lower), overall_rate(upper)
     parameters = _parameters(curve)
     return MetricForecast(
-        point, lower, upper, total, overall_rate(lower), overall_rate(upper), parameters
+        point,
+        lower,
+        upper,
+        total,
+        min(total_lower, total),
+        max(total_upper, total),
+        parameters,
     )
 
 

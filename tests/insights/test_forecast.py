@@ -110,3 +110,19 @@ def test_without_history_or_horizon_there_is_no_forecast() -> None:
 def test_the_naive_baseline_repeats_the_last_day() -> None:
     history = np.arange(48, dtype=np.float64)
     assert list(last_day_repeated(history, 26)) == [*range(24, 48), 24, 25]
+
+
+@pytest.mark.parametrize("horizon", [1, 24, 73, 168])
+def test_every_interval_holds_its_own_forecast_whatever_hour_the_history_starts(
+    horizon: int,
+) -> None:
+    # A clean daily cycle: the engagement rate's point (projected engagements over projected
+    # views) once fell just outside the rate model's own bounds.
+    for first in range(FIRST_HOUR, FIRST_HOUR + 48):
+        hours = np.arange(first, first + 96)
+        level = 1000 * (1 + 0.5 * np.sin(2 * np.pi * (hours % 24) / 24))
+        views = np.floor(level)
+        engagements = np.floor(level * 0.08) + 5
+        forecast = forecast_campaign(views, engagements, first, horizon)
+        for metric in (forecast.views, forecast.engagements, forecast.engagement_rate):
+            assert metric.total_lower <= metric.total <= metric.total_upper, (first, metric)
