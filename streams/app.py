@@ -4,6 +4,7 @@ every campaign: `streams/agents/commands.py`), and the campaign orchestrator (ca
 projection, webhook dispatcher, date clock)."""
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -73,6 +74,7 @@ def create_faust_app(
         fetch_wait_ms=settings.command_fetch_wait_ms,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
+        datadir=faust_datadir(settings),
         web_enabled=False,
         topic_partitions=settings.engagement_partitions,
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
@@ -110,3 +112,9 @@ def create_faust_app(
 
 
 MAX_REQUEST = 5 * 1024 * 1024
+
+
+def faust_datadir(settings: Settings) -> Path:
+    """Faust's own directory, under the data directory (Faust's default is `<app id>-data` in
+    the working directory)."""
+    return settings.data_dir / "faust" / settings.faust_app_id

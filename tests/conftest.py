@@ -23,7 +23,7 @@ from core.rollups import EngagementRollups
 from core.settings import Settings
 from streams.agents.commands import CampaignAgent, add_campaign_agent
 from streams.agents.engagement import EngagementConsumer
-from streams.app import Orchestrator
+from streams.app import Orchestrator, faust_datadir
 from streams.topics import platform_topics
 from streams.transport import FkApp
 from tests.receivers import Receiver
@@ -150,6 +150,7 @@ async def campaign_agent(
         settings.faust_app_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
+        datadir=faust_datadir(settings),
         web_enabled=False,
         fetch_wait_ms=settings.command_fetch_wait_ms,
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
