@@ -116,5 +116,7 @@ MAX_REQUEST = 5 * 1024 * 1024
 
 def faust_datadir(settings: Settings) -> Path:
     """Faust's own directory, under the data directory (Faust's default is `<app id>-data` in
-    the working directory)."""
-    return settings.data_dir / "faust" / settings.faust_app_id
+    the working directory). Its parents are made here: Faust makes only the last part."""
+    path = settings.data_dir / "faust" / settings.faust_app_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
