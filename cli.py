@@ -389,6 +389,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from core.clickhouse import Store, server_tls
+    from core.metrics import watch_event_loop
     from streams.app import create_faust_app
 
     settings = _settings()
@@ -403,6 +404,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=settings.api_host)
     app = create_faust_app(settings, store)
+    app.task(watch_event_loop)  # fk up's API process watches its own loop
     worker = faust_worker(app, settings.log_format)
     try:
         worker.execute_from_commandline()

@@ -46,6 +46,7 @@ from core.clickhouse import Store, StoreError, server_tls
 from core.coalesce import Gathered
 from core.kafka import client_security
 from core.ledger import CampaignLedger
+from core.metrics import watch_event_loop
 from core.queries import created_campaigns
 from core.rollups import EngagementRollups
 from core.settings import Settings, get_settings
@@ -233,6 +234,7 @@ def create_app(
         if app.state.services.briefs is not None:
             app.state.services.briefs.forecaster = brief_forecaster(app.state.services)
         warming = app.state.warming = asyncio.create_task(_score_organisations(app.state.services))
+        watching = asyncio.create_task(watch_event_loop())
         try:
             async with AsyncExitStack() as stack:
                 for extra in lifespans:
@@ -241,6 +243,7 @@ def create_app(
                 yield
         finally:
             warming.cancel()
+            watching.cancel()
             await app.state.services.briefs.aclose()
             if ledger is None:
                 await commands.stop()

@@ -286,6 +286,7 @@ class CampaignLedger:
             org=org,
             campaign_id=campaign_id,
             body=body,
+            sent_at=time.time(),
             **fields,
         )
         await self.start()

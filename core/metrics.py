@@ -1,5 +1,7 @@
 """Prometheus metrics of every component, named fk_<subsystem>_<what>; labels are bounded sets."""
 
+import asyncio
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -104,8 +106,9 @@ CAMPAIGN_AGENT_PARTITIONS = Gauge(
 )
 CAMPAIGN_COMMAND_WAIT_SECONDS = Histogram(
     "fk_campaign_command_wait_seconds",
-    "What a command client waited for, by stage: the agent's answer (sent to answered), then"
-    " the store (answered to stored: the worker's projection, or the client's own insert).",
+    "What a command waited for, by stage: its delivery to the agent (sent to picked up, on the"
+    " agent's clock), the agent's answer (sent to answered, on the client's), then the store"
+    " (answered to stored: the worker's projection, or the client's own insert).",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
@@ -176,3 +179,18 @@ ROLLUPS_PUBLISHED = Counter(
 INSIGHTS_SENT = Counter(
     "fk_insights_sent_total", "CampaignInsight events sent, by kind and status.", ["kind", "status"]
 )
+
+EVENT_LOOP_LAG_SECONDS = Histogram(
+    "fk_event_loop_lag_seconds",
+    "How late a timer ran on this process's event loop (sampled every 50 ms): what every"
+    " await that is ready to go on waits behind.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+async def watch_event_loop(interval: float = 0.05) -> None:
+    """Observe `EVENT_LOOP_LAG_SECONDS` until cancelled."""
+    while True:
+        due = time.perf_counter() + interval
+        await asyncio.sleep(interval)
+        EVENT_LOOP_LAG_SECONDS.observe(max(time.perf_counter() - due, 0.0))

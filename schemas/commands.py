@@ -29,6 +29,8 @@ class Command(BaseModel):
     body_hash: str | None = None
     check: bool = True
     """create: look for an existing campaign of the id (the caller chose it)."""
+    sent_at: float | None = None
+    """When the client sent it (seconds since the epoch), for the delivery wait's metric."""
 
 
 class Outcome(StrEnum):

@@ -233,6 +233,10 @@ def add_campaign_agent(
                 log.error("campaign.bad_command", error=str(exc)[:300])
                 continue
             started = time.perf_counter()
+            if command.sent_at is not None:
+                metrics.CAMPAIGN_COMMAND_WAIT_SECONDS.labels("delivery").observe(
+                    max(time.time() - command.sent_at, 0.0)
+                )
             try:
                 reply = await agent.handle(command)
             except Exception as exc:  # the store or the broker failed: nothing was changed

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from core import queries
 from core.clickhouse import Store
@@ -217,3 +218,17 @@ async def test_concurrent_changes_of_two_organisations_campaigns_of_one_id_both_
         )
     )
     assert [(c.org, c.version) for c in changed] == [("acme", 2), ("globex", 2)]
+
+
+async def test_each_stage_of_a_commands_wait_is_measured(ledger: CampaignLedger) -> None:
+    def count(stage: str) -> float:
+        value = REGISTRY.get_sample_value("fk_campaign_command_wait_seconds_count", {"stage": stage})
+        return value or 0.0
+
+    before = {stage: count(stage) for stage in ("delivery", "answer", "store")}
+    await ledger.create("acme", CampaignCreate(name="measured"))
+    assert {stage: count(stage) - before[stage] for stage in before} == {
+        "delivery": 1,
+        "answer": 1,
+        "store": 1,
+    }
