@@ -222,7 +222,9 @@ async def test_concurrent_changes_of_two_organisations_campaigns_of_one_id_both_
 
 async def test_each_stage_of_a_commands_wait_is_measured(ledger: CampaignLedger) -> None:
     def count(stage: str) -> float:
-        value = REGISTRY.get_sample_value("fk_campaign_command_wait_seconds_count", {"stage": stage})
+        value = REGISTRY.get_sample_value(
+            "fk_campaign_command_wait_seconds_count", {"stage": stage}
+        )
         return value or 0.0
 
     before = {stage: count(stage) for stage in ("delivery", "answer", "store")}
