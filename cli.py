@@ -404,7 +404,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=settings.api_host)
     app = create_faust_app(settings, store)
-    app.task(watch_event_loop)  # fk up's API process watches its own loop
+
+    @app.task
+    async def watch() -> None:  # fk up's API watches its own loop
+        await watch_event_loop()
+
     worker = faust_worker(app, settings.log_format)
     try:
         worker.execute_from_commandline()
