@@ -120,6 +120,35 @@ def _drift(rng: np.random.Generator, n: int, sigma: float, tau: float) -> npt.ND
     return out
 
 
+def _audience(
+    rng: np.random.Generator, minutes: int, p: CampaignProfile, start_minute: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Views a minute from the daily cycle, ramp and decay; each minute's own noise; the slow
+    drift (both log scale), drawn from `rng` in this order."""
+    t = np.arange(minutes, dtype=np.int64)
+    mean = p.views_per_minute * daily_cycle(t + start_minute, p.daily_amplitude, p.peak_hour)
+    if p.ramp_hours > 0:
+        mean = mean / (1.0 + np.exp(-(t / 60.0 - 2 * p.ramp_hours) / (p.ramp_hours / 2)))
+    if p.half_life_days > 0:
+        mean = mean * np.exp(-math.log(2) * t / (p.half_life_days * MINUTES_PER_DAY))
+    minute_noise = rng.normal(0.0, p.noise, minutes)
+    return mean, minute_noise, _drift(rng, minutes, p.drift, p.drift_minutes)
+
+
+def slow_views(
+    seed: int, minutes: int, profile: CampaignProfile | None = None, start_minute: int = 0
+) -> npt.NDArray[np.float64]:
+    """The views a minute `campaign_series` with the same arguments draws its counts around
+    before each minute's own noise (lognormal, sigma `profile.noise`) and the Poisson count:
+    daily cycle, ramp, decay and drift, without injected events. What an oracle that knows
+    everything but a minute's own randomness expects (the benchmark's bound on spike delay)."""
+    p = profile or CampaignProfile()
+    mean, _, drift = _audience(np.random.default_rng(seed), minutes, p, start_minute)
+    variance = p.noise**2 + p.drift**2
+    slow: npt.NDArray[np.float64] = mean * np.exp(drift - variance / 2)
+    return slow
+
+
 def campaign_series(
     seed: int,
     minutes: int,
@@ -133,16 +162,10 @@ def campaign_series(
     engagements are binomial on the views with the (noisy) engagement rate."""
     rng = np.random.default_rng(seed)
     p = profile or CampaignProfile()
-    t = np.arange(minutes, dtype=np.int64)
-    mean = p.views_per_minute * daily_cycle(t + start_minute, p.daily_amplitude, p.peak_hour)
-    if p.ramp_hours > 0:
-        mean = mean / (1.0 + np.exp(-(t / 60.0 - 2 * p.ramp_hours) / (p.ramp_hours / 2)))
-    if p.half_life_days > 0:
-        mean = mean * np.exp(-math.log(2) * t / (p.half_life_days * MINUTES_PER_DAY))
-    noise = rng.normal(0.0, p.noise, minutes) + _drift(rng, minutes, p.drift, p.drift_minutes)
+    mean, minute_noise, drift = _audience(rng, minutes, p, start_minute)
     # exp(x - sigma^2/2) keeps the noise's mean at 1.
     variance = p.noise**2 + p.drift**2
-    mean = mean * np.exp(noise - variance / 2)
+    mean = mean * np.exp(minute_noise + drift - variance / 2)
     rate = np.full(minutes, p.engagement_rate)
     for event in injections:
         window = slice(max(event.start, 0), max(min(event.end, minutes), 0))
