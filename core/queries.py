@@ -1,6 +1,7 @@
 """Store queries shared by the API and the workers (campaign rows, idempotency keys, webhook
 endpoints), parameterised and bounded."""
 
+import asyncio
 import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -78,28 +79,70 @@ def campaign_rows(campaigns: Sequence[Campaign]) -> list[tuple[Any, ...]]:
 CampaignKey = tuple[str, str]
 """(organisation, campaign id): a campaign id is unique within its organisation only."""
 
-_KNOWN: "weakref.WeakKeyDictionary[Store, dict[CampaignKey, Campaign | None]]" = (
-    weakref.WeakKeyDictionary()
-)
-"""Per store, the newest version of each campaign this process wrote or read (None: known
-absent), for a sole writer's look-ups (`newest_campaign`)."""
+
+class _Campaigns:
+    """Per store, for a sole writer's look-ups (`newest_campaign`): the newest version of each
+    campaign this process wrote or read (None: known absent), and which (organisation, id)
+    pairs the store held before (64-bit hashes, sorted, 8 bytes each, loaded on first need):
+    an id in neither was never stored, which a create of a new id learns without a query."""
+
+    def __init__(self) -> None:
+        self.held: dict[CampaignKey, Campaign | None] = {}
+        self.stored: npt.NDArray[np.int64] | None = None
+        self.forgotten: list[int] = []
+        """Hashes of written campaigns dropped from `held` before `stored` was loaded."""
+        self._loading: asyncio.Lock | None = None
+
+    def remember(self, campaigns: Iterable[Campaign]) -> None:
+        if len(self.held) >= _MAX_KNOWN:  # bounded: the written ones are kept as hashes
+            self._fold([hash(k) for k, v in self.held.items() if v is not None])
+            self.held = {}
+        for campaign in campaigns:
+            key = (campaign.org, campaign.id)
+            held = self.held.get(key)
+            if held is None or held.version < campaign.version:
+                self.held[key] = campaign
+
+    def _fold(self, hashes: list[int]) -> None:
+        if self.stored is None:
+            self.forgotten.extend(hashes)
+        else:
+            self.stored = np.union1d(self.stored, np.array(hashes, dtype=np.int64))
+
+    async def may_be_stored(self, store: Store, key: CampaignKey) -> bool:
+        if self.stored is None:
+            self._loading = self._loading or asyncio.Lock()
+            async with self._loading:
+                if self.stored is None:
+                    loaded = await _campaign_key_hashes(store)
+                    # Written while it loaded: in `held`, or folded meanwhile.
+                    self.stored = np.union1d(loaded, np.array(self.forgotten, dtype=np.int64))
+                    self.forgotten = []
+        at = int(np.searchsorted(self.stored, hash(key)))
+        return at < len(self.stored) and int(self.stored[at]) == hash(key)
+
+
+_KNOWN: "weakref.WeakKeyDictionary[Store, _Campaigns]" = weakref.WeakKeyDictionary()
 _MAX_KNOWN = 200_000
 
 
-def _known(store: Store) -> dict[CampaignKey, Campaign | None]:
+def _known(store: Store) -> _Campaigns:
     known = _KNOWN.get(store)
-    if known is None or len(known) >= _MAX_KNOWN:  # bounded: a forgotten id is read again
-        known = _KNOWN[store] = {}
+    if known is None:
+        known = _KNOWN[store] = _Campaigns()
     return known
 
 
 def _remember(store: Store, campaigns: Iterable[Campaign]) -> None:
-    known = _known(store)
-    for campaign in campaigns:
-        key = (campaign.org, campaign.id)
-        held = known.get(key)
-        if held is None or held.version < campaign.version:
-            known[key] = campaign
+    _known(store).remember(campaigns)
+
+
+async def _campaign_key_hashes(store: Store) -> npt.NDArray[np.int64]:
+    columns = await store.query_columns("SELECT DISTINCT org, id FROM campaigns")
+    if not columns:
+        return np.zeros(0, dtype=np.int64)
+    orgs, ids = columns
+    return np.sort(np.fromiter(map(hash, zip(orgs, ids, strict=True)), np.int64, len(ids)))
 
 
 async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
@@ -115,19 +158,22 @@ async def newest_campaign(
 ) -> Campaign | None:
     """`campaign_by_id`; for the sole writer of campaigns (the embedded platform, whose API and
     worker share one process), from what this process wrote or read before when it can: every
-    write passes `insert_campaigns`, so nothing newer can be in the store."""
+    write passes `insert_campaigns`, so nothing newer can be in the store, and an id neither
+    written since nor stored before is absent without a query."""
     if not sole_writer:
         return await campaign_by_id(store, org, campaign_id)
     known = _known(store)
     key = (org, campaign_id)
-    if key in known:
-        return known[key]
+    if key in known.held:
+        return known.held[key]
+    if not await known.may_be_stored(store, key):
+        return None
     found = await campaign_by_id(store, org, campaign_id)
     if found is None:
-        known.setdefault(key, None)
+        known.held.setdefault(key, None)
     else:
         _remember(store, [found])
-    return known.get(key, found)
+    return known.held.get(key, found)
 
 
 async def campaign_by_id(store: Store, org: str, campaign_id: str) -> Campaign | None:

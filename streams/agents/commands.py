@@ -20,6 +20,7 @@ from before this agent) is read from the store, which holds every acknowledged v
 import asyncio
 import time
 import zlib
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,15 +130,21 @@ class CampaignAgent:
                     return self._reply(command, Outcome.replayed, campaign=_dump(earlier))
         if (entry is not None or command.check) and await self._current(command, entry) is not None:
             return self._reply(command, Outcome.exists)
-        if idem is not None and command.body_hash is not None:
+        event = lifecycle.create(command.org, command.campaign_id, body, _now())
+        if idem is None or command.body_hash is None:
+            return await self._commit(command, key, event, None)
+        digest = command.body_hash
+
+        async def record_key() -> None:
             await queries.record_idempotency_key(
-                self.store, command.org, idem, command.body_hash, command.campaign_id
+                self.store, command.org, idem, digest, command.campaign_id
             )
             if self.keys is not None:
-                self.keys.add(command.org, idem, command.body_hash, command.campaign_id)
-        event = lifecycle.create(command.org, command.campaign_id, body, _now())
-        held = [idem, command.body_hash] if idem is not None and command.body_hash else None
-        return await self._commit(command, key, event, held)
+                self.keys.add(command.org, idem, digest, command.campaign_id)
+
+        # Recorded in the store before the event is out (as the changelog is, meanwhile): a
+        # retry that reaches an owner without this table entry still finds the key.
+        return await self._commit(command, key, event, [idem, digest], record_key())
 
     async def _update(self, command: Command, key: str, entry: dict[str, Any] | None) -> Reply:
         current = await self._current(command, entry)
@@ -151,15 +158,22 @@ class CampaignAgent:
         return await self._commit(command, key, event, entry.get("idem") if entry else None)
 
     async def _commit(
-        self, command: Command, key: str, event: CampaignEvent, idem: list[str] | None
+        self,
+        command: Command,
+        key: str,
+        event: CampaignEvent,
+        idem: list[str] | None,
+        *before: Awaitable[None],
     ) -> Reply:
+        """Write the table entry and publish the event; `before` are awaited (with the
+        changelog) before the event goes out."""
         payload = event.model_dump_json(by_alias=True)
         campaign = _dump(event.current)
         # The changelog first: once the event is out, the table must know its version.
         # The entry holds the newest event as sent (its `current` is the campaign): compact in
         # memory and in the changelog, and ready to be sent again.
         self.table[key] = {"event": payload, "idem": idem, "lastCommand": command.id}
-        await self.app.producer.flush()
+        await asyncio.gather(self.app.producer.flush(), *before)
         sent = await self._publish(event.campaign_id, payload)
         metrics.CAMPAIGN_EVENTS.labels(event.type.value).inc()
         log.info(
