@@ -141,8 +141,11 @@ class Store:
     on a per-client lock, so one shared client ran the threads' queries one at a time (reads
     queued behind inserts and rankings). chDB allows any number of clients on one engine.
 
-    Inserts have threads of their own (`writers`), so ingestion never waits behind queries
-    (rankings, look-ups) that occupy every reading thread under load, nor queries behind it.
+    Inserts have threads of their own, so ingestion never waits behind queries (rankings,
+    look-ups) that occupy every reading thread under load, nor queries behind it: `writers` for
+    the engagement stream's bulk inserts (Arrow tables), `row_writers` for every row insert
+    (campaign versions, webhook deliveries, Idempotency-Keys, briefs), which commands and
+    deliveries wait for and which must not queue behind the stream's.
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class Store:
         *,
         workers: int = 4,
         writers: int = 2,
+        row_writers: int = 2,
         connect: Callable[[], Client] | None = None,
     ) -> None:
         self.client = client
@@ -168,6 +172,11 @@ class Store:
         self._write_executor = ThreadPoolExecutor(
             max_workers=writers,
             thread_name_prefix="store-write",
+            initializer=self._mark_own_thread,
+        )
+        self._row_write_executor = ThreadPoolExecutor(
+            max_workers=row_writers,
+            thread_name_prefix="store-write-rows",
             initializer=self._mark_own_thread,
         )
         self._gathered: dict[tuple[str, tuple[str, ...]], GatheredWrites[Sequence[Any]]] = {}
@@ -334,7 +343,7 @@ class Store:
     async def insert(
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]
     ) -> None:
-        await self._run(self.insert_sync, table, columns, names, executor=self._write_executor)
+        await self._run(self.insert_sync, table, columns, names, executor=self._row_write_executor)
 
     async def insert_gathered(
         self, table: str, rows: Sequence[Sequence[Any]], names: Sequence[str]
@@ -393,6 +402,7 @@ class Store:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._write_executor.shutdown(wait=True, cancel_futures=True)
+        self._row_write_executor.shutdown(wait=True, cancel_futures=True)
         with self._clients_lock:
             clients, self._clients = [*self._clients, self.client], []
         for client in clients:

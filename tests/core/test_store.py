@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+import pyarrow as pa
+
 from core.clickhouse import CHDB_OPTIONS, Store
 from core.queries import created_campaigns
 from tests.api.test_top_performers import add_campaign
@@ -61,3 +63,25 @@ def test_the_embedded_engines_caches_are_bounded(store: Store) -> None:
         )
     )
     assert {name: int(value) for name, value in rows.items()} == CHDB_OPTIONS
+
+
+async def test_row_inserts_do_not_wait_behind_the_streams_bulk_inserts(store: Store) -> None:
+    """Campaign versions, deliveries and keys (row inserts) have threads of their own: they land
+    while bulk Arrow inserts (the engagement stream's) hold every bulk thread."""
+    await store.command("CREATE TABLE bulk (n UInt32) ENGINE = MergeTree ORDER BY n")
+    await store.command("CREATE TABLE bulk_seen (n UInt32, s UInt8) ENGINE = MergeTree ORDER BY n")
+    # Each bulk insert takes ~1 s: its view sleeps 0.5 s on each of its two rows.
+    await store.command(
+        "CREATE MATERIALIZED VIEW bulk_slowly TO bulk_seen AS SELECT n, sleepEachRow(0.5) AS s"
+        " FROM bulk"
+    )
+    await store.command("CREATE TABLE rows (n UInt32) ENGINE = MergeTree ORDER BY n")
+    two = pa.table({"n": pa.array([1, 2], pa.uint32())})
+    busy = [asyncio.ensure_future(store.insert_arrow("bulk", two)) for _ in range(2)]
+    await asyncio.sleep(0.1)  # the two bulk inserts hold the two bulk threads
+    started = time.monotonic()
+    await store.insert("rows", [[1]], ["n"])
+    inserted_in = time.monotonic() - started
+    assert not any(b.done() for b in busy), "the bulk inserts ended first: nothing shown"
+    await asyncio.gather(*busy)
+    assert inserted_in < 0.6, f"the row insert waited {inserted_in:.2f} s behind bulk inserts"
