@@ -405,7 +405,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         start_http_server(args.metrics_port, addr=settings.api_host)
     app = create_faust_app(settings, store)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def watch() -> None:  # fk up's API watches its own loop
         await watch_event_loop()
 
