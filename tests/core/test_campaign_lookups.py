@@ -46,7 +46,8 @@ async def test_a_new_id_is_absent_without_a_query_and_a_stored_one_is_read(
     assert await newest(store, "acme", "cmp_new") is None
     assert lookups == []
     found = await newest(store, "acme", "cmp_before")
-    assert found is not None and found.id == "cmp_before"
+    assert found is not None
+    assert found.id == "cmp_before"
     assert lookups == ["cmp_before"]
     # The same id in another organisation is another campaign, never stored.
     assert await newest(store, "globex", "cmp_before") is None
@@ -70,6 +71,7 @@ async def test_campaigns_written_past_the_bound_are_still_found(
         await queries.insert_campaigns(store, [one])
     for one in written:
         found = await newest(store, "acme", one.id)
-        assert found is not None and found.id == one.id
+        assert found is not None
+        assert found.id == one.id
     assert await newest(store, "acme", "cmp_5") is None
     assert "cmp_5" not in lookups
