@@ -18,9 +18,10 @@ InsightStatus = Literal["raised", "cleared"]
 
 
 class EngagementRollup(WireModel):
-    """One closed minute of one organisation's campaign or creator, by event time (topic
-    `engagement-rollups`, key = `org/kind/id`). Several rollups of one minute add up (events
-    stored after the minute was published)."""
+    """One closed minute of one organisation's campaign or creator, by event time. Several
+    rollups of one minute add up (events stored after the minute was published). On topic
+    `engagement-rollups` a message is a JSON array of rollups, all on the partition of their
+    scope's key `org/kind/id` (`ROLLUPS`)."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -33,6 +34,7 @@ class EngagementRollup(WireModel):
 
 
 ROLLUP = TypeAdapter(EngagementRollup)
+ROLLUPS = TypeAdapter(list[EngagementRollup])
 
 
 class InsightScope(WireModel):

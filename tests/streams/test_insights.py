@@ -5,6 +5,7 @@ webhooks that subscribed to it, Slack, the delivery log and the insights table, 
 campaign version change."""
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from core.insights import insert_insights
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignStatus
-from schemas.insights import INSIGHT_EVENT, ROLLUP, CampaignInsight
+from schemas.insights import INSIGHT_EVENT, ROLLUPS, CampaignInsight
 from streams.agents.insights import (
     InsightsDetector,
     RollupPublisher,
@@ -123,17 +124,52 @@ async def test_publisher_sends_closed_minutes_by_scope_and_drops_late_ones(
     finally:
         await publisher.stop()
     records = await read_topic(settings, settings.rollup_topic, 3)
-    rollups = sorted((ROLLUP.validate_json(r.value) for r in records), key=lambda r: r.kind)
+    on_partition = [(r.partition, one) for r in records for one in ROLLUPS.validate_json(r.value)]
+    rollups = sorted((one for _, one in on_partition), key=lambda r: r.kind)
     assert [(r.kind, r.id, r.minute, r.views, r.engagements) for r in rollups] == [
         ("campaign", "c1", minute - 1, 100, 12),
         ("creator", "i1", minute - 1, 100, 12),
     ]
-    for r in records:
-        assert r.partition == rollup_partition(r.key, settings.engagement_partitions)
-    assert {r.key for r in records} == {
-        rollup_key("acme", "campaign", "c1"),
-        rollup_key("acme", "creator", "i1"),
-    }
+    for partition, one in on_partition:
+        key = rollup_key(one.org, one.kind, one.id)
+        assert partition == rollup_partition(key, settings.engagement_partitions)
+
+
+async def test_publisher_sends_many_rollups_in_few_messages_on_their_scopes_partitions(
+    settings: Settings, topics: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.agents.insights.ROLLUPS_PER_MESSAGE", 10)
+    now = time.time()
+    minute = int(now * 1000) // MINUTE_MS
+    minutes = MinuteRollups()
+    minutes.add_rows(
+        [row("acme", f"c{n}", f"i{n}", (minute - 1) * MINUTE_MS, 10, 1) for n in range(60)]
+    )
+    publisher = RollupPublisher(settings, minutes, clock=lambda: now)
+    await publisher.start()
+    try:
+        assert await publisher.publish() == 120
+    finally:
+        await publisher.stop()
+    # 120 rollups on their scopes' partitions, at most 10 a message.
+    partitions = settings.engagement_partitions
+    scopes = [("campaign", f"c{n}") for n in range(60)] + [("creator", f"i{n}") for n in range(60)]
+    per_partition = Counter(
+        rollup_partition(rollup_key("acme", kind, scope_id), partitions)
+        for kind, scope_id in scopes
+    )
+    messages = sum(-(-n // 10) for n in per_partition.values())
+    records = await read_topic(settings, settings.rollup_topic, messages)
+    assert len(records) == messages
+    seen = []
+    for record in records:
+        batch = ROLLUPS.validate_json(record.value)
+        assert 1 <= len(batch) <= 10
+        for one in batch:
+            key = rollup_key(one.org, one.kind, one.id)
+            assert record.partition == rollup_partition(key, partitions)
+            seen.append((one.kind, one.id))
+    assert sorted(seen) == sorted(scopes)
 
 
 def store_series(
