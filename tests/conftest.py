@@ -4,9 +4,11 @@ allows one path per process), and per test its own topics, consumer group and da
 import asyncio
 import secrets
 import socket
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from faust.contrib.asgi import faust_app_running
 
 from api.main import create_app
+from core import clickhouse
 from core.auth import issue_token
 from core.clickhouse import Store
 from core.kafka import EmbeddedBroker, ensure_topics
@@ -72,9 +75,93 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **overrides)
 
 
+class HeldLog:
+    """`core.clickhouse`'s logger while `MigratedDatabases` prepares databases: the lines of its
+    thread are held until a test takes the database they are about, and told then. Pytest
+    captures output phase by phase; a line another thread writes between phases would reach
+    the terminal."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.held: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        if threading.current_thread().name.startswith(MIGRATING_THREAD):
+            return lambda *args, **kwargs: self.held.append((method, args, kwargs))
+        told: Callable[..., None] = getattr(self.log, method)
+        return told
+
+    def tell(self) -> None:
+        """Tell the held lines (call once the thread has finished them)."""
+        lines, self.held = self.held, []
+        for method, args, kwargs in lines:
+            getattr(self.log, method)(*args, **kwargs)
+
+
+MIGRATING_THREAD = "migrate-ahead"
+
+
+class MigratedDatabases:
+    """Test databases migrated one test ahead, in a thread of their own, as `Store.open` migrates
+    them: a test that takes one finds it ready while the next is prepared meanwhile. Each
+    database is its test's alone; the test drops it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=MIGRATING_THREAD)
+        self._next: Future[Store] | None = None
+        self._taken: dict[str, Store] = {}
+        self._log = HeldLog(clickhouse.log)
+        clickhouse.log = self._log
+
+    def _open(self) -> Store:
+        return Store.open(self.url, f"t_{uuid.uuid4().hex[:10]}")
+
+    def take(self) -> str:
+        """The name of a migrated database, its store kept for `claim`; the next one is started."""
+        pending, self._next = self._next, None
+        try:
+            store = pending.result() if pending is not None else self._open()
+        finally:
+            self._log.tell()
+        self._next = self._thread.submit(self._open)
+        self._taken[store.database] = store
+        return store.database
+
+    def claim(self, database: str) -> Store | None:
+        return self._taken.pop(database, None)
+
+    def close(self) -> None:
+        unused = [*self._taken.values()]
+        if self._next is not None and self._next.exception() is None:
+            unused.append(self._next.result())
+        for store in unused:
+            store.command_sync(f"DROP DATABASE IF EXISTS `{store.database}`")
+            store.close()
+        self._thread.shutdown()
+        clickhouse.log = self._log.log
+
+
+@pytest.fixture(scope="session")
+def migrated_databases(chdb_url: str) -> Iterator[MigratedDatabases]:
+    databases = MigratedDatabases(chdb_url)
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
-def settings(broker: EmbeddedBroker, chdb_url: str, tmp_path: Path) -> Settings:
-    tag = uuid.uuid4().hex[:10]
+def settings(
+    broker: EmbeddedBroker,
+    chdb_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    migrated_databases: MigratedDatabases,
+) -> Settings:
+    """A test's own names; one that uses `store` gets a database migrated ahead of it."""
+    if "store" in request.fixturenames:
+        tag = migrated_databases.take().removeprefix("t_")
+    else:
+        tag = uuid.uuid4().hex[:10]
     return make_settings(
         env="test",
         jwt_secret=JWT_SECRET,
@@ -96,8 +183,10 @@ def settings(broker: EmbeddedBroker, chdb_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    st = Store.open(settings.store_url, settings.clickhouse_database)
+def store(settings: Settings, migrated_databases: MigratedDatabases) -> Iterator[Store]:
+    st = migrated_databases.claim(settings.clickhouse_database) or Store.open(
+        settings.store_url, settings.clickhouse_database
+    )
     yield st
     st.command_sync(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`")
     st.close()
