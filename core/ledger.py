@@ -79,7 +79,7 @@ class RecordedKeys:
         recorded = self._recorded.get((org, key))
         if recorded is not None:
             return recorded
-        stored = await self._load()
+        stored = await self.load()
         at = np.searchsorted(stored, hash((org, key)))
         if at < len(stored) and stored[at] == hash((org, key)):
             return await queries.idempotency_key(self.store, org, key)
@@ -94,7 +94,8 @@ class RecordedKeys:
             self._recorded.clear()
         self._recorded[(org, key)] = (digest, campaign_id)
 
-    async def _load(self) -> npt.NDArray[np.int64]:
+    async def load(self) -> npt.NDArray[np.int64]:
+        """The hashes of the keys stored before (loaded once; at start by the agent)."""
         if self._stored is None:
             async with self._loading:
                 if self._stored is None:
@@ -163,6 +164,9 @@ class CampaignLedger:
             consumer.assign([replies])
             await consumer.seek_to_end(replies)
             await consumer.position(replies)  # fixed before any command is sent
+            # The commands topic's partitions known before the first command (a send would
+            # fetch them first).
+            await self.producer.partitions_for(self.settings.campaign_commands_topic)
             self._consumer = consumer
             self._reading = asyncio.create_task(self._read(consumer))
 

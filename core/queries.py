@@ -153,6 +153,12 @@ async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
         _remember(store, campaigns)
 
 
+async def load_campaign_keys(store: Store) -> None:
+    """Load, for a sole writer, which campaigns the store holds (`newest_campaign` would on its
+    first look-up of an id it does not hold in memory): at start, not in a first command."""
+    await _known(store).may_be_stored(store, ("", ""))
+
+
 async def newest_campaign(
     store: Store, org: str, campaign_id: str, *, sole_writer: bool = False
 ) -> Campaign | None:

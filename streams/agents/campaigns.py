@@ -2,14 +2,15 @@
 pending webhook delivery per matching endpoint, handed to the dispatcher; plus the clock that
 moves campaigns on at their start and end dates.
 
-Offsets are committed after the projection and the pending deliveries are stored, so a crash
-re-reads at most the uncommitted events; events that already have deliveries in the store (only
+Offsets are committed (in the background, while the next batch is fetched) after the
+projection and the pending deliveries are stored, so a crash re-reads at most the uncommitted
+events; events that already have deliveries in the store (only
 events published before this worker got the partition are looked up) are not fanned out again.
 """
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from core import insights as insight_store
@@ -39,13 +40,18 @@ log = structlog.get_logger(__name__)
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, dispatcher: Dispatcher, store: Store) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, store: Store, committed: Callable[[], Awaitable[None]]
+    ) -> None:
         self.dispatcher = dispatcher
         self.store = store
+        self.committed = committed
         self.assigned_at_ms = 0
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        """Nothing to flush: each batch is stored before its offsets are committed."""
+        """Each batch is stored before its offsets are committed; the commits still pending
+        are made before the partitions go."""
+        await self.committed()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned_at_ms = int(time.time() * 1000)
@@ -93,8 +99,10 @@ class CampaignConsumer(mode.Service):
         self.settings = settings
         self.store = store
         self.dispatcher = dispatcher
-        self.assignment = _Assignment(dispatcher, store)
+        self.assignment = _Assignment(dispatcher, store, self.committed)
         self.consumer: AIOKafkaConsumer | None = None
+        self._to_commit: dict[TopicPartition, int] = {}
+        self._committing: asyncio.Task[None] | None = None
         self._consuming: asyncio.Task[Any] | None = None
         self.watch = StallWatch(
             "campaigns", lambda: self.consumer, lambda: {"consume_task": awaiting(self._consuming)}
@@ -121,7 +129,31 @@ class CampaignConsumer(mode.Service):
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
+            await self.committed()
             await self.consumer.stop()
+
+    def _commit_soon(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit in the background: the next batch is fetched meanwhile (a commit is a broker
+        round trip, and commands wait for the batches after it to be stored)."""
+        self._to_commit.update(offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_pending())
+
+    async def _commit_pending(self) -> None:
+        assert self.consumer is not None
+        while self._to_commit:
+            offsets, self._to_commit = self._to_commit, {}
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:  # re-read after a restart, deduplicated
+                log.warning("campaigns.commit_failed", error=type(exc).__name__)
+
+    async def committed(self) -> None:
+        """Returns once every offset handed to `_commit_soon` was committed (or failed)."""
+        if self._committing is not None:
+            await self._committing
+        if self._to_commit:
+            await self._commit_pending()
 
     @mode.Service.task
     async def _consume(self) -> None:
@@ -201,10 +233,7 @@ class CampaignConsumer(mode.Service):
             self.settings.campaign_topic,
             {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},
         )
-        try:
-            await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
-        except (CommitFailedError, IllegalStateError) as exc:
-            log.warning("campaigns.commit_failed", error=type(exc).__name__)
+        self._commit_soon({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
         self.dispatcher.enqueue(fresh)
         return fresh
 

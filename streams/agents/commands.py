@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from core import lifecycle, metrics, queries
-from core.clickhouse import Store
+from core.clickhouse import Store, StoreError
 from core.ledger import RecordedKeys
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignCreate, CampaignEvent, CampaignPatch
@@ -272,6 +272,17 @@ def add_campaign_agent(
             metrics.CAMPAIGN_COMMAND_SECONDS.labels(command.kind).observe(
                 time.perf_counter() - started
             )
+
+    if sole_writer:
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def load() -> None:
+            """What a create of a new campaign consults, loaded before the first one."""
+            assert agent.keys is not None
+            try:
+                await asyncio.gather(agent.keys.load(), queries.load_campaign_keys(store))
+            except StoreError as exc:  # loaded by the first create instead
+                log.warning("campaign.agent_load_failed", error=str(exc))
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def owned(sender: faust.App, **kwargs: Any) -> None:

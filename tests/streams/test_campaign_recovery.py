@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from aiokafka import TopicPartition
 
 from core import lifecycle, queries
 from core.clickhouse import Store
@@ -92,3 +93,28 @@ async def test_the_roll_forward_compares_each_organisations_own_campaign(store: 
     assert [c.org for c in await roll_forward(store, pending)] == ["acme"]
     assert await queries.campaign_by_id(store, "acme", "cmp_rf") == event.current
     assert await queries.campaign_by_id(store, "globex", "cmp_rf") == theirs
+
+
+async def test_offsets_are_committed_after_their_batch_is_stored(
+    client: httpx.AsyncClient, orchestrator: Orchestrator, settings: Settings
+) -> None:
+    """Commits go out in the background, after each batch is stored: every stored event's
+    offset is committed soon after."""
+    consumer = orchestrator.campaigns.consumer
+    assert consumer is not None
+    partitions = [
+        TopicPartition(settings.campaign_topic, p) for p in range(settings.campaign_partitions)
+    ]
+
+    async def committed() -> int:
+        return sum([(await consumer.committed(tp)) or 0 for tp in partitions])
+
+    for n in range(5):
+        response = await client.post("/campaigns", json={"name": f"c{n}"})
+        assert response.status_code == 201, response.text
+
+    # The client's ledger answers before the worker stores (no ack after store here).
+    async def all_committed() -> bool:
+        return await committed() == 5
+
+    assert await wait_until(all_committed)
