@@ -85,9 +85,12 @@ class PlatformProcess:
                 owned[name] = float(value)
         return min(owned.values())
 
-    def log(self) -> str:
+    def log(self, *, tail: int | None = 3000) -> str:
+        """The current start's log: its last `tail` characters (for a failure's message), or
+        all of it (`tail=None`, for a line that may have scrolled past)."""
         path = self.workdir / f"fk-up-{self.starts}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text if tail is None else text[-tail:]
 
     def kill(self) -> None:
         assert self.process is not None
