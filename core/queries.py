@@ -138,11 +138,18 @@ def _remember(store: Store, campaigns: Iterable[Campaign]) -> None:
 
 
 async def _campaign_key_hashes(store: Store) -> npt.NDArray[np.int64]:
-    columns = await store.query_columns("SELECT DISTINCT org, id FROM campaigns")
+    return await _pair_hashes(store, "SELECT DISTINCT org, id FROM campaigns")
+
+
+async def _pair_hashes(store: Store, sql: str) -> npt.NDArray[np.int64]:
+    """A 64-bit hash (this process's) of every (first, second) column pair `sql` selects,
+    sorted (for `np.searchsorted`)."""
+    columns = await store.query_columns(sql)
     if not columns:
         return np.zeros(0, dtype=np.int64)
-    orgs, ids = columns
-    return np.sort(np.fromiter(map(hash, zip(orgs, ids, strict=True)), np.int64, len(ids)))
+    firsts, seconds = columns
+    pairs = zip(firsts, seconds, strict=True)
+    return np.sort(np.fromiter(map(hash, pairs), np.int64, len(seconds)))
 
 
 async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
@@ -240,11 +247,7 @@ async def idempotency_key(store: Store, org: str, key: str) -> tuple[str, str] |
 
 async def idempotency_key_hashes(store: Store) -> npt.NDArray[np.int64]:
     """A 64-bit hash (this process's) of every recorded (organisation, key), sorted."""
-    columns = await store.query_columns("SELECT org, key FROM campaign_idempotency_keys")
-    if not columns:
-        return np.zeros(0, dtype=np.int64)
-    orgs, keys = columns
-    return np.sort(np.fromiter(map(hash, zip(orgs, keys, strict=True)), np.int64, len(keys)))
+    return await _pair_hashes(store, "SELECT org, key FROM campaign_idempotency_keys")
 
 
 async def record_idempotency_key(
