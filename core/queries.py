@@ -109,7 +109,8 @@ class _Campaigns:
         else:
             self.stored = np.union1d(self.stored, np.array(hashes, dtype=np.int64))
 
-    async def may_be_stored(self, store: Store, key: CampaignKey) -> bool:
+    async def load(self, store: Store) -> npt.NDArray[np.int64]:
+        """The hashes of the campaigns stored before, loaded once."""
         if self.stored is None:
             self._loading = self._loading or asyncio.Lock()
             async with self._loading:
@@ -118,8 +119,12 @@ class _Campaigns:
                     # Written while it loaded: in `held`, or folded meanwhile.
                     self.stored = np.union1d(loaded, np.array(self.forgotten, dtype=np.int64))
                     self.forgotten = []
-        at = int(np.searchsorted(self.stored, hash(key)))
-        return at < len(self.stored) and int(self.stored[at]) == hash(key)
+        return self.stored
+
+    async def may_be_stored(self, store: Store, key: CampaignKey) -> bool:
+        stored = await self.load(store)
+        at = int(np.searchsorted(stored, hash(key)))
+        return at < len(stored) and int(stored[at]) == hash(key)
 
 
 _KNOWN: "weakref.WeakKeyDictionary[Store, _Campaigns]" = weakref.WeakKeyDictionary()
@@ -163,7 +168,7 @@ async def insert_campaigns(store: Store, campaigns: Sequence[Campaign]) -> None:
 async def load_campaign_keys(store: Store) -> None:
     """Load, for a sole writer, which campaigns the store holds (`newest_campaign` would on its
     first look-up of an id it does not hold in memory): at start, not in a first command."""
-    await _known(store).may_be_stored(store, ("", ""))
+    await _known(store).load(store)
 
 
 async def newest_campaign(

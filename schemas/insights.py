@@ -33,7 +33,6 @@ class EngagementRollup(WireModel):
     engagements: int = Field(ge=0, description="likes + comments + shares.")
 
 
-ROLLUP = TypeAdapter(EngagementRollup)
 ROLLUPS = TypeAdapter(list[EngagementRollup])
 
 

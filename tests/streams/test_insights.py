@@ -104,6 +104,16 @@ def test_minute_rollups_hand_over_each_closed_minute_once() -> None:
     assert minutes.close((m + 2) * MINUTE_MS)[0] == (m, ("acme", "campaign", "c1"), 1, 2)
 
 
+async def publish_once(settings: Settings, minutes: MinuteRollups, now: float) -> int:
+    """What a publisher started at `now` sends of `minutes`: how many rollups."""
+    publisher = RollupPublisher(settings, minutes, clock=lambda: now)
+    await publisher.start()
+    try:
+        return await publisher.publish()
+    finally:
+        await publisher.stop()
+
+
 async def test_publisher_sends_closed_minutes_by_scope_and_drops_late_ones(
     settings: Settings, topics: None
 ) -> None:
@@ -117,12 +127,7 @@ async def test_publisher_sends_closed_minutes_by_scope_and_drops_late_ones(
             row("acme", "c1", "i1", minute * MINUTE_MS, 100, 10),  # not closed yet
         ]
     )
-    publisher = RollupPublisher(settings, minutes, clock=lambda: now)
-    await publisher.start()
-    try:
-        assert await publisher.publish() == 2
-    finally:
-        await publisher.stop()
+    assert await publish_once(settings, minutes, now) == 2
     records = await read_topic(settings, settings.rollup_topic, 3)
     on_partition = [(r.partition, one) for r in records for one in ROLLUPS.validate_json(r.value)]
     rollups = sorted((one for _, one in on_partition), key=lambda r: r.kind)
@@ -145,12 +150,7 @@ async def test_publisher_sends_many_rollups_in_few_messages_on_their_scopes_part
     minutes.add_rows(
         [row("acme", f"c{n}", f"i{n}", (minute - 1) * MINUTE_MS, 10, 1) for n in range(60)]
     )
-    publisher = RollupPublisher(settings, minutes, clock=lambda: now)
-    await publisher.start()
-    try:
-        assert await publisher.publish() == 120
-    finally:
-        await publisher.stop()
+    assert await publish_once(settings, minutes, now) == 120
     # 120 rollups on their scopes' partitions, at most 10 a message.
     partitions = settings.engagement_partitions
     scopes = [("campaign", f"c{n}") for n in range(60)] + [("creator", f"i{n}") for n in range(60)]
