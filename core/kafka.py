@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -252,6 +253,25 @@ def running_broker(port: int) -> EmbeddedBroker | None:
 
 def _running_resident_bytes() -> float:
     return float(sum(broker.resident_bytes or 0 for broker in list(_RUNNING.values())))
+
+
+class JoinedListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A consumer's rebalance listener whose `event` is set once the consumer has joined its
+    group, whether or not it was given partitions.
+
+    A consumer subscribed before `start()` makes `start()` wait for the join, and the embedded
+    broker holds a new group's first join for half the session timeout: services that each did
+    that started one join after another. Subscribed after `start()` with this listener, the
+    join runs in the background and the service waits for it only where it must."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.event.set()
 
 
 def client_security(settings: Settings) -> dict[str, Any]:
