@@ -16,13 +16,15 @@ app starts, so `FkApp`'s manager does not wait.
 """
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import aiokafka
 import faust
 from faust.tables import TableManager
+from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TransportT
+from faust.types import TP, TransportT
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -33,8 +35,44 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = self.fetch_wait_ms
         return consumer
 
+    async def stop_fetching(self, tps: Iterable[TP]) -> None:
+        """Pause `tps` in aiokafka itself, so their records are not fetched at all, until the
+        next rebalance (which gives every partition a fresh state)."""
+        partitions = [aiokafka.TopicPartition(tp.topic, tp.partition) for tp in tps]
+        await self.call_thread(self._pause, partitions)
+
+    async def _pause(self, partitions: list[aiokafka.TopicPartition]) -> None:
+        self._ensure_consumer().pause(*partitions)
+
+
+class _Recovery(Recovery):
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        # The changelog partitions of the worker's active tables are not read once recovered
+        # (their records are the worker's own writes). Faust's pause leaves them out of what it
+        # takes from its consumer, but aiokafka still fetched them, and not after a first start
+        # (nothing to recover) at all. Their records then sat unconsumed, and aiokafka holds a
+        # node's next fetch up to 100 ms while any partition's records wait: each campaign
+        # command behind it waited too. Standby partitions are read on (they keep standby
+        # tables up to date).
+        unread = {
+            tp
+            for tp in self.active_tps - self.standby_tps
+            if self.tp_to_table[tp].recovery_buffer_size != 1
+        }
+        self.app.consumer.pause_partitions(unread)
+        thread = getattr(self.app.consumer, "_thread", None)
+        if unread and isinstance(thread, _ConsumerThread):
+            await thread.stop_fetching(unread)
+        await super().on_recovery_completed(generation_id)
+
 
 class _TableManager(TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = _Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
     async def on_start(self) -> None:
         # Faust's sleeps one second first.
         if not self.should_stop:
