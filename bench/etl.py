@@ -173,7 +173,7 @@ def _latency(tmp: Path, csv: Path, seconds: int, rounds: int) -> dict[str, float
         port = free_port()
         env = platform_env(bootstrap, work / "data", port)
         subprocess.run(
-            [sys.executable, "-m", "cli", "etl", "--direct", "--out", str(work), str(csv)],
+            [sys.executable, "-m", "fk", "etl", "--direct", "--out", str(work), str(csv)],
             check=True,
             env=env,
             cwd=work,
