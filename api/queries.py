@@ -1,7 +1,7 @@
 """Every store query the API makes, parameterised and bounded."""
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from core import queries as shared
 from core.changes import ENDPOINT_WRITES
@@ -9,7 +9,7 @@ from core.clickhouse import Store
 from core.coalesce import Gathered
 from core.encryption import SecretCipher
 from core.rollups import metrics_window, window_starts
-from schemas.api import EntityMetrics
+from schemas.api import METRICS_KINDS, EntityMetrics, MetricsKind
 from schemas.campaigns import Campaign, CampaignStatus
 from schemas.dashboard import (
     CampaignActivity,
@@ -43,11 +43,8 @@ _METRICS_SQL = {
 async def warm_up(store: Store, now: datetime) -> None:
     """Run each read once at start-up so the first client request does not pay for loading the
     store's indexes and marks."""
-    for kind in ("campaign", "influencer"):
+    for kind in METRICS_KINDS:
         await entities_metrics(store, kind, "", [""], now)
-
-
-MetricsKind = Literal["campaign", "influencer"]
 
 
 async def entities_metrics(

@@ -14,10 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from briefs import personas, queries
 from briefs.embeddings import Embedder, lexical_similarity
 from core.clickhouse import Store
-from schemas.events import Platform
+from schemas.events import PLATFORMS, Platform
 from schemas.insights import CampaignForecast
 
-PLATFORMS = [p.value for p in Platform]
 GoalType = Literal["awareness", "engagement", "conversion", "launch"]
 
 _GOAL_WORDS: dict[GoalType, tuple[str, ...]] = {
@@ -126,7 +125,7 @@ def _fn(name: str, description: str, properties: dict[str, Any]) -> dict[str, An
     }
 
 
-_PLATFORM = {"type": "string", "enum": PLATFORMS}
+_PLATFORM = {"type": "string", "enum": list(PLATFORMS)}
 _CATEGORY = {
     "type": ["string", "null"],
     "description": f"One of {', '.join(personas.CATEGORIES)}, a hashtag, or null for all.",
