@@ -32,8 +32,10 @@ ADVISORIES = [
     ("aiohttp", "3.14.4", "PYSEC-2026-4369/4370: Request.scheme from the request target"),
     ("h11", "0.16.0", "CVE-2025-43859: chunked-encoding request smuggling"),
     ("requests", "2.33.0", "CVE-2026-25645"),
+    ("idna", "3.14", "GHSA-65pc-fj4g-8rjx: quadratic time on long inputs (CVE-2024-3651 bypass)"),
+    ("urllib3", "2.6.3", "CVE-2026-21441: decompression limits skipped on redirects"),
 ]
-TRANSITIVE = {"h11", "requests"}
+TRANSITIVE = {"h11", "requests", "idna", "urllib3"}
 
 
 def floors() -> dict[str, Version]:
