@@ -67,7 +67,8 @@ for top in ("schemas", "core", "streams", "briefs", "api", "etl", "scoring", "in
         continue
     package = importlib.import_module(top)
     for info in pkgutil.walk_packages(package.__path__, top + "."):
-        importlib.import_module(info.name)
+        if not info.name.endswith(".__main__"):  # that one runs the command line
+            importlib.import_module(info.name)
 if importlib.util.find_spec("cli") is not None:
     importlib.import_module("cli")
 
