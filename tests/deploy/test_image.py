@@ -35,6 +35,9 @@ def test_embedded_only_packages_are_an_extra_not_a_dependency() -> None:
     assert names(extras["embedded"]) == EMBEDDED_ONLY
     assert names(extras["embeddings"]) == OPT_IN
     assert not names(meta["dependencies"]) & (EMBEDDED_ONLY | OPT_IN)
+    for extra, requirements in extras.items():
+        if extra not in ("embedded", "embeddings"):
+            assert not names(requirements) & (EMBEDDED_ONLY | OPT_IN), extra
 
 
 def test_the_image_installs_the_platform_without_extras() -> None:
