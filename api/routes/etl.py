@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import structlog
 from fastapi import APIRouter, FastAPI, File, UploadFile
 from fastapi import Path as PathParam
@@ -22,6 +23,7 @@ from api.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
+from core.clickhouse import Store, StoreError
 from core.settings import Settings
 from etl.executor import UPLOADS, QueueFull
 from etl.loader import LoadRefused, Outputs, load_file
@@ -60,9 +62,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def upload_store(settings: Settings) -> UploadStore:
+def upload_store(settings: Settings, store: Store) -> UploadStore:
     """Where this platform's uploads keep their reports and rejected rows."""
     return UploadStore(
+        store=store,
         root=settings.data_dir.resolve() / "etl",
         retention_seconds=settings.etl_retention_days * 86_400,
         max_bytes_per_org=int(settings.etl_max_stored_mb_per_org * 1024 * 1024),
@@ -72,13 +75,14 @@ def upload_store(settings: Settings) -> UploadStore:
 @asynccontextmanager
 async def sweeping(app: FastAPI) -> AsyncIterator[None]:
     """Remove loads past the retention at start and then hourly, on the load queue's thread."""
-    uploads = upload_store(app.state.services.settings)
+    services = app.state.services
+    uploads = upload_store(services.settings, services.store)
 
     async def sweep() -> None:
         while True:
             try:
                 await UPLOADS.run_housekeeping(uploads.sweep)
-            except OSError as exc:  # a full or read-only disk: try again next time
+            except (OSError, StoreError) as exc:  # a full disk, a store away: next time
                 log.warning("etl.sweep_failed", error=str(exc))
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
@@ -100,8 +104,9 @@ def _copy_and_load(
     org: str,
     load_id: str,
 ) -> LoadReport:
-    """The upload's file copied to `source` (at most FK_ETL_MAX_UPLOAD_BYTES) and loaded, then
-    the organisation's oldest loads removed past its quota; run on the load queue's thread."""
+    """The upload's file copied to `source` (at most FK_ETL_MAX_UPLOAD_BYTES) and loaded, its
+    report (as answered) and rejected rows kept in the store, then the organisation's oldest
+    loads removed past its quota; run on the load queue's thread."""
     settings = services.settings
     source.parent.mkdir(parents=True)
     _copy_limited(upload, source, settings.etl_max_upload_bytes)
@@ -116,7 +121,13 @@ def _copy_and_load(
         rollups=services.rollups,
     )
     source.unlink(missing_ok=True)
-    upload_store(settings).enforce_quota(org, keep=load_id)
+    if report.rejected_file is not None:
+        report = report.model_copy(update={"rejected_file": f"{UPLOAD_PATH}/{load_id}/rejected"})
+    uploads = upload_store(settings, services.store)
+    answer = orjson.dumps(report.model_dump(by_alias=True), option=orjson.OPT_INDENT_2)
+    uploads.keep(org, load_id, answer, outputs.rejected if report.rejected else None)
+    outputs.report.unlink(missing_ok=True)  # the store has it
+    uploads.enforce_quota(org, keep=load_id)
     return report
 
 
@@ -151,9 +162,11 @@ async def upload(
     both with Retry-After."""
     settings = services.settings
     load_id = uuid.uuid4().hex
-    directory = upload_store(settings).load_dir(principal.org, load_id)
+    directory = upload_store(settings, services.store).load_dir(principal.org, load_id)
     source = directory / "upload.csv"
-    outputs = Outputs(report=directory / "report.json", rejected=directory / "rejected.csv")
+    # Not `report.json`: a folder holding one is a load of an earlier version (never kept in the
+    # store); the report is removed once the store has it, the rejected rows stay as a cache.
+    outputs = Outputs(report=directory / "loaded.json", rejected=directory / "rejected.csv")
     try:
         report = await UPLOADS.run(
             principal.org,
@@ -186,8 +199,6 @@ async def upload(
     # show the load; another's keep their cache, so nobody's uploads cost others a re-scoring.
     services.top_cache.forget(lambda key: _org_of(key) == principal.org)
     services.metrics_cache.forget(lambda key: _org_of(key) == principal.org)
-    if report.rejected_file is not None:
-        report = report.model_copy(update={"rejected_file": f"{UPLOAD_PATH}/{load_id}/rejected"})
     return report
 
 
@@ -202,12 +213,17 @@ async def rejected_rows(
     principal: PrincipalDep,
     load_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")],
 ) -> FileResponse:
-    uploads = upload_store(services.settings)
-    path = uploads.load_dir(principal.org, load_id) / "rejected.csv"
-    earlier = uploads.earlier_load_dir(principal.org, load_id)
-    if not path.is_file() and earlier is not None:
-        path = earlier / "rejected.csv"
-    if not path.is_file() or uploads.expired(path):
+    # From the store through any replica (a file of this replica's caches it); loads of earlier
+    # versions, which only the replica that made them holds, from their files.
+    uploads = upload_store(services.settings, services.store)
+    kept = await uploads.kept(principal.org, load_id)
+    if kept is None:
+        path = uploads.earlier_rejected(principal.org, load_id)
+    elif kept.rejected_parts:
+        path = await uploads.rejected_file(principal.org, load_id, kept)
+    else:
+        path = None
+    if path is None:
         raise NotFound(f"No rejected rows for load {load_id}.")
     return FileResponse(path, media_type="text/csv", filename=f"{load_id}.rejected.csv")
 

@@ -15,6 +15,7 @@ from core.settings import Settings
 from etl.executor import UPLOADS
 from etl.generate import write_sample
 from streams.agents.engagement import EngagementConsumer
+from tests.api.test_etl_upload_replicas import age_in_store
 from tests.api.test_http import assert_problem
 from tests.conftest import wait_until
 from tests.factories import make_event
@@ -123,7 +124,18 @@ async def _rejecting_upload(client: httpx.AsyncClient, headers: dict[str, str]) 
 
 
 def _load_folders(settings: Settings) -> list[Path]:
-    return sorted(p.parent for p in settings.data_dir.rglob("report.json"))
+    """The loads this replica keeps files of (their rejected rows, a cache of the store's)."""
+    return sorted(p.parent for p in settings.data_dir.rglob("rejected.csv"))
+
+
+def _kept_sizes(store: Store, org: str) -> list[int]:
+    """The sizes of `org`'s loads in the store (report and rejected rows), oldest first."""
+    rows = store.query_rows_sync(
+        "SELECT length(report) + rejected_bytes FROM etl_upload_reports FINAL"
+        " WHERE org = {org:String} ORDER BY created_at",
+        {"org": org},
+    )
+    return [int(size) for (size,) in rows]
 
 
 def _age(folder: Path, days: float) -> None:
@@ -157,8 +169,8 @@ async def test_organisation_folders_cannot_climb_or_collide(
 async def test_loads_past_the_retention_are_not_served_and_are_swept(
     settings: Settings, store: Store, topics: None
 ) -> None:
-    """A load older than FK_ETL_RETENTION_DAYS answers 404 at once and is removed by the
-    sweep at start; loads within the retention keep working."""
+    """A load older than FK_ETL_RETENTION_DAYS answers 404 at once and is removed from the
+    store and the disk by the sweep at start; loads within the retention keep working."""
     settings = settings.model_copy(update={"etl_retention_days": 7})
     a = bearer(settings, ORG_A)
     async with api_client(settings, store) as client:
@@ -166,12 +178,14 @@ async def test_loads_past_the_retention_are_not_served_and_are_swept(
         [old_folder] = _load_folders(settings)
         young_link = await _rejecting_upload(client, a)
         _age(old_folder, days=8)
+        await age_in_store(store, old_folder.name, days=8)
         assert_problem(await client.get(old_link, headers=a), 404)
         assert (await client.get(young_link, headers=a)).status_code == 200
     async with api_client(settings, store) as client:  # a restart sweeps
         await wait_until(lambda: not old_folder.exists())
         assert (await client.get(young_link, headers=a)).status_code == 200
     assert len(_load_folders(settings)) == 1
+    assert len(_kept_sizes(store, ORG_A)) == 1
 
 
 async def test_an_organisations_loads_beyond_its_quota_go_oldest_first(
@@ -181,8 +195,7 @@ async def test_an_organisations_loads_beyond_its_quota_go_oldest_first(
     removes its organisation's oldest ones past the quota; another organisation's are kept."""
     async with api_client(settings, store) as client:
         await _rejecting_upload(client, bearer(settings, "sizer"))
-    [sample] = _load_folders(settings)
-    one_load = sum(p.stat().st_size for p in sample.iterdir())
+    [one_load] = _kept_sizes(store, "sizer")
     quota = 3.5 * one_load
     settings = settings.model_copy(update={"etl_max_stored_mb_per_org": quota / 1024 / 1024})
     a, b = bearer(settings, ORG_A), bearer(settings, ORG_B)
@@ -192,12 +205,10 @@ async def test_an_organisations_loads_beyond_its_quota_go_oldest_first(
         served = [(await client.get(link, headers=a)).status_code for link in mine]
         assert served == [404, 404, 200, 200, 200]
         assert (await client.get(theirs, headers=b)).status_code == 200
-    stored = sum(
-        p.stat().st_size
-        for p in (settings.data_dir / "etl").rglob("*")
-        if p.is_file() and p.parent.parent.name.startswith(f"{ORG_A}+")
-    )
+    stored = sum(_kept_sizes(store, ORG_A))
     assert 2.5 * one_load < stored <= quota  # three loads (reports differ by a few bytes)
+    mine_on_disk = [f for f in _load_folders(settings) if f.parent.name.startswith(f"{ORG_A}+")]
+    assert sorted(f.name for f in mine_on_disk) == sorted(link.split("/")[3] for link in mine[2:])
 
 
 async def test_loads_of_the_earlier_layout_are_served_only_where_the_folder_was_unambiguous(
