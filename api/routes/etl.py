@@ -2,6 +2,7 @@
 `GET /etl/uploads/{loadId}/rejected`: the rejected rows of one of the caller's loads."""
 
 import asyncio
+import contextlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -127,6 +128,8 @@ def _copy_and_load(
     answer = orjson.dumps(report.model_dump(by_alias=True), option=orjson.OPT_INDENT_2)
     uploads.keep(org, load_id, answer, outputs.rejected if report.rejected else None)
     outputs.report.unlink(missing_ok=True)  # the store has it
+    with contextlib.suppress(OSError):  # left empty when nothing was rejected
+        outputs.report.parent.rmdir()
     uploads.enforce_quota(org, keep=load_id)
     return report
 

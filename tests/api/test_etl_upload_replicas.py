@@ -118,6 +118,7 @@ async def test_every_replica_serves_a_loads_rejected_rows_alike(
         valid = "campaignId,influencerId,platform,views,likes,comments,shares\nc,i,tiktok,5,1,0,0\n"
         no_rejects = await _upload(b, valid)
         assert no_rejects["rejectedFile"] is None
+        assert not list((tmp_path / "b").rglob(no_rejects["loadId"]))  # nothing left on disk
         for client in (a, b):
             missing = await client.get(f"/etl/uploads/{no_rejects['loadId']}/rejected")
             assert_problem(missing, 404)
