@@ -1,13 +1,10 @@
 """Every store query the API makes, parameterised and bounded."""
 
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
 
-from core import queries as shared
-from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
 from core.coalesce import Gathered
-from core.encryption import SecretCipher
 from core.rollups import metrics_window, window_starts
 from schemas.api import EntityMetrics
 from schemas.campaigns import Campaign, CampaignStatus
@@ -16,10 +13,7 @@ from schemas.dashboard import (
     CampaignActivityList,
     CampaignEngagement,
     CampaignEngagementList,
-    EndpointHealth,
-    WebhookHealth,
 )
-from schemas.webhooks import DeliveryAttempt, Endpoint
 
 if TYPE_CHECKING:
     from api.deps import Services
@@ -143,143 +137,6 @@ async def list_campaigns(
     return [Campaign.model_validate_json(r[0]) for r in rows]
 
 
-_FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-async def delivery_attempts(
-    store: Store,
-    org: str,
-    campaign_id: str,
-    *,
-    before: tuple[datetime, str] | None,
-    limit: int,
-) -> list[DeliveryAttempt]:
-    """Attempts for one campaign, newest first, strictly older than the `before` cursor."""
-    ts, last_id = before or (_FAR_FUTURE, "")
-    rows = await store.query_rows(
-        "SELECT id, webhook_id, event_type, campaign_id, endpoint_id, endpoint_url, attempt,"
-        " status, http_status, error, latency_ms, timestamp FROM webhook_attempts"
-        " WHERE org = {org:String} AND campaign_id = {cmp:String}"
-        " AND (timestamp < {ts:DateTime64(3, 'UTC')}"
-        "      OR (timestamp = {ts:DateTime64(3, 'UTC')} AND id < {id:String}))"
-        " ORDER BY timestamp DESC, id DESC LIMIT {limit:UInt32}",
-        {"org": org, "cmp": campaign_id, "ts": ts, "id": last_id, "limit": limit},
-    )
-    return [
-        DeliveryAttempt(
-            id=r[0],
-            webhook_id=r[1],
-            event_type=r[2],
-            campaign_id=r[3],
-            endpoint=r[4],
-            endpoint_url=r[5],
-            attempt=r[6],
-            status=r[7],
-            http_status=r[8],
-            error=r[9] or None,
-            latency_ms=r[10],
-            timestamp=r[11],
-        )
-        for r in rows
-    ]
-
-
-_ENDPOINT_SELECT = (
-    "SELECT id, org, url, event_types, secret, enabled, disabled_reason, created_at, updated_at,"
-    " previous_secret, previous_expires_at FROM webhook_endpoints FINAL"
-)
-
-
-def _endpoint_model(row: tuple[Any, ...]) -> Endpoint:
-    return Endpoint(
-        id=row[0],
-        url=row[2],
-        event_types=list(row[3]),
-        enabled=bool(row[5]),
-        disabled_reason=row[6] or None,
-        created_at=row[7],
-        updated_at=row[8],
-    )
-
-
-def _endpoint(row: tuple[Any, ...], cipher: SecretCipher) -> tuple[Endpoint, dict[str, Any]]:
-    """The endpoint and what the API keeps to itself: its organisation and opened secrets."""
-    raw = {
-        "org": row[1],
-        "secret": shared.open_secret(cipher, row[4], row[0]),
-        "previous_secret": shared.open_secret(cipher, row[9], row[0]),
-        "previous_expires_at": row[10],
-    }
-    return _endpoint_model(row), raw
-
-
-async def endpoint_by_id(
-    store: Store, org: str, endpoint_id: str, cipher: SecretCipher
-) -> tuple[Endpoint, dict[str, Any]] | None:
-    rows = await store.query_rows(
-        f"{_ENDPOINT_SELECT} WHERE id = {{id:String}} AND org = {{org:String}} LIMIT 1",
-        {"id": endpoint_id, "org": org},
-    )
-    return _endpoint(rows[0], cipher) if rows else None
-
-
-async def endpoint_count(store: Store, org: str) -> int:
-    """How many endpoints the organisation has registered (enabled or not)."""
-    rows = await store.query_rows(
-        "SELECT count() FROM webhook_endpoints FINAL WHERE org = {org:String}", {"org": org}
-    )
-    return int(rows[0][0])
-
-
-async def org_endpoints(store: Store, org: str, limit: int = 1000) -> list[Endpoint]:
-    rows = await store.query_rows(
-        f"{_ENDPOINT_SELECT} WHERE org = {{org:String}} ORDER BY created_at LIMIT {{limit:UInt32}}",
-        {"org": org, "limit": limit},
-    )
-    return [_endpoint_model(r) for r in rows]
-
-
-async def write_endpoint(
-    store: Store,
-    org: str,
-    endpoint: Endpoint,
-    *,
-    cipher: SecretCipher,
-    secret: str,
-    previous_secret: str,
-    previous_expires_at: datetime,
-    version: int,
-) -> None:
-    """A new version of the endpoint; its secrets are sealed (a legacy plaintext secret carried
-    over from an older row is sealed from now on). A previous secret past its grace period is
-    not carried over."""
-    expires = previous_expires_at
-    if expires.tzinfo is None:  # as the store gives it back: UTC
-        expires = expires.replace(tzinfo=UTC)
-    if expires <= datetime.now(UTC):
-        previous_secret = ""
-    row = [
-        endpoint.id,
-        org,
-        endpoint.url,
-        [t.value for t in endpoint.event_types],
-        cipher.seal(secret, context=endpoint.id),
-        cipher.seal(previous_secret, context=endpoint.id),
-        previous_expires_at,
-        int(endpoint.enabled),
-        endpoint.disabled_reason or "",
-        version,
-        endpoint.created_at,
-        endpoint.updated_at,
-    ]
-    await store.insert(
-        "webhook_endpoints",
-        [[v] for v in row],
-        shared.ENDPOINT_COLUMNS,
-    )
-    ENDPOINT_WRITES.bump()  # a dispatcher in this process reads the endpoint again
-
-
 # -- dashboard ------------------------------------------------------------------------------
 
 
@@ -375,51 +232,6 @@ async def campaign_names(store: Store, org: str, campaign_ids: set[str]) -> dict
         {"org": org, "ids": sorted(campaign_ids), "limit": len(campaign_ids)},
     )
     return {r[0]: r[1] for r in rows}
-
-
-WEBHOOK_HEALTH_WINDOW = timedelta(hours=24)
-_MAX_HEALTH_ENDPOINTS = 50
-
-
-async def webhook_health(store: Store, org: str, now: datetime) -> WebhookHealth:
-    """Attempts of the last 24 hours per endpoint from the audit log, with the organisation's
-    totals over every endpoint (window sums, computed before the LIMIT)."""
-    rows = await store.query_rows(
-        "SELECT endpoint_id, argMax(endpoint_url, timestamp), count() AS n,"
-        " countIf(status = 'delivered') AS ok, countIf(status = 'retrying'),"
-        " countIf(status = 'dead'), argMax(status, timestamp), max(timestamp),"
-        " quantile(0.95)(latency_ms),"
-        " sum(count()) OVER (), sum(countIf(status = 'delivered')) OVER (),"
-        " sum(countIf(status = 'retrying')) OVER (), sum(countIf(status = 'dead')) OVER ()"
-        " FROM webhook_attempts"
-        " WHERE org = {org:String} AND timestamp >= {since:DateTime64(3, 'UTC')}"
-        " GROUP BY endpoint_id ORDER BY n - ok DESC, n DESC, endpoint_id ASC"
-        " LIMIT {limit:UInt32}",
-        {"org": org, "since": now - WEBHOOK_HEALTH_WINDOW, "limit": _MAX_HEALTH_ENDPOINTS},
-    )
-    attempts, delivered, retrying, dead = (int(v) for v in rows[0][9:13]) if rows else (0,) * 4
-    return WebhookHealth(
-        attempts=attempts,
-        delivered=delivered,
-        retrying=retrying,
-        dead=dead,
-        success_rate=round(delivered / attempts * 100, 2) if attempts else None,
-        endpoints=[
-            EndpointHealth(
-                endpoint_id=r[0],
-                url=r[1],
-                attempts=int(r[2]),
-                delivered=int(r[3]),
-                retrying=int(r[4]),
-                dead=int(r[5]),
-                last_status=r[6],
-                last_attempt_at=r[7],
-                p95_latency_ms=round(float(r[8]), 1),
-            )
-            for r in rows
-        ],
-        as_of=now,
-    )
 
 
 # -- forecasts ------------------------------------------------------------------------------

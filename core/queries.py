@@ -1,5 +1,5 @@
-"""Store queries shared by the API and the workers (campaign rows, idempotency keys, webhook
-endpoints), parameterised and bounded."""
+"""Store queries shared by the API and the workers (campaign rows, idempotency keys),
+parameterised and bounded."""
 
 import asyncio
 import weakref
@@ -11,35 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 from core.changes import CAMPAIGN_WRITES
-from core.clickhouse import Store, StoreQueryError
-from core.encryption import SecretCipher, SecretUnreadable
+from core.clickhouse import Store
 from schemas.campaigns import Campaign
-
-ENDPOINT_COLUMNS = (
-    "id",
-    "org",
-    "url",
-    "event_types",
-    "secret",
-    "previous_secret",
-    "previous_expires_at",
-    "enabled",
-    "disabled_reason",
-    "version",
-    "created_at",
-    "updated_at",
-)
-"""Columns of `webhook_endpoints`, written by the API and read by the dispatcher."""
-
-
-def open_secret(cipher: SecretCipher, stored: str, endpoint_id: str) -> str:
-    """An endpoint's stored secret opened (a legacy plaintext one as it is). One that does not
-    open with this key is a store error: the endpoint waits rather than going out unsigned."""
-    try:
-        return cipher.open(stored, context=endpoint_id)
-    except SecretUnreadable as exc:
-        raise StoreQueryError(f"the secret of endpoint {endpoint_id} {exc}") from None
-
 
 CAMPAIGN_COLUMNS = (
     "id",

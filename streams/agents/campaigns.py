@@ -28,12 +28,13 @@ from core.changes import STORED
 from core.clickhouse import Store, StoreError
 from core.kafka import client_security
 from core.ledger import CampaignLedger, CommandNotPublished
+from core.repositories import webhooks as webhook_store
+from core.repositories.webhooks import Delivery
 from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, Campaign, CampaignEvent
 from schemas.insights import INSIGHT_EVENT, CampaignInsight
-from streams import queries as delivery_queries
 from streams.agents.webhooks import Dispatcher
-from streams.deliveries import Delivery, fan_out
+from streams.deliveries import fan_out
 from streams.stalls import StallWatch, awaiting
 
 log = structlog.get_logger(__name__)
@@ -208,7 +209,7 @@ class CampaignConsumer(mode.Service):
                     maybe_seen.add(event.event_id)
         _, seen_events = await asyncio.gather(
             self.dispatcher.reload_endpoints(),
-            delivery_queries.known_webhook_ids(self.store, maybe_seen),
+            webhook_store.known_webhook_ids(self.store, maybe_seen),
         )
         endpoints = self.dispatcher.matching_endpoints()
         now = time.time()
@@ -220,8 +221,8 @@ class CampaignConsumer(mode.Service):
         ]
         # Deliveries before the projection: a version the campaigns table shows always has its
         # webhooks stored; a crash in between is rolled forward on assignment (`roll_forward`).
-        await delivery_queries.insert_delivery_states(
-            self.store, [(d, "pending", "", 0) for d in fresh]
+        await webhook_store.insert_delivery_states(
+            self.store, [webhook_store.DeliveryState(d, "pending", "", 0) for d in fresh]
         )
         await insight_store.insert_insights(
             self.store, [e for _, e in events if isinstance(e, CampaignInsight)]

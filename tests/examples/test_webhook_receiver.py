@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.repositories.webhooks import EndpointConfig
 from core.signing import new_secret
 from schemas.campaigns import Campaign, CampaignEvent, CampaignEventType, CampaignStatus
-from streams.deliveries import EndpointConfig, Request, build_request, fan_out
+from streams.deliveries import Request, build_request, fan_out
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "webhook_receiver.py"
 START_DEADLINE_SECONDS = 20

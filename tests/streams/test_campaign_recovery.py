@@ -13,12 +13,13 @@ from aiokafka import TopicPartition
 from core import lifecycle, queries
 from core.clickhouse import Store
 from core.encryption import SecretCipher
+from core.repositories import webhooks as webhook_store
+from core.repositories.webhooks import EndpointConfig
 from core.settings import Settings
 from schemas.campaigns import CampaignCreate, CampaignPatch
-from streams import queries as delivery_queries
 from streams.agents.campaigns import roll_forward
 from streams.app import Orchestrator
-from streams.deliveries import EndpointConfig, fan_out
+from streams.deliveries import fan_out
 from tests.conftest import wait_until
 from tests.receivers import Receiver
 
@@ -48,13 +49,13 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
     assert v1 is not None
     event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
     assert event is not None
-    endpoints = await delivery_queries.registered_endpoints(
+    endpoints = await webhook_store.registered_endpoints(
         store, settings.webhook_max_endpoints_per_org, cipher=SecretCipher(settings.secrets_key)
     )
     deliveries = fan_out(event, endpoints, partition=0, now=time.time())
     assert len(deliveries) == 1
-    await delivery_queries.insert_delivery_states(
-        store, [(d, "pending", "", 0) for d in deliveries]
+    await webhook_store.insert_delivery_states(
+        store, [webhook_store.DeliveryState(d, "pending", "", 0) for d in deliveries]
     )
 
     orchestrator = Orchestrator(settings, store)

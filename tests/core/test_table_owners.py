@@ -1,0 +1,121 @@
+"""One owner per table: SQL naming a ClickHouse table appears only in the repository module of
+its domain (`core/repositories/`), so no second reader or writer of a table can creep in."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = (
+    "api",
+    "core",
+    "streams",
+    "etl",
+    "scoring",
+    "briefs",
+    "insights",
+    "schemas",
+    "bench",
+    "chaos",
+    "soak",
+    "grafana",
+    "examples",
+    "cli.py",
+)
+
+OWNERS = {
+    "webhook_endpoints": "core/repositories/webhooks.py",
+    "webhook_deliveries": "core/repositories/webhooks.py",
+    "webhook_attempts": "core/repositories/webhooks.py",
+}
+"""Every table of the migrations (`deploy/clickhouse/migrations/`) and the module that owns it."""
+
+ALLOWED: dict[str, set[str]] = {}
+"""Modules that may name a table they do not own, and why."""
+
+_INSERTS = re.compile(r"^insert(_[a-z]+)?(_sync)?$")
+
+
+def sql_tables(text: str) -> set[str]:
+    """The owned tables that SQL in `text` reads or writes (after FROM, JOIN, INTO or TABLE)."""
+    return {
+        table
+        for table in OWNERS
+        if re.search(rf"\b(?:FROM|JOIN|INTO|TABLE)\s+`?{table}`?(?![A-Za-z0-9_])", text, re.I)
+    }
+
+
+def named_tables(path: Path) -> set[str]:
+    """The owned tables a module's string literals name in SQL, or pass to an insert call."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found |= sql_tables(node.value)
+        elif isinstance(node, ast.Call) and node.args:
+            func, first = node.func, node.args[0]
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if _INSERTS.match(name) and isinstance(first, ast.Constant) and first.value in OWNERS:
+                found.add(first.value)
+    return found
+
+
+def modules() -> list[Path]:
+    paths: list[Path] = []
+    for source in SOURCES:
+        root = ROOT / source
+        paths += [root] if root.is_file() else sorted(root.rglob("*.py"))
+    return paths
+
+
+def test_every_owned_table_is_one_of_the_migrations() -> None:
+    created = set()
+    for migration in (ROOT / "deploy/clickhouse/migrations").glob("*.sql"):
+        created |= set(
+            re.findall(
+                r"CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS (\w+)", migration.read_text()
+            )
+        )
+    assert sorted(OWNERS.keys() - created) == []
+
+
+def test_a_table_is_named_in_sql_only_by_its_owner() -> None:
+    strays = {}
+    for path in modules():
+        relative = path.relative_to(ROOT).as_posix()
+        named = {
+            t
+            for t in named_tables(path)
+            if OWNERS[t] != relative and t not in ALLOWED.get(relative, set())
+        }
+        if named:
+            strays[relative] = sorted(named)
+    assert strays == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "tables"),
+    [
+        (
+            'rows = store.query_rows("SELECT id FROM webhook_endpoints FINAL")',
+            {"webhook_endpoints"},
+        ),
+        (
+            'sql = f"SELECT {x} FROM webhook_attempts WHERE org = {{org:String}}"',
+            {"webhook_attempts"},
+        ),
+        ('store.command("INSERT INTO webhook_deliveries SELECT 1")', {"webhook_deliveries"}),
+        ('store.insert_gathered("webhook_attempts", rows, COLUMNS)', {"webhook_attempts"}),
+        ('await store.insert("webhook_endpoints", rows, COLUMNS)', {"webhook_endpoints"}),
+        ('"""Reads `webhook_endpoints` and the webhook_attempts audit log."""', set()),
+        ('x = "SELECT 1 FROM webhook_endpoints_old"', set()),
+    ],
+)
+def test_the_check_sees_sql_and_inserts_but_not_prose(
+    tmp_path: Path, source: str, tables: set[str]
+) -> None:
+    module = tmp_path / "module.py"
+    module.write_text(source + "\n")
+    assert named_tables(module) == tables
