@@ -7,10 +7,7 @@ from core.clickhouse import Store
 from core.coalesce import Gathered
 from core.rollups import metrics_window, window_starts
 from schemas.api import EntityMetrics
-from schemas.campaigns import Campaign, CampaignStatus
 from schemas.dashboard import (
-    CampaignActivity,
-    CampaignActivityList,
     CampaignEngagement,
     CampaignEngagementList,
 )
@@ -122,21 +119,6 @@ async def campaign_created(services: "Services", org: str, campaign_id: str) -> 
     return bool(created)
 
 
-async def list_campaigns(
-    store: Store, org: str, status: CampaignStatus | None, after: str, limit: int
-) -> list[Campaign]:
-    """One organisation's campaigns by id, after the cursor id."""
-    rows = await store.query_rows(
-        "SELECT argMax(body, version) FROM campaigns"
-        " WHERE org = {org:String} AND id > {after:String}"
-        " GROUP BY id"
-        " HAVING {status:String} = '' OR argMax(status, version) = {status:String}"
-        " ORDER BY id LIMIT {limit:UInt32}",
-        {"org": org, "after": after, "status": status.value if status else "", "limit": limit},
-    )
-    return [Campaign.model_validate_json(r[0]) for r in rows]
-
-
 # -- dashboard ------------------------------------------------------------------------------
 
 
@@ -196,42 +178,6 @@ async def busiest_campaigns(
     ]
     items.sort(key=lambda c: (-c.window_24h.events, -c.total.events, c.campaign_id))
     return CampaignEngagementList(items=items, limit=limit, as_of=now)
-
-
-async def recent_campaigns(store: Store, org: str, limit: int) -> CampaignActivityList:
-    """The organisation's campaigns at their newest version, most recently changed first."""
-    rows = await store.query_rows(
-        "SELECT argMax(body, version), max(updated_at) AS changed FROM campaigns"
-        " WHERE org = {org:String} GROUP BY id ORDER BY changed DESC, id ASC LIMIT {limit:UInt32}",
-        {"org": org, "limit": limit},
-    )
-    items = []
-    for r in rows:
-        campaign = Campaign.model_validate_json(r[0])
-        items.append(
-            CampaignActivity(
-                campaign_id=campaign.id,
-                name=campaign.name,
-                brand=campaign.brand,
-                status=campaign.status,
-                version=campaign.version,
-                updated_at=campaign.updated_at,
-            )
-        )
-    return CampaignActivityList(items=items)
-
-
-async def campaign_names(store: Store, org: str, campaign_ids: set[str]) -> dict[str, str]:
-    """The newest names of those of `campaign_ids` the organisation created (another
-    organisation's campaign of an id is not named)."""
-    if not campaign_ids:
-        return {}
-    rows = await store.query_rows(
-        "SELECT id, argMax(name, version) FROM campaigns"
-        " WHERE org = {org:String} AND id IN {ids:Array(String)} GROUP BY id LIMIT {limit:UInt32}",
-        {"org": org, "ids": sorted(campaign_ids), "limit": len(campaign_ids)},
-    )
-    return {r[0]: r[1] for r in rows}
 
 
 # -- forecasts ------------------------------------------------------------------------------

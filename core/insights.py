@@ -104,16 +104,6 @@ async def recent_insights(
     return [INSIGHT_EVENT.validate_json(r[0]) for r in rows]
 
 
-async def live_campaigns(store: Store, limit: int = 1_000_000) -> set[tuple[str, str]]:
-    """(organisation, campaign id) of every campaign whose newest version is live."""
-    rows = await store.query_rows(
-        "SELECT org, id FROM campaigns GROUP BY org, id"
-        " HAVING argMax(status, version) = 'live' LIMIT {limit:UInt32}",
-        {"limit": limit},
-    )
-    return {(r[0], r[1]) for r in rows}
-
-
 _MINUTES_SQL = """
 SELECT org, {column}, intDiv(toUnixTimestamp64Milli(event_time), 60000) AS minute,
        sum(views), sum(likes) + sum(comments) + sum(shares)

@@ -29,6 +29,7 @@ from core import insights as insight_store
 from core import metrics
 from core.clickhouse import Store, StoreError
 from core.kafka import client_security
+from core.repositories import campaigns as campaign_store
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from insights.detect import Detector, Insight, Scope
@@ -284,7 +285,7 @@ class InsightsDetector:
         minute = int(self.clock()) // 60
         if force or minute != self._live_at:
             try:
-                self.live = await insight_store.live_campaigns(self.store)
+                self.live = await campaign_store.live_campaigns(self.store)
                 self._live_at = minute
             except StoreError as exc:
                 log.warning("insights.live_campaigns_failed", error=str(exc))

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from core import lifecycle, queries
+from core import lifecycle
 from core.clickhouse import Store
 from core.encryption import SecretCipher
+from core.repositories import campaigns as campaign_store
 from core.repositories import webhooks as webhook_store
 from core.repositories.webhooks import Delivery
 from core.settings import Settings
@@ -77,7 +78,7 @@ async def test_another_organisations_backlog_does_not_keep_an_organisations_deli
         assert created.status_code == 201, created.text
         campaign_id = created.json()["id"]
 
-        v1 = await queries.campaign_by_id(store, ORG_A, campaign_id)
+        v1 = await campaign_store.campaign_by_id(store, ORG_A, campaign_id)
         assert v1 is not None
         event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
         assert event is not None
@@ -90,7 +91,7 @@ async def test_another_organisations_backlog_does_not_keep_an_organisations_deli
         mine = fan_out(event, endpoints, partition=0, now=now)
         assert [d.org for d in mine] == [ORG_A]
         theirs = lifecycle.create(ORG_B, "cmp_backlog", CampaignCreate(name="B"), datetime.now(UTC))
-        await queries.insert_campaigns(store, [theirs.current])
+        await campaign_store.insert_campaigns(store, [theirs.current])
         [template] = fan_out(theirs, endpoints, partition=0, now=now)
         backlog = _backlog(
             template, B_BACKLOG, due_from=now - 3600, partitions=settings.campaign_partitions
