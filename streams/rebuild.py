@@ -19,10 +19,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from core import insights as insight_store
 from core.clickhouse import Store
 from core.kafka import client_security
 from core.repositories import campaigns as campaign_store
+from core.repositories import insights as insight_store
 from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, CampaignEvent
 from schemas.insights import INSIGHT_EVENT, CampaignInsight

@@ -22,13 +22,13 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from core import insights as insight_store
 from core import lifecycle, metrics
 from core.changes import STORED
 from core.clickhouse import Store, StoreError
 from core.kafka import client_security
 from core.ledger import CampaignLedger, CommandNotPublished
 from core.repositories import campaigns as campaign_store
+from core.repositories import insights as insight_store
 from core.repositories import webhooks as webhook_store
 from core.repositories.webhooks import Delivery
 from core.settings import Settings

@@ -25,11 +25,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from core import insights as insight_store
 from core import metrics
 from core.clickhouse import Store, StoreError
 from core.kafka import client_security
 from core.repositories import campaigns as campaign_store
+from core.repositories import engagement as engagement_store
+from core.repositories import insights as insight_store
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from insights.detect import Detector, Insight, Scope
@@ -234,14 +235,14 @@ class InsightsDetector:
         Returns how many stored minutes were read."""
         until = self.judged_before()
         since = until - self.detector.config.ring_minutes
-        stored = await insight_store.stored_minutes(self.store, since, until)
+        stored = await engagement_store.stored_minutes(self.store, since, until)
         self.sent |= await insight_store.stored_event_ids(
             self.store, datetime.fromtimestamp((since - 24 * 60) * 60, UTC)
         )
         open_now: dict[str, Insight] = {}
         i = 0
         for minute in range(since, until):
-            while i < len(stored) and stored[i][0] == minute:
+            while i < len(stored) and stored[i].minute == minute:
                 _, org, kind, scope_id, views, engagements = stored[i]
                 self.detector.observe(Scope(org, kind, scope_id), minute, views, engagements)  # type: ignore[arg-type]
                 i += 1

@@ -26,6 +26,7 @@ SOURCES = (
 )
 
 OWNERS = {
+    "campaign_insights": "core/repositories/insights.py",
     "campaigns": "core/repositories/campaigns.py",
     "campaign_idempotency_keys": "core/repositories/campaigns.py",
     "webhook_endpoints": "core/repositories/webhooks.py",

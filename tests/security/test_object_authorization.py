@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from core.clickhouse import Store
-from core.insights import insert_insights
+from core.repositories.insights import insert_insights
 from core.repositories.webhooks import (
     Delivery,
     DeliveryState,

@@ -15,8 +15,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from core.clickhouse import Store
-from core.insights import insert_insights
 from core.repositories import campaigns as campaign_store
+from core.repositories.insights import insert_insights
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignStatus
