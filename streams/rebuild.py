@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from core.clickhouse import Store
 from core.kafka import client_security
 from core.repositories import campaigns as campaign_store
+from core.repositories import engagement as engagement_store
 from core.repositories import insights as insight_store
 from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, CampaignEvent
@@ -105,8 +106,9 @@ async def rebuild(
 
 
 async def _refuse_unless_empty(target: Store) -> None:
-    events = await target.query_rows("SELECT count() FROM engagement_events")
-    if events[0][0] or await campaign_store.count_campaign_rows(target):
+    if await engagement_store.count_events(target) or await campaign_store.count_campaign_rows(
+        target
+    ):
         raise RebuildRefused(
             f"database {target.database!r} already holds events or campaigns: rebuild into a"
             " new one"
