@@ -212,7 +212,7 @@ async def due_campaigns(store: Store, now: datetime, limit: int = 1000) -> list[
         "     OR (st = 'live' AND ed <= {now:DateTime64(3, 'UTC')}) LIMIT {limit:UInt32}",
         {"now": now, "limit": limit},
     )
-    return [Campaign.model_validate_json(r[0]) for r in rows]
+    return [Campaign.model_validate_json(body) for (body,) in rows]
 
 
 class RecordedKey(NamedTuple):

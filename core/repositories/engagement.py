@@ -46,9 +46,16 @@ async def entities_metrics(
     """
     rows = await store.query_rows(_METRICS_SQL[kind], {"org": org, "ids": ids, **_bounds(now)})
     buckets: dict[str, list[tuple[int, ...]]] = {}
-    for entity, age, *sums in rows:
+    for entity, age, views, likes, comments, shares, saves, events in rows:
         windows = buckets.setdefault(str(entity), [(0,) * 6] * 3)
-        windows[int(age)] = tuple(int(v) for v in sums)
+        windows[int(age)] = (
+            int(views),
+            int(likes),
+            int(comments),
+            int(shares),
+            int(saves),
+            int(events),
+        )
     return {
         entity: EntityMetrics(
             window_1h=metrics_window(hour),
