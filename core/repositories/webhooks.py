@@ -516,23 +516,6 @@ async def insert_attempts(store: Store, rows: Sequence[Attempt]) -> None:
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-class _LoggedAttempt(NamedTuple):
-    """A `webhook_attempts` row as `GET /logs` reads it."""
-
-    id: str
-    webhook_id: str
-    event_type: str
-    campaign_id: str
-    endpoint_id: str
-    endpoint_url: str
-    attempt: int
-    status: str
-    http_status: int | None
-    error: str
-    latency_ms: float
-    timestamp: datetime
-
-
 async def delivery_attempts(
     store: Store,
     org: str,
@@ -544,14 +527,14 @@ async def delivery_attempts(
     """Attempts for one campaign, newest first, strictly older than the `before` cursor."""
     ts, last_id = before or (_FAR_FUTURE, "")
     rows = await store.query_rows(
-        f"SELECT {', '.join(_LoggedAttempt._fields)} FROM webhook_attempts"
+        f"SELECT {', '.join(Attempt._fields)} FROM webhook_attempts"
         " WHERE org = {org:String} AND campaign_id = {cmp:String}"
         " AND (timestamp < {ts:DateTime64(3, 'UTC')}"
         "      OR (timestamp = {ts:DateTime64(3, 'UTC')} AND id < {id:String}))"
         " ORDER BY timestamp DESC, id DESC LIMIT {limit:UInt32}",
         {"org": org, "cmp": campaign_id, "ts": ts, "id": last_id, "limit": limit},
     )
-    attempts = (_LoggedAttempt._make(r) for r in rows)
+    attempts = (Attempt._make(r) for r in rows)
     return [
         DeliveryAttempt(
             id=a.id,
