@@ -50,6 +50,7 @@ from core.metrics import watch_event_loop
 from core.repositories.campaigns import campaign_organisations, created_campaigns
 from core.rollups import EngagementRollups
 from core.settings import Settings, get_settings
+from schemas.api import METRICS_KINDS
 from schemas.events import Platform
 
 log = structlog.get_logger(__name__)
@@ -207,7 +208,7 @@ def create_app(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
-            metrics_reads={kind: metrics_reads(st, kind) for kind in ("campaign", "influencer")},
+            metrics_reads={kind: metrics_reads(st, kind) for kind in METRICS_KINDS},
             ledger=commands,
             created_reads=Gathered(partial(created_campaigns, st)),
             created=TtlCache(

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from core.clickhouse import Store
 from core.coalesce import Gathered
-from core.repositories.engagement import MetricsKind, entities_metrics
+from core.repositories.engagement import entities_metrics
+from schemas.api import METRICS_KINDS, MetricsKind
 
 if TYPE_CHECKING:
     from api.deps import Services
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 async def warm_up(store: Store, now: datetime) -> None:
     """Run each read once at start-up so the first client request does not pay for loading the
     store's indexes and marks."""
-    for kind in ("campaign", "influencer"):
+    for kind in METRICS_KINDS:
         await entities_metrics(store, kind, "", [""], now)
 
 

@@ -16,11 +16,10 @@ from briefs.embeddings import Embedder, lexical_similarity
 from core.clickhouse import Store
 from core.repositories import briefs as brief_store
 from core.repositories import engagement as engagement_store
-from schemas.events import Platform
+from schemas.events import PLATFORMS, Platform
 from schemas.insights import CampaignForecast
 from scoring.queries import Candidate, scored_creators
 
-PLATFORMS = [p.value for p in Platform]
 GoalType = Literal["awareness", "engagement", "conversion", "launch"]
 
 _GOAL_WORDS: dict[GoalType, tuple[str, ...]] = {
@@ -150,7 +149,7 @@ def _fn(name: str, description: str, properties: dict[str, Any]) -> dict[str, An
     }
 
 
-_PLATFORM = {"type": "string", "enum": PLATFORMS}
+_PLATFORM = {"type": "string", "enum": list(PLATFORMS)}
 _CATEGORY = {
     "type": ["string", "null"],
     "description": f"One of {', '.join(personas.CATEGORIES)}, a hashtag, or null for all.",

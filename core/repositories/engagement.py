@@ -5,13 +5,13 @@ minutes the rollups and the insights agent restore from, the brief tools' questi
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from core.clickhouse import Store
 from core.rollups import metrics_window, window_starts
-from schemas.api import EntityMetrics
+from schemas.api import EntityMetrics, MetricsKind
 from schemas.dashboard import CampaignEngagement, CampaignEngagementList
 
 # -- metrics windows ---------------------------------------------------------------------
@@ -30,9 +30,6 @@ _METRICS_SQL = {
     f" WHERE org = {{org:String}} AND {column} IN {{ids:Array(String)}} GROUP BY {column}, age"
     for kind, column in (("campaign", "campaign_id"), ("influencer", "influencer_id"))
 }
-
-
-MetricsKind = Literal["campaign", "influencer"]
 
 
 async def entities_metrics(

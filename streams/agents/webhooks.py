@@ -41,7 +41,7 @@ from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
 from core.encryption import SecretCipher, is_sealed
-from core.kafka import client_security
+from core.kafka import JoinedListener, client_security
 from core.netguard import AddressRefused, guarded_client, masked_url
 from core.repositories import webhooks as webhook_store
 from core.repositories.webhooks import ANY_ORG, Delivery, EndpointConfig, EndpointKind
@@ -150,7 +150,12 @@ class Dispatcher(mode.Service):
         self.client: httpx.AsyncClient | None = None
         self.producer: AIOKafkaProducer | None = None
         self.commands: AIOKafkaConsumer | None = None
+        self._joined = JoinedListener()
         super().__init__(**kwargs)
+
+    async def joined(self) -> None:
+        """Wait until the commands consumer has joined its group (owning partitions or not)."""
+        await self._joined.event.wait()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -165,7 +170,6 @@ class Dispatcher(mode.Service):
             bootstrap_servers=s.bootstrap, acks="all", linger_ms=5, **client_security(s)
         )
         self.commands = AIOKafkaConsumer(
-            s.webhook_commands_topic,
             bootstrap_servers=s.bootstrap,
             **client_security(s),
             group_id=f"{s.consumer_group}-webhook-commands",
@@ -175,7 +179,11 @@ class Dispatcher(mode.Service):
             heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
         )
         await self.producer.start()
+        # Subscribed once started, so the group join (which the embedded broker holds for half
+        # the session timeout) goes on while the rest of the worker starts; `joined` tells
+        # when it is done.
         await self.commands.start()
+        self.commands.subscribe([s.webhook_commands_topic], listener=self._joined)
         await self.reload_endpoints()
 
     async def on_stop(self) -> None:

@@ -22,7 +22,7 @@ SOURCES = (
     "soak",
     "grafana",
     "examples",
-    "cli.py",
+    "fk",
 )
 
 OWNERS = {
