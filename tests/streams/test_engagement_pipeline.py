@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from core.clickhouse import Store
@@ -19,7 +19,7 @@ from core.settings import Settings
 from schemas.events import MAX_EVENT_BYTES, REQUEST_ID_KAFKA_HEADER
 from streams.agents.engagement import _COLLECTOR, EngagementConsumer, _Collector
 from streams.transforms import EVENT_COLUMNS, Rejection, decode_rows
-from tests.conftest import wait_until
+from tests.conftest import read_dead_letters, wait_until
 from tests.factories import encode, make_event, reference_metrics
 
 HOUR = 3_600_000
@@ -62,29 +62,6 @@ async def send_all(
     ]
     for f in futures:
         await f
-
-
-async def read_dead_letters(settings: Settings, count: int) -> dict[bytes | None, dict[str, bytes]]:
-    """The headers of the dead-letter topic's messages by their value, once `count` are there
-    (or 15 s have passed)."""
-    dlq = AIOKafkaConsumer(
-        settings.engagement_dlq_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=16 * 1024 * 1024,
-    )
-    await dlq.start()
-    try:
-        got: dict[bytes | None, dict[str, bytes]] = {}
-        deadline = time.monotonic() + 15
-        while len(got) < count and time.monotonic() < deadline:
-            for records in (await dlq.getmany(timeout_ms=500)).values():
-                for rec in records:
-                    got[rec.value] = dict(rec.headers)
-    finally:
-        await dlq.stop()
-    return got
 
 
 async def test_windowed_metrics_match_an_independent_reference(
