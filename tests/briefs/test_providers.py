@@ -106,6 +106,7 @@ async def test_retries_run_out_and_the_last_failure_is_raised(
         # now beats a brief that waits out the client.
         (status(429, {"Retry-After": "3600"}), "rate limiting"),
     ],
+    ids=["client-error", "retry-after-past-two-minutes"],
 )
 async def test_what_is_not_retried_fails_at_once(
     provider_settings: Settings,
