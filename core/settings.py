@@ -366,6 +366,7 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=60.0, description="One model request, end to end.")
     llm_max_retries: int = Field(
         default=3,
+        ge=0,
         description="The SDK's retries of a 408, 409, 429, 5xx, timeout or connection failure.",
     )
     llm_backoff_seconds: float = Field(
