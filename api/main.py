@@ -47,7 +47,7 @@ from core.coalesce import Gathered
 from core.kafka import client_security
 from core.ledger import CampaignLedger
 from core.metrics import watch_event_loop
-from core.queries import created_campaigns
+from core.repositories.campaigns import campaign_organisations, created_campaigns
 from core.rollups import EngagementRollups
 from core.settings import Settings, get_settings
 from schemas.api import METRICS_KINDS
@@ -132,10 +132,8 @@ async def _score_organisations(services: Services) -> None:
     start, so their first requests do not wait for a scoring. A failure only costs those
     requests their speed."""
     try:
-        rows = await services.store.query_rows(
-            "SELECT DISTINCT org FROM campaigns LIMIT {n:UInt32}", {"n": _WARM_ORGANISATIONS}
-        )
-        for org in dict.fromkeys([services.settings.default_org, *(row[0] for row in rows)]):
+        owners = await campaign_organisations(services.store, _WARM_ORGANISATIONS)
+        for org in dict.fromkeys([services.settings.default_org, *owners]):
             await top_performers.campaign_scopes(services, org)
             for platform in (None, *Platform):
                 await top_performers.scope_ranking(

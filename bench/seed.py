@@ -11,6 +11,7 @@ import sys
 import time
 
 from core.clickhouse import Store
+from core.repositories.engagement import insert_event_columns_sync, merge_events_sync
 from schemas.events import PLATFORMS
 from streams.transforms import EVENT_COLUMNS
 
@@ -62,8 +63,8 @@ def seed(
             list(range(start, start + size)),
             [ORG] * size,
         ]
-        store.insert_sync("engagement_events", columns, EVENT_COLUMNS)
-    store.command_sync("OPTIMIZE TABLE engagement_events FINAL")
+        insert_event_columns_sync(store, columns, EVENT_COLUMNS)
+    merge_events_sync(store)
     store.close()
 
 

@@ -206,21 +206,6 @@ def metrics_window(sums: Sequence[int]) -> MetricsWindow:
     )
 
 
-_RECENT_SQL = """
-SELECT org, {column}, intDiv(toUnixTimestamp64Milli(event_time), 60000) AS minute,
-       sum(views), sum(likes), sum(comments), sum(shares), sum(saves), count()
-FROM engagement_events
-WHERE {where} AND event_time >= fromUnixTimestamp64Milli({{since:Int64}}) AND {column} != ''
-GROUP BY org, {column}, minute
-"""
-_OLDER_SQL = """
-SELECT org, {column}, sum(views), sum(likes), sum(comments), sum(shares), sum(saves), count()
-FROM engagement_events
-WHERE {where} AND event_time < fromUnixTimestamp64Milli({{since:Int64}}) AND {column} != ''
-GROUP BY org, {column}
-"""
-
-
 ScopeKey = tuple[str, str, str]
 """(organisation, "campaign" or "creator", id): what a minute rollup is of."""
 
@@ -385,17 +370,20 @@ class EngagementRollups:
     def _fold_store(
         self, store: Store, where: str, parameters: dict[str, Any], now_ms: int
     ) -> None:
+        # Imported here: the engagement repository answers with this module's windows.
+        from core.repositories.engagement import older_sums_sync, recent_minute_sums_sync
+
         hour_from, day_from = window_starts(now_ms)
         bound = {**parameters, "since": day_from * MINUTE_MS}
         for kind in METRICS_KINDS:
             series = self._series[kind]
             column = COLUMNS[kind]
-            recent = store.query_rows_sync(_RECENT_SQL.format(column=column, where=where), bound)
+            recent = recent_minute_sums_sync(store, column, where, bound)
             for org, entity, minute, *values in recent:
                 _series(series, (org, entity), hour_from, day_from).add(
                     int(minute), tuple(int(v) for v in values)
                 )
-            older = store.query_rows_sync(_OLDER_SQL.format(column=column, where=where), bound)
+            older = older_sums_sync(store, column, where, bound)
             for org, entity, *values in older:
                 _series(series, (org, entity), hour_from, day_from).add(
                     day_from - 1, tuple(int(v) for v in values)

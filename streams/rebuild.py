@@ -19,10 +19,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from core import insights as insight_store
-from core import queries
 from core.clickhouse import Store
 from core.kafka import client_security
+from core.repositories import campaigns as campaign_store
+from core.repositories import engagement as engagement_store
+from core.repositories import insights as insight_store
 from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, CampaignEvent
 from schemas.insights import INSIGHT_EVENT, CampaignInsight
@@ -105,10 +106,9 @@ async def rebuild(
 
 
 async def _refuse_unless_empty(target: Store) -> None:
-    rows = await target.query_rows(
-        "SELECT (SELECT count() FROM engagement_events) + (SELECT count() FROM campaigns)"
-    )
-    if rows[0][0]:
+    if await engagement_store.count_events(target) or await campaign_store.count_campaign_rows(
+        target
+    ):
         raise RebuildRefused(
             f"database {target.database!r} already holds events or campaigns: rebuild into a"
             " new one"
@@ -218,7 +218,7 @@ async def _store_campaign_records(
             log.warning(
                 "rebuild.bad_campaign_event", partition=record.partition, offset=record.offset
             )
-    await queries.insert_campaigns(target, [e.current for e in versions])
+    await campaign_store.insert_campaigns(target, [e.current for e in versions])
     await insight_store.insert_insights(target, insights)
     report.campaign_events += len(records)
     report.campaign_versions += len(versions)

@@ -31,10 +31,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from core import insights as insight_store
 from core import metrics
 from core.clickhouse import Store, StoreError
 from core.kafka import client_security
+from core.repositories import campaigns as campaign_store
+from core.repositories import engagement as engagement_store
+from core.repositories import insights as insight_store
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from insights.detect import Detector, Insight, Scope
@@ -284,14 +286,14 @@ class InsightsDetector:
         Returns how many stored minutes were read."""
         until = self.judged_before()
         since = until - self.detector.config.ring_minutes
-        stored = await insight_store.stored_minutes(self.store, since, until)
+        stored = await engagement_store.stored_minutes(self.store, since, until)
         self.sent |= await insight_store.stored_event_ids(
             self.store, datetime.fromtimestamp((since - 24 * 60) * 60, UTC)
         )
         open_now: dict[str, Insight] = {}
         i = 0
         for minute in range(since, until):
-            while i < len(stored) and stored[i][0] == minute:
+            while i < len(stored) and stored[i].minute == minute:
                 _, org, kind, scope_id, views, engagements = stored[i]
                 if self.owns(org, kind, scope_id):
                     self.detector.observe(Scope(org, kind, scope_id), minute, views, engagements)  # type: ignore[arg-type]
@@ -338,7 +340,7 @@ class InsightsDetector:
         minute = int(self.clock()) // 60
         if force or minute != self._live_at:
             try:
-                self.live = await insight_store.live_campaigns(self.store)
+                self.live = await campaign_store.live_campaigns(self.store)
                 self._live_at = minute
             except StoreError as exc:
                 log.warning("insights.live_campaigns_failed", error=str(exc))

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.main import create_app
-from api.queries import entities_metrics
 from core.clickhouse import Store
+from core.repositories.engagement import entities_metrics
 from core.rollups import (
     MINUTE_MS,
     EngagementRollups,

@@ -6,7 +6,7 @@ import time
 import pyarrow as pa
 
 from core.clickhouse import CHDB_OPTIONS, Store
-from core.queries import created_campaigns
+from core.repositories.campaigns import created_campaigns
 from tests.api.test_top_performers import add_campaign
 
 

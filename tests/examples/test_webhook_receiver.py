@@ -17,11 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.repositories.webhooks import EndpointConfig
 from core.settings import Settings
 from core.signing import new_secret
 from schemas.campaigns import Campaign, CampaignEvent, CampaignEventType, CampaignStatus
 from streams.app import Orchestrator
-from streams.deliveries import EndpointConfig, Request, build_request, fan_out
+from streams.deliveries import Request, build_request, fan_out
 from tests.conftest import free_port, wait_until
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "webhook_receiver.py"

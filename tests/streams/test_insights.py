@@ -14,9 +14,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from core import queries
 from core.clickhouse import Store
-from core.insights import insert_insights
+from core.repositories import campaigns as campaign_store
+from core.repositories.insights import insert_insights
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignStatus
@@ -194,7 +194,7 @@ def store_series(
 
 async def live_campaign(store: Store, campaign_id: str) -> None:
     now = datetime.now(UTC)
-    await queries.insert_campaigns(
+    await campaign_store.insert_campaigns(
         store,
         [
             Campaign(
