@@ -29,48 +29,49 @@ from core.clickhouse import Store
 
 log = structlog.get_logger(__name__)
 
-REPORTS = "etl_upload_reports"
-REJECTED = "etl_upload_rejected"
 _REPORT_COLUMNS = ("org", "load_id", "created_at", "report", "rejected_bytes", "rejected_parts")
 _REJECTED_COLUMNS = ("org", "load_id", "part", "created_at", "body")
 
-KEPT = f"""
+KEPT = """
 SELECT created_at, rejected_bytes, rejected_parts
-FROM {REPORTS} FINAL
-WHERE org = {{org:String}} AND load_id = {{load_id:String}}
-  AND created_at >= {{since:DateTime64(3, 'UTC')}}
+FROM etl_upload_reports FINAL
+WHERE org = {org:String} AND load_id = {load_id:String}
+  AND created_at >= {since:DateTime64(3, 'UTC')}
 LIMIT 1
 """
 
-REJECTED_PARTS = f"""
+REJECTED_PARTS = """
 SELECT body
-FROM {REJECTED} FINAL
-WHERE org = {{org:String}} AND load_id = {{load_id:String}} AND part >= {{first:UInt32}}
+FROM etl_upload_rejected FINAL
+WHERE org = {org:String} AND load_id = {load_id:String} AND part >= {first:UInt32}
 ORDER BY part
-LIMIT {{limit:UInt32}}
+LIMIT {limit:UInt32}
 """
 
-ORG_LOADS = f"""
+ORG_LOADS = """
 SELECT load_id, length(report) + rejected_bytes
-FROM {REPORTS} FINAL
-WHERE org = {{org:String}}
+FROM etl_upload_reports FINAL
+WHERE org = {org:String}
 ORDER BY created_at, load_id
 """
 
-EXPIRED = f"""
+EXPIRED = """
 SELECT
-    (SELECT count() FROM {REPORTS} FINAL WHERE created_at < {{before:DateTime64(3, 'UTC')}}),
-    (SELECT count() FROM {REJECTED} WHERE created_at < {{before:DateTime64(3, 'UTC')}})
+    (SELECT count() FROM etl_upload_reports FINAL
+     WHERE created_at < {before:DateTime64(3, 'UTC')}),
+    (SELECT count() FROM etl_upload_rejected WHERE created_at < {before:DateTime64(3, 'UTC')})
 """
 
 DELETE_EXPIRED = [
-    f"DELETE FROM {table} WHERE created_at < {{before:DateTime64(3, 'UTC')}}"
-    for table in (REJECTED, REPORTS)
+    "DELETE FROM etl_upload_rejected WHERE created_at < {before:DateTime64(3, 'UTC')}",
+    "DELETE FROM etl_upload_reports WHERE created_at < {before:DateTime64(3, 'UTC')}",
 ]
 
 DELETE_LOADS = [
-    f"DELETE FROM {table} WHERE org = {{org:String}} AND load_id IN {{load_ids:Array(String)}}"
-    for table in (REJECTED, REPORTS)
+    "DELETE FROM etl_upload_rejected"
+    " WHERE org = {org:String} AND load_id IN {load_ids:Array(String)}",
+    "DELETE FROM etl_upload_reports"
+    " WHERE org = {org:String} AND load_id IN {load_ids:Array(String)}",
 ]
 
 PART_BYTES = 1024 * 1024
@@ -163,13 +164,13 @@ class UploadStore:
                         for n, body in enumerate(batch)
                     ]
                     self.store.insert_sync(
-                        REJECTED, list(zip(*rows, strict=True)), _REJECTED_COLUMNS
+                        "etl_upload_rejected", list(zip(*rows, strict=True)), _REJECTED_COLUMNS
                     )
                     parts += len(batch)
                     size += sum(len(body) for body in batch)
             _date(rejected, created_at)
         row = (org, load_id, created_at, report.decode(), size, parts)
-        self.store.insert_sync(REPORTS, [[value] for value in row], _REPORT_COLUMNS)
+        self.store.insert_sync("etl_upload_reports", [[value] for value in row], _REPORT_COLUMNS)
         return created_at
 
     async def kept(self, org: str, load_id: str) -> Kept | None:

@@ -28,6 +28,9 @@ SOURCES = (
 OWNERS = {
     # The CSV loader's statements (built on the CSV header's column slots, so with the loader).
     "creators": "etl/queries.py",
+    # What an upload leaves for its organisation: its report and rejected rows.
+    "etl_upload_reports": "etl/storage.py",
+    "etl_upload_rejected": "etl/storage.py",
     # The top-performer engine's store side; the store keeps both from inserted events.
     "post_totals": "scoring/queries.py",
     "creator_followers": "scoring/queries.py",
