@@ -95,15 +95,12 @@ class CampaignCreate(CampaignFields):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
+                # What a caller sends of the example campaign: none of the fields the
+                # platform sets.
                 {
-                    "id": "spring-launch",
-                    "name": "Spring launch",
-                    "brand": "Acme Outdoor",
-                    "budget": "25000.00",
-                    "currency": "EUR",
-                    "platforms": ["instagram", "tiktok"],
-                    "startDate": "2027-03-01T00:00:00Z",
-                    "endDate": "2027-03-31T23:59:59Z",
+                    k: v
+                    for k, v in _CAMPAIGN_EXAMPLE.items()
+                    if k not in ("org", "status", "version", "createdAt", "updatedAt")
                 },
                 {"name": "Summer drop"},
             ]
