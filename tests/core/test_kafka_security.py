@@ -19,12 +19,13 @@ from core.clickhouse import ServerTls, Store, server_tls
 from core.kafka import TopicSpec, client_security, ensure_topics
 from core.rollups import MinuteRollups
 from core.settings import Settings
+from streams.agents.commands import TABLE
 from streams.agents.engagement import EngagementConsumer
 from streams.agents.insights import RollupPublisher
 from streams.agents.webhooks import Dispatcher
 from streams.app import broker_credentials, create_faust_app
 from streams.topics import platform_topics
-from tests.conftest import make_settings
+from tests.conftest import make_settings, topic_layout
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
@@ -176,6 +177,33 @@ async def test_the_embedded_broker_takes_the_topic_settings(settings: Settings) 
     await ensure_topics(
         settings.bootstrap, [TopicSpec(f"{settings.topic_prefix}r", 2, retention_ms=-1)]
     )
+
+
+async def test_the_topics_faust_creates_are_replicated_as_the_platforms(
+    settings: Settings, store: Store
+) -> None:
+    """The campaign table's changelog (and the assignor's leader topic) are created by Faust
+    when the worker starts, not by `fk init`: they get the same replication factor and
+    min.insync.replicas, read back from the embedded broker (which records what it is asked)."""
+    app = create_faust_app(cluster(), store=None)  # type: ignore[arg-type]
+    assert app.conf.topic_replication_factor == 3
+    assert app.tables[TABLE].changelog_topic.config["min.insync.replicas"] == "2"
+
+    app = create_faust_app(
+        settings.model_copy(update={"kafka_replication_factor": 3, "kafka_min_insync_replicas": 2}),
+        store,
+    )
+    changelog = app.tables[TABLE].changelog_topic
+    try:
+        await changelog.declare()
+    finally:
+        await app.producer.stop()
+    ((name, (replicas, configs)),) = (
+        await topic_layout(settings.bootstrap, [changelog.get_topic_name()])
+    ).items()
+    assert name.startswith(settings.faust_app_id)
+    assert replicas == {3}
+    assert configs["min.insync.replicas"] == "2"
 
 
 @pytest.mark.parametrize(
