@@ -16,7 +16,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 import core.clickhouse
 import core.kafka
 from api.main import create_app
-from core.clickhouse import ServerTls, Store, server_tls
+from core.clickhouse import ServerTls, Store, StoreUnavailable, server_tls
 from core.kafka import TopicSpec, client_security, ensure_topics
 from core.ledger import CampaignLedger
 from core.rollups import MinuteRollups
@@ -232,12 +232,42 @@ def test_https_store_urls_are_verified_as_set(monkeypatch: pytest.MonkeyPatch) -
     core.clickhouse._connect("https://ch.example:8443", "fk", "fk", "pw", tls)
     core.clickhouse._connect("https://ch.example:8443", "fk", "fk", "pw", ServerTls(verify=False))
     core.clickhouse._connect("http://clickhouse:8123", "fk", "fk", "pw", tls)
-    assert built[0]["secure"] is True
-    assert built[0]["verify"] is True
-    assert built[0]["ca_cert"] == "/etc/fk/ca.pem"
-    assert built[1]["verify"] is False
-    assert "ca_cert" not in built[1]
-    assert "secure" not in built[2]
+    core.clickhouse._connect("clickhouse+https://ch.example:8443", "fk", "fk", "pw", tls)
+    core.clickhouse._connect("clickhouses://ch.example", "fk", "fk", "pw", tls)
+    # Port 8443 says TLS to the driver; the URL's scheme decides instead.
+    core.clickhouse._connect("http://ch.example:8443", "fk", "fk", "pw", tls)
+    https, unverified, plain, sqlalchemy_style, short, plain_8443 = built
+    for secure in (https, sqlalchemy_style, short):
+        assert secure["interface"] == "https"
+        assert secure["secure"] is True
+        assert secure["verify"] is True
+        assert secure["ca_cert"] == "/etc/fk/ca.pem"
+    assert unverified["verify"] is False
+    assert "ca_cert" not in unverified
+    for insecure in (plain, plain_8443):
+        assert insecure["interface"] == "http"
+        assert "secure" not in insecure
+    with pytest.raises(StoreUnavailable, match="unknown scheme 'tcp'"):
+        core.clickhouse._connect("tcp://ch.example:9000", "fk", "fk", "pw", tls)
+
+
+def test_the_driver_reaches_an_https_store_over_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the driver makes of those options (it connects to nothing until queried)."""
+    from clickhouse_connect.driver.httpclient import HttpClient
+
+    seen: list[dict[str, Any]] = []
+
+    def recording(self: Any, interface: str, host: str, port: int, *_: Any, **kw: Any) -> None:
+        seen.append({"interface": interface, "port": port, **kw})
+        raise StoreUnavailable("recorded")
+
+    monkeypatch.setattr(HttpClient, "__init__", recording)
+    for url in ("clickhouse+https://ch.example", "http://ch.example:8443"):
+        with pytest.raises(StoreUnavailable):
+            core.clickhouse._connect(url, "fk", "fk", "pw", ServerTls("/etc/fk/ca.pem"))
+    tls, plain = seen
+    assert (tls["interface"], tls["port"], tls["ca_cert"]) == ("https", 8443, "/etc/fk/ca.pem")
+    assert (plain["interface"], plain["port"]) == ("http", 8443)
 
 
 async def test_the_services_build_their_clients_with_the_security_options(
