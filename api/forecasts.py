@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import numpy as np
 
 from api.deps import Services
-from api.queries import HOUR_SECONDS, campaign_hours
 from briefs.tools import Forecaster
 from core.clickhouse import Store
 from core.ledger import CampaignNotFound
+from core.repositories.engagement import HOUR_SECONDS, campaign_hours
 from insights.forecast import COVERAGE, MetricForecast, forecast_campaign, horizon_hours
 from insights.forecast import CampaignForecast as Forecast
 from schemas.campaigns import Campaign

@@ -47,9 +47,10 @@ from core.coalesce import Gathered
 from core.kafka import client_security
 from core.ledger import CampaignLedger
 from core.metrics import watch_event_loop
-from core.queries import created_campaigns
+from core.repositories.campaigns import campaign_organisations, created_campaigns
 from core.rollups import EngagementRollups
 from core.settings import Settings, get_settings
+from schemas.api import METRICS_KINDS
 from schemas.events import Platform
 
 log = structlog.get_logger(__name__)
@@ -131,10 +132,8 @@ async def _score_organisations(services: Services) -> None:
     start, so their first requests do not wait for a scoring. A failure only costs those
     requests their speed."""
     try:
-        rows = await services.store.query_rows(
-            "SELECT DISTINCT org FROM campaigns LIMIT {n:UInt32}", {"n": _WARM_ORGANISATIONS}
-        )
-        for org in dict.fromkeys([services.settings.default_org, *(row[0] for row in rows)]):
+        owners = await campaign_organisations(services.store, _WARM_ORGANISATIONS)
+        for org in dict.fromkeys([services.settings.default_org, *owners]):
             await top_performers.campaign_scopes(services, org)
             for platform in (None, *Platform):
                 await top_performers.scope_ranking(
@@ -209,7 +208,7 @@ def create_app(
                 settings.metrics_cache_ttl_seconds,
                 max_stale=settings.metrics_cache_max_stale_seconds,
             ),
-            metrics_reads={kind: metrics_reads(st, kind) for kind in ("campaign", "influencer")},
+            metrics_reads={kind: metrics_reads(st, kind) for kind in METRICS_KINDS},
             ledger=commands,
             created_reads=Gathered(partial(created_campaigns, st)),
             created=TtlCache(

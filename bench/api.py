@@ -48,7 +48,7 @@ class Platform:
     def start(self) -> None:
         with (self.workdir / "fk.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", "up"],
+                [sys.executable, "-m", "fk", "up"],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,

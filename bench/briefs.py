@@ -10,6 +10,7 @@ import orjson
 from bench.common import bench_settings, environment, median, percentile
 from core.auth import issue_token
 from core.clickhouse import Store
+from core.repositories.engagement import insert_event_columns_sync
 from schemas.events import EngagementEvent
 from streams.demo import demo_events
 from streams.transforms import EVENT_COLUMNS, EventBatch
@@ -32,7 +33,7 @@ async def run(events: int = 20_000, repeats: int = 50, new_requests: int = 5) ->
         for i, message in enumerate(demo_events(events)):
             event = EngagementEvent.model_validate(orjson.loads(message.value))
             batch.add(event, partition=0, offset=i, org="bench")
-        store.insert_sync("engagement_events", batch.columns, EVENT_COLUMNS)
+        insert_event_columns_sync(store, batch.columns, EVENT_COLUMNS)
         app = create_app(settings, store=store)
         token = issue_token(settings.jwt_secret, org="bench")
         async with (

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from core.kafka import EmbeddedBroker, ensure_topics
 from core.settings import Settings
+from schemas.events import PLATFORMS
 from streams.topics import platform_topics
 
 
@@ -108,7 +109,6 @@ def make_events(
 ) -> list[bytes]:
     rng = random.Random(seed)
     now_ms = now_ms or int(time.time() * 1000)
-    platforms = ["instagram", "tiktok", "youtube", "x", "facebook"]
     out = []
     for i in range(n):
         out.append(
@@ -117,7 +117,7 @@ def make_events(
                     "eventId": f"b{seed}-{i}",
                     "timestamp": now_ms - rng.randint(0, spread_ms),
                     "influencerId": f"inf_{rng.randrange(creators)}",
-                    "platform": rng.choice(platforms),
+                    "platform": rng.choice(PLATFORMS),
                     "campaignId": f"cmp_{rng.randrange(campaigns)}",
                     "views": rng.randint(1, 5000),
                     "likes": rng.randint(0, 300),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import free_port, have_hey, median, platform_env
+from schemas.events import PLATFORMS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,8 +84,7 @@ def child_pandas(path: str) -> None:
     bad = pd.Series(False, index=df.index)
     for column in ("campaignId", "influencerId", "platform"):
         bad |= df[column].str.strip() == ""
-    platforms = ["instagram", "tiktok", "youtube", "x", "facebook"]
-    bad |= ~df["platform"].str.strip().str.lower().isin(platforms)
+    bad |= ~df["platform"].str.strip().str.lower().isin(PLATFORMS)
     numbers = {}
     for column in ("views", "likes", "comments", "shares", "saves", "followers"):
         text = df[column].str.strip()
@@ -173,7 +173,7 @@ def _latency(tmp: Path, csv: Path, seconds: int, rounds: int) -> dict[str, float
         port = free_port()
         env = platform_env(bootstrap, work / "data", port)
         subprocess.run(
-            [sys.executable, "-m", "cli", "etl", "--direct", "--out", str(work), str(csv)],
+            [sys.executable, "-m", "fk", "etl", "--direct", "--out", str(work), str(csv)],
             check=True,
             env=env,
             cwd=work,

@@ -87,7 +87,7 @@ async def run(rate: int = 30_000, seconds: float = 20.0) -> dict[str, float]:
         )
         with (tmp / "fk.log").open("wb") as log:
             platform = subprocess.Popen(
-                [sys.executable, "-m", "cli", "up"],
+                [sys.executable, "-m", "fk", "up"],
                 cwd=tmp,
                 env=env,
                 stdout=log,

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.common import bench_settings, create_topics, environment, make_events, median, produce
 from core.clickhouse import Store
+from core.repositories.engagement import count_events
 from core.settings import Settings
 from streams.agents.engagement import EngagementConsumer
 
@@ -55,7 +56,7 @@ async def pipeline(settings: Settings, store: Store, n: int) -> tuple[float, flo
         # pipeline), then confirm once that the store holds them all.
         while consumer.sink.stored < n:
             await asyncio.sleep(0.005)
-        count = (await store.query_rows("SELECT count() FROM engagement_events"))[0][0]
+        count = await count_events(store)
         elapsed = time.perf_counter() - started
         assert count >= n, (count, n)
     finally:

@@ -11,6 +11,8 @@ import sys
 import time
 
 from core.clickhouse import Store
+from core.repositories.engagement import insert_event_columns_sync, merge_events_sync
+from schemas.events import PLATFORMS
 from streams.transforms import EVENT_COLUMNS
 
 CHUNK = 200_000
@@ -25,7 +27,6 @@ def seed(
     store = Store.open(url, database)
     rng = random.Random(3)
     now_ms = int(time.time() * 1000)
-    platforms = ["instagram", "tiktok", "youtube", "x", "facebook"]
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
         who = [rng.randrange(creators) for _ in range(size)]
@@ -36,12 +37,12 @@ def seed(
                 (c * 7919 + p * 104_729) % campaigns for c, p in zip(who, post, strict=True)
             ]
             platform_of = [
-                platforms[(c + p) % len(platforms)] for c, p in zip(who, post, strict=True)
+                PLATFORMS[(c + p) % len(PLATFORMS)] for c, p in zip(who, post, strict=True)
             ]
             post_ids = [f"inf_{c}-p{p}" for c, p in zip(who, post, strict=True)]
         else:
             campaign_of = [rng.randrange(campaigns) for _ in range(size)]
-            platform_of = [rng.choice(platforms) for _ in range(size)]
+            platform_of = [rng.choice(PLATFORMS) for _ in range(size)]
             post_ids = [""] * size
         columns: list[list[object]] = [
             [f"seed-{start + i}" for i in range(size)],
@@ -62,8 +63,8 @@ def seed(
             list(range(start, start + size)),
             [ORG] * size,
         ]
-        store.insert_sync("engagement_events", columns, EVENT_COLUMNS)
-    store.command_sync("OPTIMIZE TABLE engagement_events FINAL")
+        insert_event_columns_sync(store, columns, EVENT_COLUMNS)
+    merge_events_sync(store)
     store.close()
 
 

@@ -1,17 +1,21 @@
 """Model providers behind one interface: any OpenAI-compatible server through the `openai` SDK
-(with our own retries), and the offline provider that plans tool calls and composes the brief
+(with its own retries), and the offline provider that plans tool calls and composes the brief
 deterministically from their results when no key is configured."""
 
-import asyncio
+import math
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
+import httpx2
 import openai
 import orjson
 import structlog
+from openai._models import FinalRequestOptions
+from openai._types import HttpxSendArgs
+from typing_extensions import override
 
 from briefs import composer
 from briefs.errors import UpstreamTimeout, UpstreamUnavailable
@@ -52,89 +56,120 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` or `retry-after` (delta seconds); None when absent/odd."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name) if headers is not None else None
-        if value is None:
-            continue
+class _RetryingClient(openai.AsyncOpenAI):
+    """`openai.AsyncOpenAI` whose own retries wait as our settings say, and which counts each
+    attempt.
+
+    The SDK decides what is retried (408, 409, 429, 5xx, timeouts, connection failures; not a
+    `Retry-After` over two minutes, which fails at once) and reads `retry-after-ms` and
+    `Retry-After` (seconds or an HTTP date). Its waits are fixed constants (0.5 s doubling up to
+    8 s, and a server's delay up to two minutes), so the wait is the one override: a server's
+    delay capped at `backoff_max_seconds`, else `backoff_seconds` doubling per retry with jitter,
+    capped the same. The other override times and counts each attempt, which the SDK's loop
+    hides from the caller.
+    """
+
+    def __init__(
+        self, *, backoff_seconds: float, backoff_max_seconds: float, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.backoff_seconds = backoff_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+
+    @override
+    def _calculate_retry_timeout(
+        self,
+        remaining_retries: int,
+        options: FinalRequestOptions,
+        response_headers: httpx2.Headers | None = None,
+    ) -> float:
+        retry = options.get_max_retries(self.max_retries) - remaining_retries
+        requested = self._parse_retry_after_header(response_headers)
+        if requested is not None and math.isfinite(requested) and requested > 0:
+            wait = min(requested, self.backoff_max_seconds)
+        else:
+            ceiling = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** min(retry, 32))
+            wait = ceiling * random.uniform(0.5, 1.0)
+        log.info("llm.retry", retry=retry + 1, wait_s=round(wait, 3))
+        return wait
+
+    @override
+    async def _send_request(
+        self, request: httpx2.Request, *, stream: bool, **kwargs: Unpack[HttpxSendArgs]
+    ) -> httpx2.Response:
+        started = time.perf_counter()
         try:
-            return max(0.0, float(value) * scale)
-        except ValueError:
-            continue
-    return None
+            response = await super()._send_request(request, stream=stream, **kwargs)
+        except httpx2.TimeoutException:
+            _count_attempt("timeout", started)
+            raise
+        except Exception:  # what the SDK turns into APIConnectionError (or retries)
+            _count_attempt("connection", started)
+            raise
+        _count_attempt(_outcome(response.status_code), started)
+        return response
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    if status == 429:
+        return "rate_limited"
+    return "server_error" if status >= 500 else "client_error"
+
+
+def _count_attempt(outcome: str, started: float) -> None:
+    metrics.LLM_LATENCY_SECONDS.observe(time.perf_counter() - started)
+    metrics.LLM_CALLS.labels(outcome).inc()
 
 
 class OpenAIProvider:
-    """Chat completions with tools. The SDK's own retries are off (max_retries=0): 429 (honouring
-    Retry-After), 5xx, timeouts and connection failures are retried here with exponential
-    back-off and jitter; other 4xx fail at once. Only the final failure raises."""
+    """Chat completions with tools, through the SDK's own retries (`_RetryingClient`): up to
+    `llm_max_retries` of them, waits from `llm_backoff_seconds` and `llm_backoff_max_seconds`.
+    Only the final failure raises, as UpstreamTimeout or UpstreamUnavailable."""
 
     def __init__(self, settings: Settings) -> None:
         self.model = settings.llm_model
-        self.max_retries = settings.llm_max_retries
-        self.backoff = settings.llm_backoff_seconds
-        self.backoff_max = settings.llm_backoff_max_seconds
-        self.client = openai.AsyncOpenAI(
+        self.client = _RetryingClient(
             base_url=settings.llm_base_url or None,
             api_key=settings.llm_api_key or "unused",
-            max_retries=0,
+            max_retries=settings.llm_max_retries,
             timeout=settings.llm_timeout_seconds,
+            backoff_seconds=settings.llm_backoff_seconds,
+            backoff_max_seconds=settings.llm_backoff_max_seconds,
         )
 
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None
     ) -> Completion:
-        attempt = 0
-        while True:
-            started = time.perf_counter()
-            outcome, delay = "ok", None
-            failure: UpstreamUnavailable | UpstreamTimeout
-            try:
-                kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages)}
-                if tools:
-                    kwargs["tools"] = list(tools)
-                response = await self.client.chat.completions.create(**kwargs)
-                return self._completion(response)
-            except openai.APITimeoutError:
-                outcome = "timeout"
-                failure = UpstreamTimeout("The model provider did not answer in time.")
-            except openai.APIConnectionError:
-                outcome = "connection"
-                failure = UpstreamUnavailable("The model provider cannot be reached.")
-            except openai.RateLimitError as exc:
-                outcome, delay = "rate_limited", _retry_after(exc.response.headers)
-                failure = UpstreamUnavailable("The model provider is rate limiting us.")
-            except openai.APIStatusError as exc:
-                if exc.status_code < 500:
-                    outcome = "client_error"
-                    log.warning("llm.rejected", status=exc.status_code)
-                    raise UpstreamUnavailable(
-                        f"The model provider refused the request (HTTP {exc.status_code})."
-                    ) from None
-                outcome = "server_error"
-                failure = UpstreamUnavailable(
+        kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages)}
+        if tools:
+            kwargs["tools"] = list(tools)
+        try:
+            response = await self.client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError:
+            log.warning("llm.gave_up", outcome="timeout")
+            raise UpstreamTimeout("The model provider did not answer in time.") from None
+        except openai.APIConnectionError:
+            log.warning("llm.gave_up", outcome="connection")
+            raise UpstreamUnavailable("The model provider cannot be reached.") from None
+        except openai.RateLimitError:
+            log.warning("llm.gave_up", outcome="rate_limited")
+            raise UpstreamUnavailable("The model provider is rate limiting us.") from None
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                log.warning("llm.gave_up", outcome="server_error", status=exc.status_code)
+                raise UpstreamUnavailable(
                     f"The model provider failed (HTTP {exc.status_code})."
-                )
-            finally:
-                metrics.LLM_LATENCY_SECONDS.observe(time.perf_counter() - started)
-                metrics.LLM_CALLS.labels(outcome).inc()
-            if attempt >= self.max_retries:
-                log.warning("llm.gave_up", outcome=outcome, attempts=attempt + 1)
-                raise failure
-            wait = self._delay(attempt, delay)
-            log.info("llm.retry", outcome=outcome, attempt=attempt + 1, wait_s=round(wait, 3))
-            await asyncio.sleep(wait)
-            attempt += 1
+                ) from None
+            log.warning("llm.rejected", status=exc.status_code)
+            raise UpstreamUnavailable(
+                f"The model provider refused the request (HTTP {exc.status_code})."
+            ) from None
+        return self._completion(response)
 
     async def aclose(self) -> None:
         await self.client.close()
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.backoff_max)
-        base: float = self.backoff * 2**attempt
-        return float(min(self.backoff_max, base * random.uniform(0.5, 1.0)))
 
     @staticmethod
     def _completion(response: Any) -> Completion:

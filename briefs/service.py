@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import structlog
 
-from briefs import queries
 from briefs.embeddings import Embedder, load_embedder
 from briefs.errors import BriefError, DeadlineExceeded
 from briefs.loop import PROMPT_VERSION, Caps, run
@@ -24,6 +23,8 @@ from briefs.providers import Provider, build_provider
 from briefs.tools import Forecaster, ToolBox
 from core import metrics
 from core.clickhouse import Store
+from core.repositories import briefs as brief_store
+from core.repositories import engagement as engagement_store
 from core.settings import Settings
 from schemas.briefs import Brief, BriefMeta, BriefRequest, TokenUsage
 
@@ -81,7 +82,7 @@ class BriefService:
         return self.embedder.name if self.embedder is not None else "lexical"
 
     async def cache_key(self, request: BriefRequest, org: str) -> str:
-        snapshot = await queries.data_snapshot(self.store)
+        snapshot = await engagement_store.data_snapshot(self.store)
         material = {
             "request": normalised(request),
             "org": org,
@@ -96,7 +97,7 @@ class BriefService:
         started = time.perf_counter()
         now = datetime.now(UTC)
         key = await self.cache_key(request, org)
-        cached = await queries.cached_brief(self.store, key, org, now)
+        cached = await brief_store.cached_brief(self.store, key, org, now)
         if cached is not None:
             metrics.LLM_CACHE.labels("hit").inc()
             metrics.BRIEFS.labels("cached").inc()
@@ -157,13 +158,13 @@ class BriefService:
     async def _store(self, brief: Brief, org: str, key: str, now: datetime) -> None:
         body = brief.model_dump_json(by_alias=True)
         request = brief.request.model_dump_json(by_alias=True, exclude_none=True)
-        await queries.insert_brief(self.store, brief.id, org, request, body, now)
+        await brief_store.insert_brief(self.store, brief.id, org, request, body, now)
         expires = now + timedelta(seconds=self.settings.brief_cache_ttl_seconds)
         if any(t.ok and t.tool in HOURLY_TOOLS for t in brief.meta.tools):
             # The forecast is remade every hour (and the rising creators' windows move): a brief
             # citing them is not served after the hour it was made in.
             expires = min(expires, now.replace(minute=0, second=0, microsecond=0) + HOUR)
-        await queries.insert_cache_entry(self.store, key, brief.id, now, expires)
+        await brief_store.insert_cache_entry(self.store, key, brief.id, now, expires)
         if self.embedder is not None:
             text = " ".join(
                 p
@@ -177,7 +178,7 @@ class BriefService:
                 if p
             )
             vector = self.embedder.embed([text])[0]
-            await queries.insert_embeddings(
+            await brief_store.insert_embeddings(
                 self.store, org, self.embedder.name, [("brief", brief.id, 1, text, vector)], now
             )
 
@@ -185,5 +186,5 @@ class BriefService:
         await self.provider.aclose()
 
     async def get(self, brief_id: str, org: str) -> Brief | None:
-        found = await queries.find_brief(self.store, brief_id, org)
+        found = await brief_store.find_brief(self.store, brief_id, org)
         return None if found is None else Brief.model_validate_json(found)

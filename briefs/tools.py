@@ -3,7 +3,7 @@ over our store. A bad call (unknown tool, malformed arguments) becomes an error 
 reads, never an exception."""
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -11,13 +11,15 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from briefs import personas, queries
+from briefs import personas
 from briefs.embeddings import Embedder, lexical_similarity
 from core.clickhouse import Store
-from schemas.events import Platform
+from core.repositories import briefs as brief_store
+from core.repositories import engagement as engagement_store
+from schemas.events import PLATFORMS, Platform
 from schemas.insights import CampaignForecast
+from scoring.queries import Candidate, scored_creators
 
-PLATFORMS = [p.value for p in Platform]
 GoalType = Literal["awareness", "engagement", "conversion", "launch"]
 
 _GOAL_WORDS: dict[GoalType, tuple[str, ...]] = {
@@ -48,7 +50,7 @@ _ANGLES: dict[GoalType, tuple[str, ...]] = {
 }
 
 
-_METRIC_OF: dict[str, Callable[[queries.ThemeStats], float]] = {
+_METRIC_OF: dict[str, Callable[[engagement_store.ThemeStats], float]] = {
     "shareRate": lambda t: t.share_rate,
     "commentRate": lambda t: t.comment_rate,
     "saveRate": lambda t: t.save_rate,
@@ -65,6 +67,27 @@ def classify_goal(goal: str) -> GoalType:
         if hits > best_hits:
             best, best_hits = kind, hits
     return best
+
+
+MIN_CREATOR_VIEWS = 500
+"""A creator needs this many views in the window to be ranked (small samples rank by luck)."""
+
+
+async def top_creators(
+    store: Store, org: str, platform: str, tags: Sequence[str] | None, limit: int
+) -> list[Candidate]:
+    """Creators on a platform from the top-performer engine (the organisation's scope, as
+    `GET /top-performers` ranks it), by engagementScore, then id; at least `MIN_CREATOR_VIEWS`
+    views; with `tags`, only creators who posted one of them on that platform."""
+    creators = await scored_creators(
+        store, org=org, campaign_id=None, platform=platform, category=None
+    )
+    if tags:
+        tagged = await engagement_store.tagged_creators(store, org, platform, tags)
+        creators = [c for c in creators if c.influencer_id in tagged]
+    eligible = [c for c in creators if c.views >= MIN_CREATOR_VIEWS]
+    eligible.sort(key=lambda c: (-c.engagement_score, c.influencer_id))
+    return eligible[:limit]
 
 
 class _Args(BaseModel):
@@ -126,7 +149,7 @@ def _fn(name: str, description: str, properties: dict[str, Any]) -> dict[str, An
     }
 
 
-_PLATFORM = {"type": "string", "enum": PLATFORMS}
+_PLATFORM = {"type": "string", "enum": list(PLATFORMS)}
 _CATEGORY = {
     "type": ["string", "null"],
     "description": f"One of {', '.join(personas.CATEGORIES)}, a hashtag, or null for all.",
@@ -268,12 +291,14 @@ class ToolBox:
 
     async def trend_fetcher(self, args: TrendArgs) -> dict[str, Any]:
         tags = personas.category_tags(args.category) if args.category else None
-        rows = await queries.trending_tags(
+        rows = await brief_store.trending_tags(
             self.store, self.org, args.platform.value, tags, self.now, 10
         )
         window, note = "last24h", "Events of the last 24 hours against the 24 hours before."
         if not rows:
-            rows = await queries.all_time_tags(self.store, self.org, args.platform.value, tags, 10)
+            rows = await brief_store.all_time_tags(
+                self.store, self.org, args.platform.value, tags, 10
+            )
             window = "allTime"
             note = "No tagged events in the last 24 hours: these are all-time counts."
         return {
@@ -296,7 +321,9 @@ class ToolBox:
 
     async def persona_classifier(self, args: PersonaArgs) -> dict[str, Any]:
         persona, _scores = personas.classify(args.brand, args.product, args.goal, args.audience)
-        profile = await queries.audience_profile(self.store, self.org, persona.hashtags, self.now)
+        profile = await engagement_store.audience_profile(
+            self.store, self.org, persona.hashtags, self.now
+        )
         return {
             "persona": {
                 "id": persona.id,
@@ -320,7 +347,9 @@ class ToolBox:
         goal_type = classify_goal(args.goal)
         metric = _GOAL_METRIC[goal_type]
         persona = personas.by_id(args.persona) or personas.classify(args.persona)[0]
-        themes = await queries.theme_stats(self.store, self.org, args.platform.value, self.now, 30)
+        themes = await engagement_store.theme_stats(
+            self.store, self.org, args.platform.value, self.now, 30
+        )
         preferred = set(persona.hashtags)
         key = _METRIC_OF[metric]
         ranked = sorted(themes, key=lambda t: (t.tag not in preferred, -key(t), t.tag))[:3]
@@ -348,7 +377,7 @@ class ToolBox:
     async def top_creators(self, args: CreatorsArgs) -> dict[str, Any]:
         tags = personas.category_tags(args.category) if args.category else None
         limit = min(max(args.limit, 1), 10)
-        rows = await queries.top_creators(self.store, self.org, args.platform.value, tags, limit)
+        rows = await top_creators(self.store, self.org, args.platform.value, tags, limit)
         creators = []
         for i, c in enumerate(rows):
             model = c.to_model()
@@ -377,7 +406,7 @@ class ToolBox:
             "platform": args.platform.value,
             "category": args.category,
             "metric": "engagementScore",
-            "minViews": queries.MIN_CREATOR_VIEWS,
+            "minViews": MIN_CREATOR_VIEWS,
             "creators": creators,
         }
 
@@ -386,13 +415,13 @@ class ToolBox:
         if self.embedder is not None:
             await self._index_campaigns()
             vector = self.embedder.embed([args.query])[0]
-            docs = await queries.nearest_documents(
+            docs = await brief_store.nearest_documents(
                 self.store, self.org, self.embedder.name, vector, limit
             )
             found = [(d, round(1 - (d.distance or 0.0), 3)) for d in docs]
             method = f"cosineDistance over {self.embedder.name} embeddings"
         else:
-            recent = await queries.recent_documents(self.store, self.org, 500)
+            recent = await brief_store.recent_documents(self.store, self.org, 500)
             scored = [(d, round(lexical_similarity(args.query, d.text), 3)) for d in recent]
             found = sorted((x for x in scored if x[1] > 0), key=lambda x: (-x[1], x[0].id))[:limit]
             method = "lexical overlap (no embedding model installed)"
@@ -430,7 +459,7 @@ class ToolBox:
 
     async def rising_creators(self, args: RisingArgs) -> dict[str, Any]:
         limit = min(max(args.limit, 1), 10)
-        rows = await queries.rising_creators(
+        rows = await engagement_store.rising_creators(
             self.store, self.org, args.campaign_id, self.now, limit
         )
         creators = [
@@ -449,7 +478,7 @@ class ToolBox:
         return {
             "campaignId": args.campaign_id,
             "window": "last24h",
-            "minViews": queries.MIN_RISING_VIEWS,
+            "minViews": engagement_store.MIN_RISING_VIEWS,
             "creators": creators,
             "note": "Engagements (likes + comments + shares) of the campaign's events in the last "
             "24 hours against the 24 hours before, by the increase; growth in percent, null "
@@ -459,11 +488,13 @@ class ToolBox:
 
     async def _index_campaigns(self) -> None:
         assert self.embedder is not None
-        pending = await queries.unindexed_campaigns(self.store, self.org, self.embedder.name, 200)
+        pending = await brief_store.unindexed_campaigns(
+            self.store, self.org, self.embedder.name, 200
+        )
         if not pending:
             return
         vectors = self.embedder.embed([text for _, _, text in pending])
-        await queries.insert_embeddings(
+        await brief_store.insert_embeddings(
             self.store,
             self.org,
             self.embedder.name,

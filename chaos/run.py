@@ -124,7 +124,7 @@ class Chaos:
             env["FK_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{self.broker_port}"
         else:
             env["FK_KAFKA_EMBEDDED_PORT"] = str(self.broker_port)
-        self.platform = Component("platform", python("-m", "cli", "up"), self.workdir, env)
+        self.platform = Component("platform", python("-m", "fk", "up"), self.workdir, env)
         self.receiver: Component | None = None
         self.reference = Reference()
         self.workload = Workload(

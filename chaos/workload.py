@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from chaos.reference import COUNTS, TRANSITIONS, ExpectedCampaign, Reference, Row
+from schemas.events import PLATFORMS
 
-PLATFORMS = ("instagram", "tiktok", "youtube", "x", "facebook")
 FINAL = ("completed", "cancelled")
 
 

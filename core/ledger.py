@@ -22,10 +22,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from core import lifecycle, metrics, queries
+from core import lifecycle, metrics
 from core.changes import STORED
 from core.clickhouse import Store
 from core.kafka import client_security
+from core.repositories import campaigns as campaign_store
 from core.settings import Settings
 from schemas.campaigns import (
     Campaign,
@@ -72,17 +73,17 @@ class RecordedKeys:
         self.store = store
         self._stored: npt.NDArray[np.int64] | None = None
         self._loading = asyncio.Lock()
-        self._recorded: dict[tuple[str, str], tuple[str, str]] = {}
+        self._recorded: dict[tuple[str, str], campaign_store.RecordedKey] = {}
 
-    async def find(self, org: str, key: str) -> tuple[str, str] | None:
-        """(body hash, campaign id) recorded for the key, if any."""
+    async def find(self, org: str, key: str) -> campaign_store.RecordedKey | None:
+        """The body hash and campaign recorded for the key, if any."""
         recorded = self._recorded.get((org, key))
         if recorded is not None:
             return recorded
         stored = await self.load()
         at = np.searchsorted(stored, hash((org, key)))
         if at < len(stored) and stored[at] == hash((org, key)):
-            return await queries.idempotency_key(self.store, org, key)
+            return await campaign_store.idempotency_key(self.store, org, key)
         return None
 
     def add(self, org: str, key: str, digest: str, campaign_id: str) -> None:
@@ -92,14 +93,14 @@ class RecordedKeys:
             hashes = np.fromiter(map(hash, self._recorded), np.int64, len(self._recorded))
             self._stored = np.union1d(self._stored, hashes)
             self._recorded.clear()
-        self._recorded[(org, key)] = (digest, campaign_id)
+        self._recorded[(org, key)] = campaign_store.RecordedKey(digest, campaign_id)
 
     async def load(self) -> npt.NDArray[np.int64]:
         """The hashes of the keys stored before (loaded once; at start by the agent)."""
         if self._stored is None:
             async with self._loading:
                 if self._stored is None:
-                    self._stored = await queries.idempotency_key_hashes(self.store)
+                    self._stored = await campaign_store.idempotency_key_hashes(self.store)
         return self._stored
 
 
@@ -211,7 +212,7 @@ class CampaignLedger:
     async def get(self, org: str, campaign_id: str) -> Campaign:
         """The organisation's campaign of this id; none (whoever else uses the id) is
         `CampaignNotFound`."""
-        found = await queries.newest_campaign(
+        found = await campaign_store.newest_campaign(
             self.store, org, campaign_id, sole_writer=self.sole_writer
         )
         if found is None:
@@ -340,7 +341,7 @@ class CampaignLedger:
             if self.ack_after_store:
                 # Published, only stored late: the version is recorded here so the answer holds.
                 log.warning("campaign.fan_out_late", org=campaign.org, campaign_id=campaign.id)
-            await queries.insert_campaigns(self.store, [campaign])
+            await campaign_store.insert_campaigns(self.store, [campaign])
         metrics.CAMPAIGN_COMMAND_WAIT_SECONDS.labels("store").observe(time.perf_counter() - waited)
         return campaign
 

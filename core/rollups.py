@@ -9,21 +9,19 @@ last 24 hours (~200 bytes each).
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from core.clickhouse import Store
-from schemas.api import EntityMetrics, MetricsWindow
+from schemas.api import METRICS_KINDS, EntityMetrics, MetricsKind, MetricsWindow
 
 MINUTE_MS = 60_000
 HOUR_MINUTES = 60
 DAY_MINUTES = 1440
 
-Kind = Literal["campaign", "influencer"]
-KINDS: tuple[Kind, ...] = ("campaign", "influencer")
-COLUMNS: dict[Kind, str] = {"campaign": "campaign_id", "influencer": "influencer_id"}
+COLUMNS: dict[MetricsKind, str] = {"campaign": "campaign_id", "influencer": "influencer_id"}
 
 Sums = tuple[int, ...]
 """views, likes, comments, shares, saves, events."""
@@ -208,21 +206,6 @@ def metrics_window(sums: Sequence[int]) -> MetricsWindow:
     )
 
 
-_RECENT_SQL = """
-SELECT org, {column}, intDiv(toUnixTimestamp64Milli(event_time), 60000) AS minute,
-       sum(views), sum(likes), sum(comments), sum(shares), sum(saves), count()
-FROM engagement_events
-WHERE {where} AND event_time >= fromUnixTimestamp64Milli({{since:Int64}}) AND {column} != ''
-GROUP BY org, {column}, minute
-"""
-_OLDER_SQL = """
-SELECT org, {column}, sum(views), sum(likes), sum(comments), sum(shares), sum(saves), count()
-FROM engagement_events
-WHERE {where} AND event_time < fromUnixTimestamp64Milli({{since:Int64}}) AND {column} != ''
-GROUP BY org, {column}
-"""
-
-
 ScopeKey = tuple[str, str, str]
 """(organisation, "campaign" or "creator", id): what a minute rollup is of."""
 
@@ -290,7 +273,9 @@ class EngagementRollups:
 
     def __init__(self, minutes: MinuteRollups | None = None) -> None:
         self._lock = threading.Lock()
-        self._series: dict[Kind, dict[tuple[str, str], _Series]] = {k: {} for k in KINDS}
+        self._series: dict[MetricsKind, dict[tuple[str, str], _Series]] = {
+            k: {} for k in METRICS_KINDS
+        }
         self._swept = 0
         self.ready = False
         self.minutes = minutes
@@ -301,7 +286,7 @@ class EngagementRollups:
     def load(self, store: Store, now_ms: int) -> None:
         """Read every stored event's contribution (blocking: run it in a thread)."""
         with self._lock:
-            for kind in KINDS:
+            for kind in METRICS_KINDS:
                 self._series[kind].clear()
             self._fold_store(store, "1", {}, now_ms)
             self._swept = now_ms // MINUTE_MS
@@ -330,7 +315,7 @@ class EngagementRollups:
         hour_from, day_from = window_starts(now_ms)
         with self._lock:
             self._sweep(now_ms)
-            for kind, groups in zip(KINDS, (by_campaign, by_creator), strict=True):
+            for kind, groups in zip(METRICS_KINDS, (by_campaign, by_creator), strict=True):
                 by_key = self._series[kind]
                 for key, minute, values in zip(*groups, strict=True):
                     series = by_key.get(key)
@@ -340,7 +325,9 @@ class EngagementRollups:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def metrics(self, kind: Kind, org: str, entity_id: str, now_ms: int) -> EntityMetrics | None:
+    def metrics(
+        self, kind: MetricsKind, org: str, entity_id: str, now_ms: int
+    ) -> EntityMetrics | None:
         """The three windows at `now_ms`; None when the organisation has no event for the id."""
         hour_from, day_from = window_starts(now_ms)
         with self._lock:
@@ -355,14 +342,16 @@ class EngagementRollups:
             total=metrics_window(total),
         )
 
-    def keys(self, kind: Kind) -> list[tuple[str, str]]:
+    def keys(self, kind: MetricsKind) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._series[kind])
 
     def buckets(self) -> int:
         """Minute buckets held (what the memory grows with)."""
         with self._lock:
-            return sum(len(s.minutes) for kind in KINDS for s in self._series[kind].values())
+            return sum(
+                len(s.minutes) for kind in METRICS_KINDS for s in self._series[kind].values()
+            )
 
     # -- inside ------------------------------------------------------------------------------
 
@@ -374,24 +363,27 @@ class EngagementRollups:
             return
         self._swept = minute
         hour_from, day_from = window_starts(now_ms)
-        for kind in KINDS:
+        for kind in METRICS_KINDS:
             for series in self._series[kind].values():
                 series.advance(hour_from, day_from)
 
     def _fold_store(
         self, store: Store, where: str, parameters: dict[str, Any], now_ms: int
     ) -> None:
+        # Imported here: the engagement repository answers with this module's windows.
+        from core.repositories.engagement import older_sums_sync, recent_minute_sums_sync
+
         hour_from, day_from = window_starts(now_ms)
         bound = {**parameters, "since": day_from * MINUTE_MS}
-        for kind in KINDS:
+        for kind in METRICS_KINDS:
             series = self._series[kind]
             column = COLUMNS[kind]
-            recent = store.query_rows_sync(_RECENT_SQL.format(column=column, where=where), bound)
+            recent = recent_minute_sums_sync(store, column, where, bound)
             for org, entity, minute, *values in recent:
                 _series(series, (org, entity), hour_from, day_from).add(
                     int(minute), tuple(int(v) for v in values)
                 )
-            older = store.query_rows_sync(_OLDER_SQL.format(column=column, where=where), bound)
+            older = older_sums_sync(store, column, where, bound)
             for org, entity, *values in older:
                 _series(series, (org, entity), hour_from, day_from).add(
                     day_from - 1, tuple(int(v) for v in values)

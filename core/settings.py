@@ -368,7 +368,9 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(default=60.0, description="One model request, end to end.")
     llm_max_retries: int = Field(
-        default=3, description="Retries of a 429, 5xx, timeout or connection failure."
+        default=3,
+        ge=0,
+        description="The SDK's retries of a 408, 409, 429, 5xx, timeout or connection failure.",
     )
     llm_backoff_seconds: float = Field(
         default=0.5, description="First back-off; doubles per retry (with jitter)."

@@ -3,8 +3,7 @@ faster than Python objects per row); the statements are built from our own colum
 (`c0`, `c1`, ...) only, and every value (paths, times) is a bound parameter."""
 
 from etl.columns import Header
-
-PLATFORMS = ("instagram", "tiktok", "youtube", "x", "facebook")
+from schemas.events import PLATFORMS
 
 # Reasons a row is rejected, exactly as reported.
 MISSING = "missing value"

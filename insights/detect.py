@@ -12,22 +12,19 @@ the parameters and why.
 
 import math
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-ScopeKind = Literal["campaign", "creator"]
-InsightKind = Literal["spike", "stall", "rateDrop"]
-Metric = Literal["views", "engagements", "engagementRate"]
-Status = Literal["raised", "cleared"]
+from schemas.insights import InsightKind, InsightMetric, InsightStatus, ScopeKind
 
 Floats = npt.NDArray[np.float64]
 _MAD_TO_SD = 1.4826
 MINUTES_PER_DAY = 1440
 
 # Episode channels: one episode state per (scope, channel); a channel is a kind on a metric.
-_CHANNELS: tuple[tuple[InsightKind, Metric], ...] = (
+_CHANNELS: tuple[tuple[InsightKind, InsightMetric], ...] = (
     ("spike", "views"),
     ("spike", "engagements"),
     ("stall", "engagements"),
@@ -58,10 +55,10 @@ class Insight:
     the minute the episode was first flagged (the same on its `cleared` event); `at` is the
     minute this event was decided on."""
 
-    status: Status
+    status: InsightStatus
     kind: InsightKind
     scope: Scope
-    metric: Metric
+    metric: InsightMetric
     observed: float
     expected: float
     score: float
@@ -529,7 +526,7 @@ class Detector:
         if not (raised.any() or cleared.any()):
             return []
 
-        def event(slot: int, channel: int, status: Status) -> Insight:
+        def event(slot: int, channel: int, status: InsightStatus) -> Insight:
             kind, metric_name = _CHANNELS[channel]
             scope = self._scopes[slot]
             assert scope is not None

@@ -12,13 +12,13 @@ percentiles of the same model's errors per horizon in a backtest over the histor
 """
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from schemas.insights import ForecastModel
+
 Floats = npt.NDArray[np.float64]
-ModelName = Literal["dampedTrendDaily", "runRate"]
 
 PERIOD = 24
 MIN_SEASONAL_HOURS = 2 * PERIOD
@@ -61,7 +61,7 @@ class CampaignForecast:
     """A campaign's forecast and what it was made from. Hours are hours since the Unix epoch
     (UTC); the history is [history_from, history_to), the horizon the hours after it."""
 
-    model: ModelName
+    model: ForecastModel
     history_hours: int
     history_from: int
     history_to: int
@@ -304,7 +304,7 @@ def forecast_campaign(
     if horizon < 1:
         raise ValueError("the horizon must be at least one hour")
     n = len(v)
-    model: ModelName
+    model: ForecastModel
     if n >= MIN_SEASONAL_HOURS:
         model = "dampedTrendDaily"
         views_fc, views_ahead = _counts(v, first_hour, horizon)

@@ -4,14 +4,13 @@ events (spikes, stalls, engagement-rate drops) whose positions are returned with
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-MINUTES_PER_DAY = 1440
+from schemas.insights import InsightKind
 
-InjectionKind = Literal["spike", "stall", "rateDrop"]
+MINUTES_PER_DAY = 1440
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +21,7 @@ class Injection:
     `factor` (0.1: nine tenths of the audience gone); `rateDrop` multiplies the engagement rate
     by `factor` while views stay as they were."""
 
-    kind: InjectionKind
+    kind: InsightKind
     start: int
     duration: int
     factor: float
@@ -181,7 +180,7 @@ def campaign_series(
 
 def spaced_injections(
     rng: np.random.Generator,
-    kind: InjectionKind,
+    kind: InsightKind,
     count: int,
     first: int,
     last: int,

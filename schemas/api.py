@@ -1,9 +1,15 @@
 """Response and request bodies of the HTTP API (their field descriptions are the OpenAPI docs)."""
 
+from typing import Literal, get_args
+
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
 from schemas.base import WireModel
+
+MetricsKind = Literal["campaign", "influencer"]
+"""Whose windowed metrics: `GET /campaigns/{id}/metrics` or `GET /influencers/{id}/metrics`."""
+METRICS_KINDS: tuple[MetricsKind, ...] = get_args(MetricsKind)
 
 # The examples are answers of the demo platform (`fk up --demo`), so they add up as real ones do.
 WINDOW_1H_EXAMPLE: JsonDict = {

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonValue
@@ -26,12 +26,23 @@ _MIN_EPOCH_MS = 946_684_800_000
 _MAX_EPOCH_MS = 4_102_444_800_000
 
 
+# The one list of platforms an event, a campaign and a performance CSV row may name. (A comment:
+# a docstring would become the description of the OpenAPI schema.)
 class Platform(StrEnum):
     instagram = "instagram"
     tiktok = "tiktok"
     youtube = "youtube"
     x = "x"
     facebook = "facebook"
+
+
+PLATFORMS: tuple[str, ...] = tuple(p.value for p in Platform)
+"""`Platform`'s values, in its order (for SQL checks, generators and samples)."""
+
+PlatformName = Literal["instagram", "tiktok", "youtube", "x", "facebook"]
+"""`Platform` as a type of plain strings, for decoders that yield `str` (msgspec's fast path):
+static typing needs the names spelled out, and the check below keeps them `Platform`'s."""
+assert get_args(PlatformName) == PLATFORMS, "PlatformName and Platform differ"
 
 
 class DeadLetterReason(StrEnum):

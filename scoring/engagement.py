@@ -1,6 +1,6 @@
 """engagementScore (0-100): how a creator's typical per-post engagement rate compares with
 peers of the same platform and follower tier, robust to viral outliers and to small samples.
-Pure functions; the per-creator inputs come from the store (see `api/queries.py`).
+Pure functions; the per-creator inputs come from the store (see `scoring/queries.py`).
 
 Steps (see docs/scoring.md for the reasoning):
 1. Each post's rate is taken on a log scale, x = ln((engagements + 0.5) / (views + 1)), and
@@ -8,7 +8,7 @@ Steps (see docs/scoring.md for the reasoning):
    a creator with one or two posts).
 2. Each post value is then clipped to the creator's own median +- `POST_CLIP` (a post counts as
    at most 1.25x, at least 0.8x, the creator's median rate); the creator's level is the mean of
-   these values. Steps 1-2 run in SQL (`api/queries.py`); the rest here.
+   these values. Steps 1-2 run in SQL (`scoring/queries.py`); the rest here.
 3. Cohort = (primary platform, follower tier); cohorts with fewer than `MIN_COHORT` creators
    pool into the platform, then into the whole scope. Robust z = (level - median) / (1.4826 MAD).
 4. Weight B = min(tau^2 / (tau^2 + sigma_w^2 / posts), INFLUENCE * spread / one_post): the

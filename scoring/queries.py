@@ -330,18 +330,38 @@ class CampaignScopes:
 
 
 def _candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:
+    # The columns of `_TOP_TEMPLATE` by name (a campaign pass's rows end with the campaign id);
+    # unpacked in the loops, as fast as indexing.
     stats = []
-    for row in rows:
-        rated, sx, sxx, followers = int(row[9]), row[10], row[11], row[12]
+    for (
+        influencer_id,
+        platform,
+        _platforms,
+        _views,
+        _likes,
+        _comments,
+        _shares,
+        _saves,
+        _posts,
+        rated_posts,
+        sx,
+        sxx,
+        followers,
+        _handle,
+        _category,
+        post_range,
+        *_campaign,
+    ) in rows:
+        rated = int(rated_posts)
         stats.append(
             CreatorStats(
-                influencer_id=row[0],
-                platform=row[1],
+                influencer_id=influencer_id,
+                platform=platform,
                 followers=None if followers is None else int(followers),
                 posts=rated,
                 level=sx / rated if rated else 0.0,
                 variance=max(0.0, (sxx - sx * sx / rated) / (rated - 1)) if rated >= 2 else 0.0,
-                post_range=float(row[15] or 0.0),
+                post_range=float(post_range or 0.0),
             )
         )
     scores = score_creators(stats)
@@ -356,21 +376,38 @@ def _candidates(rows: list[tuple[Any, ...]]) -> list[Candidate]:
 
     return [
         Candidate(
-            influencer_id=sys.intern(row[0]),
-            platform=sys.intern(row[1]),
-            platforms=platforms(row[2]),
-            views=int(row[3]),
-            likes=int(row[4]),
-            comments=int(row[5]),
-            shares=int(row[6]),
-            saves=int(row[7]),
-            posts=int(row[8]),
-            followers=None if row[12] is None else int(row[12]),
-            handle=sys.intern(row[13]) if row[13] else None,
-            category=sys.intern(row[14]) if row[14] else None,
-            score=scores.get(row[0]),
+            influencer_id=sys.intern(influencer_id),
+            platform=sys.intern(platform),
+            platforms=platforms(names),
+            views=int(views),
+            likes=int(likes),
+            comments=int(comments),
+            shares=int(shares),
+            saves=int(saves),
+            posts=int(posts),
+            followers=None if followers is None else int(followers),
+            handle=sys.intern(handle) if handle else None,
+            category=sys.intern(category) if category else None,
+            score=scores.get(influencer_id),
         )
-        for row in rows
+        for (
+            influencer_id,
+            platform,
+            names,
+            views,
+            likes,
+            comments,
+            shares,
+            saves,
+            posts,
+            _rated,
+            _sx,
+            _sxx,
+            followers,
+            handle,
+            category,
+            *_rest,
+        ) in rows
     ]
 
 

@@ -16,10 +16,10 @@ import aiohttp
 import orjson
 
 from etl.generate import write_sample
+from schemas.events import PLATFORMS
 from soak.processes import Platform, metric_values, rss_bytes
 from soak.receiver import Receiver
 
-PLATFORMS = ("instagram", "tiktok", "youtube", "x", "facebook")
 CAMPAIGNS = [f"cmp_soak_{i}" for i in range(200)]
 CREATORS = [f"inf_soak_{i}" for i in range(1000)]
 

@@ -108,7 +108,7 @@ class Platform:
             env["FK_SOAK_PROBE"] = str(self.probe_path)
             env["FK_SOAK_PROBE_EVERY"] = str(self.probe_every)
             env["FK_SOAK_PROBE_TRIM"] = "1" if self.probe_trim else "0"
-        module = "soak.traced" if self.traced or self.probe_every > 0 else "cli"
+        module = "soak.traced" if self.traced or self.probe_every > 0 else "fk"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", module, "up", *(["--demo"] if self.demo else [])],

@@ -125,7 +125,8 @@ def render(
     memory_ok = bool(changes)
     for change in changes:
         if role(change.process) == "embedded broker":
-            # It keeps every message by design (README, "Restarts"): held to its stated rate.
+            # It keeps every message by design (docs/operations.md, "Restarts"): held to its
+            # stated rate.
             ok = change.per_event <= broker_max_bytes_per_event
         else:
             ok = change.change <= max_growth
@@ -142,7 +143,8 @@ def render(
         lines.append(
             "Bytes per event (RSS growth / events accepted, warm-up end to end): "
             + ", ".join(f"{role(c.process)} {c.per_event:+,.0f} B" for c in changes)
-            + ' (the embedded broker keeps every message: ~720 B per event, README "Restarts").'
+            + " (the embedded broker keeps every message: ~720 B per event,"
+            + ' docs/operations.md "Restarts").'
         )
     names = [role(name) for name in results.memory[-1][2]] if results.memory else []
     lines.append(

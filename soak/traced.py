@@ -5,7 +5,6 @@ Python heap only: chDB's and the broker's native memory are not in it); with FK_
 FK_SOAK_PROBE_EVERY seconds (60), and with FK_SOAK_PROBE_TRIM=1 returns glibc's free memory
 after each sample (an experiment: what trimming would give)."""
 
-import importlib
 import os
 import signal
 import sys
@@ -25,10 +24,10 @@ def main() -> int:
         )
     if "FK_SOAK_SNAPSHOTS" in os.environ:
         trace(Path(os.environ["FK_SOAK_SNAPSHOTS"]))
-    # Imported by name: cli.py is the composition root, outside the strictly type-checked packages.
-    cli = importlib.import_module("cli")
-    code: int = cli.main(sys.argv[1:])
-    return code
+    # Imported only now, so that the snapshots hold what the platform's own imports allocate.
+    from fk.cli import main as fk
+
+    return fk(sys.argv[1:])
 
 
 def trace(directory: Path) -> None:

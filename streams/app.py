@@ -41,6 +41,10 @@ class Orchestrator(mode.Service):
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
         return [self.dispatcher, self.campaigns, self.clock]
 
+    async def on_started(self) -> None:
+        # The dispatcher's commands consumer joined its group meanwhile (see JoinedListener).
+        await self.dispatcher.joined()
+
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """The Faust app's clients get the TLS and SASL options of every other client

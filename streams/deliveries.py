@@ -1,78 +1,16 @@
 """Webhook deliveries as data (pure): which endpoints an event goes to, and the HTTP request of
 one attempt (a Standard Webhooks signed POST, or a Slack / Telegram status message)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
+from core.repositories.webhooks import Delivery, EndpointConfig, EndpointKind
 from core.signing import signature_header
 from schemas.campaigns import CampaignEvent, CampaignEventType
 from schemas.insights import CampaignInsight
-
-_CHAT_EVENTS = frozenset({CampaignEventType.status_changed, CampaignEventType.insight})
-"""What Slack and Telegram notifiers post: status changes and live insights."""
-
-ANY_ORG = "*"
-"""The org of endpoints that receive every organisation's events (the settings' default)."""
-
-
-class EndpointKind(StrEnum):
-    webhook = "webhook"
-    slack = "slack"
-    telegram = "telegram"
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointConfig:
-    id: str
-    org: str
-    url: str
-    event_types: frozenset[str] = frozenset()
-    secret: str = ""
-    previous_secret: str = ""
-    previous_expires_at: float = 0.0
-    enabled: bool = True
-    kind: EndpointKind = EndpointKind.webhook
-    chat_id: str = ""
-    display_url: str = ""
-
-    def accepts(self, event_type: str, org: str) -> bool:
-        if not self.enabled or (self.org != ANY_ORG and self.org != org):
-            return False
-        if self.kind is not EndpointKind.webhook:
-            return event_type in _CHAT_EVENTS
-        return not self.event_types or event_type in self.event_types
-
-    def active_secrets(self, now: float) -> list[str]:
-        out = [self.secret]
-        if self.previous_secret and now < self.previous_expires_at:
-            out.append(self.previous_secret)
-        return out
-
-    @property
-    def public_url(self) -> str:
-        """The URL as logs may show it (never the Telegram bot token)."""
-        return self.display_url or self.url
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One event to one endpoint. `attempt` counts attempts made so far; `due_at` is epoch s."""
-
-    delivery_id: str
-    webhook_id: str
-    org: str
-    endpoint_id: str
-    campaign_id: str
-    event_type: str
-    partition: int
-    payload: str
-    attempt: int = 0
-    due_at: float = 0.0
-    created_at: float = field(default=0.0, compare=False)
 
 
 def webhook_payload(event: CampaignEvent | CampaignInsight) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import orjson
 
+from schemas.events import PLATFORMS
 from streams.replay import Message
 
 CAMPAIGNS = [
@@ -30,7 +31,6 @@ CAMPAIGN_NAMES = {
     "cmp_fit_new_year": "Fit New Year",
     "cmp_tech_unboxed": "Tech Unboxed",
 }
-PLATFORMS = ["instagram", "tiktok", "youtube", "x", "facebook"]
 HASHTAGS = [
     "#diwali",
     "#foodie",

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 
 from core.clickhouse import Store
 from core.kafka import client_security
+from core.repositories import campaigns as campaign_store
+from core.repositories import engagement as engagement_store
 from core.settings import Settings
 from schemas.campaigns import CampaignEvent
 from schemas.insights import CampaignInsight
@@ -104,10 +106,9 @@ async def rebuild(
 
 
 async def _refuse_unless_empty(target: Store) -> None:
-    rows = await target.query_rows(
-        "SELECT (SELECT count() FROM engagement_events) + (SELECT count() FROM campaigns)"
-    )
-    if rows[0][0]:
+    if await engagement_store.count_events(target) or await campaign_store.count_campaign_rows(
+        target
+    ):
         raise RebuildRefused(
             f"database {target.database!r} already holds events or campaigns: rebuild into a"
             " new one"

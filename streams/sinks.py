@@ -23,6 +23,7 @@ import structlog
 from core import metrics
 from core.changes import ENGAGEMENT_WRITES
 from core.clickhouse import Store, StoreRejected, StoreUnavailable
+from core.repositories import engagement as engagement_store
 from core.rollups import EngagementRollups
 from streams.transforms import EventBatch
 
@@ -35,10 +36,6 @@ EXPIRE_EVERY_MS = 60_000
 _QUERY_ID_CHARACTERS = 256 * 1024
 """Ids per store check, in characters: an HTTP server reads the ids from the request's URI,
 which ClickHouse caps at 1 MiB (`http_max_uri_size`), quoting included."""
-
-_INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
-"""A batch may hold events of any number of months (the table's partitions): one request with
-events in 101 months must land, not fail the store's per-insert partition limit forever."""
 
 _event_time = itemgetter(1)
 
@@ -206,11 +203,8 @@ class EngagementSink:
         """
         started = time.perf_counter()
         # Batch loads have their own id space (`csv:<hash>`) and their own duplicate check.
-        columns = await self.store.query_columns(
-            "SELECT toUnixTimestamp64Milli(event_time), if(org = '', {default:String}, org),"
-            " event_id FROM engagement_events"
-            " WHERE source = 'stream' AND event_time >= fromUnixTimestamp64Milli({start:Int64})",
-            {"start": self.seen.start_ms, "default": self.default_org},
+        columns = await engagement_store.streamed_event_times(
+            self.store, self.seen.start_ms, self.default_org
         )
         if columns and len(columns[0]):
             times, orgs, ids = columns
@@ -267,20 +261,12 @@ class EngagementSink:
         wanted = set(keys)
         found: set[Key] = set()
         delay = 0.2
-        bound = (
-            ""
-            if before_ms is None
-            else (" AND event_time < fromUnixTimestamp64Milli({before:Int64})")
-        )
         ids = sorted({event_id for _, event_id in wanted})
         for chunk in _chunks(ids, _QUERY_ID_CHARACTERS):
             while True:
                 try:
-                    columns = await self.store.query_columns(
-                        "SELECT if(org = '', {default:String}, org), event_id"
-                        " FROM engagement_events WHERE source = 'stream'"
-                        f"{bound} AND event_id IN {{ids:Array(String)}}",
-                        {"before": before_ms or 0, "ids": chunk, "default": self.default_org},
+                    columns = await engagement_store.streamed_event_keys(
+                        self.store, chunk, before_ms=before_ms, default_org=self.default_org
                     )
                     break
                 except StoreUnavailable as exc:
@@ -328,7 +314,7 @@ class EngagementSink:
         while True:
             started = time.perf_counter()
             try:
-                await self.store.insert_arrow("engagement_events", table, _INSERT_SETTINGS)
+                await engagement_store.insert_event_table(self.store, table)
                 break
             except StoreRejected as exc:
                 metrics.SINK_FAILURES.inc()

@@ -4,7 +4,7 @@ batch of events as store columns. No I/O here; unit-tested without Kafka."""
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 import msgspec
 import pyarrow as pa
@@ -15,7 +15,7 @@ from schemas.events import (
     MAX_EVENT_BYTES,
     DeadLetterReason,
     EngagementEvent,
-    Platform,
+    PlatformName,
     epoch_milliseconds,
     parse_event_time,
 )
@@ -94,7 +94,7 @@ class _WireEvent(msgspec.Struct, kw_only=True, rename="camel", gc=False):
     # "" when absent, as in `Row` (defaults are not checked against min_length); None only
     # when the message says null.
     campaign_id: _Id | None = ""
-    platform: Literal["instagram", "tiktok", "youtube", "x", "facebook"]
+    platform: PlatformName
     post_id: _Id | None = ""
     views: _Count = 0
     likes: _Count = 0
@@ -120,7 +120,6 @@ _SNAKE_NAMES = frozenset(
 assert {f.encode_name for f in msgspec.structs.fields(_WireEvent)} >= _SNAKE_NAMES
 _ROW_FIELDS = len(Row.__args__)  # type: ignore[attr-defined]
 _NO_SNAKE_NAMES = (msgspec.UNSET,) * (len(_WireEvent.__struct_fields__) - _ROW_FIELDS)
-assert {p.value for p in Platform} == set(get_args(_WireEvent.__annotations__["platform"]))
 _decode_wire = msgspec.json.Decoder(_WireEvent).decode
 _as_tuple = msgspec.structs.astuple
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faust.contrib.asgi import faust_app_running
@@ -328,3 +328,28 @@ async def topic_layout(
         for resource in response.resources
     }
     return {name: (replicas[name], configs[name]) for name in names}
+
+
+async def read_dead_letters(
+    settings: Settings, expected: int
+) -> dict[bytes | None, dict[str, bytes]]:
+    """The headers of the engagement dead-letter topic's messages by their value, once
+    `expected` are there (or 15 s have passed)."""
+    dlq = AIOKafkaConsumer(
+        settings.engagement_dlq_topic,
+        bootstrap_servers=settings.bootstrap,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    await dlq.start()
+    got: dict[bytes | None, dict[str, bytes]] = {}
+    try:
+        deadline = time.monotonic() + 15
+        while len(got) < expected and time.monotonic() < deadline:
+            for records in (await dlq.getmany(timeout_ms=300)).values():
+                for rec in records:
+                    got[rec.value] = dict(rec.headers)
+    finally:
+        await dlq.stop()
+    return got

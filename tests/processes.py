@@ -52,7 +52,7 @@ class PlatformProcess:
         self.starts += 1
         with (self.workdir / f"fk-up-{self.starts}.log").open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", "up", *args],
+                [sys.executable, "-m", "fk", "up", *args],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,

@@ -44,7 +44,7 @@ class Process:
     def start(self) -> "Process":
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", *self.args],
+                [sys.executable, "-m", "fk", *self.args],
                 cwd=self.log_path.parent,
                 env=self.env,
                 stdout=log,

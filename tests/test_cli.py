@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import jwt
@@ -20,7 +21,7 @@ from tests.processes import REPO, PlatformProcess
 
 def fk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "fk", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -76,7 +77,7 @@ async def test_replay_jsonl_and_csv_lands_events(
 
 def test_replay_refuses_a_missing_file(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "replay", str(tmp_path / "nope.jsonl")],
+        [sys.executable, "-m", "fk", "replay", str(tmp_path / "nope.jsonl")],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -104,7 +105,7 @@ def test_up_refuses_to_start_with_a_weak_jwt_secret(
     env: dict[str, str], reason: str, tmp_path: Path
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "up"],
+        [sys.executable, "-m", "fk", "up"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -172,7 +173,7 @@ def test_the_platform_runs_on_uvloop() -> None:
     socket writes under the mix)."""
     import uvloop
 
-    from cli import _loop_factory
+    from fk.cli import _loop_factory
 
     factory = _loop_factory()
     assert factory is not None
@@ -181,3 +182,23 @@ def test_the_platform_runs_on_uvloop() -> None:
         assert isinstance(loop, uvloop.Loop)
     finally:
         loop.close()
+
+
+def test_the_command_line_is_the_fk_package_and_no_top_level_cli_module() -> None:
+    """The console script and `python -m fk` run `fk.cli.main`; the distribution installs its
+    packages only, no top-level module `cli` (a name any other distribution could claim)."""
+    from setuptools import find_packages
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"] == {"fk": "fk.cli:main"}
+    setuptools = pyproject["tool"]["setuptools"]
+    assert "py-modules" not in setuptools
+    installed = find_packages(REPO, include=setuptools["packages"]["find"]["include"])
+    assert "fk" in installed
+    assert "cli" not in {name.split(".")[0] for name in installed}
+    assert not (REPO / "cli.py").exists()
+    out = fk("--help")
+    assert out.startswith("usage: fk ")
+    commands = ("up", "init", "worker", "api", "replay", "etl", "rebuild", "generate", "token")
+    for command in commands:
+        assert re.search(rf"^\s+{command}\s", out, re.MULTILINE), command

@@ -227,7 +227,7 @@ async def test_worker_and_api_run_as_separate_processes_from_settings_alone(
     events = stream(2_000, now_ms, seed=3)
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker", "--metrics-port", str(metrics_port)],
+            [sys.executable, "-m", "fk", "worker", "--metrics-port", str(metrics_port)],
             cwd=tmp_path,
             env=env,
             stdout=log,
@@ -258,7 +258,7 @@ async def test_worker_and_api_run_as_separate_processes_from_settings_alone(
     api_env = {**env, "FK_API_PORT": str(port)}
     with (tmp_path / "api.log").open("wb") as log:
         api = subprocess.Popen(
-            [sys.executable, "-m", "cli", "api"],
+            [sys.executable, "-m", "fk", "api"],
             cwd=tmp_path,
             env=api_env,
             stdout=log,
@@ -296,7 +296,7 @@ def test_api_refuses_to_start_without_its_store(broker: EmbeddedBroker, tmp_path
         "FK_API_PORT": str(free_port()),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "api"],
+        [sys.executable, "-m", "fk", "api"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -1,7 +1,9 @@
 """The README as a newcomer uses it: every bash block of its "Five-minute walkthrough", pasted in
 order into one shell against a live `fk up --demo` (the shared `demo_platform`), runs top to
 bottom with no editing, and what it creates is visible to the dashboard's organisation; the API
-section's examples, pasted after it, all answer with a success status."""
+section's examples, pasted after it, all answer with a success status. It opens with the two
+commands, stays within a size budget with its topics, and every link it and docs/ make to a file
+resolves."""
 
 import re
 import subprocess
@@ -11,6 +13,7 @@ from tests.processes import REPO, PlatformProcess
 
 README = REPO / "README.md"
 WALKTHROUGH = "## Five-minute walkthrough"
+README_BUDGET_BYTES = 18_000
 
 
 def bash_blocks(markdown: str) -> list[str]:
@@ -40,6 +43,46 @@ def test_no_example_needs_editing_before_it_runs() -> None:
         assert "cmp_123" not in block, block
         assert "--org" not in block, block
     assert len(walkthrough(text)) >= 5
+
+
+def test_the_two_commands_come_first() -> None:
+    """Before anything else: one command brings the platform up with demo data, one runs the
+    tests."""
+    first = re.search(r"^```(\w*)\n(.*?)^```", README.read_text(), re.M | re.S)
+    assert first is not None
+    commands = [line.split("#", 1)[0].strip() for line in first[2].splitlines()]
+    assert (first[1], commands) == ("bash", ["make run", "make test"])
+
+
+def test_the_readme_stays_short_and_keeps_its_topics() -> None:
+    """A screen-scroll per topic, the depth in docs/: a size budget, and the topics a reader
+    comes for."""
+    text = README.read_text()
+    assert len(text.encode()) <= README_BUDGET_BYTES
+    headings = re.findall(r"^#{2,3} (.+)$", text, re.M)
+    for topic in (
+        "Where it listens",
+        "Five-minute walkthrough",
+        "Producing and consuming with Kafka",
+        "The engagement event (topic `engagement-events`)",
+        "API",
+        "Design decisions and trade-offs",
+        "What comes next",
+    ):
+        assert topic in headings, headings
+    design = section(text, "## Design decisions and trade-offs")
+    for link in ("docs/delivery-semantics.md", "docs/windowing.md", "docs/architecture.md"):
+        assert f"]({link})" in design, link
+
+
+def test_every_link_to_a_file_of_the_repository_resolves() -> None:
+    """The README and docs/ link to each other: no link names a file that is not there."""
+    for page in [README, *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = target.split("#", 1)[0]
+            assert (page.parent / path).exists(), f"{page.name}: {target}"
 
 
 def test_the_walkthrough_runs_top_to_bottom_by_pasting(

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, ServicesDep
-from api.queries import recent_campaigns
+from core.repositories.campaigns import recent_campaigns
 from schemas.api import Problem
 from schemas.dashboard import CampaignActivityList
 

@@ -15,7 +15,6 @@ from api.errors import (
     PreconditionRequired,
     ServiceUnavailable,
 )
-from api.queries import list_campaigns
 from core import lifecycle
 from core.ledger import (
     CampaignExists,
@@ -24,6 +23,7 @@ from core.ledger import (
     IdempotencyKeyReused,
     VersionMismatch,
 )
+from core.repositories.campaigns import list_campaigns
 from schemas.api import Problem
 from schemas.campaigns import (
     Campaign,

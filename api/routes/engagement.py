@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api.deps import PrincipalDep, ServicesDep
-from api.queries import busiest_campaigns
+from core.repositories.engagement import busiest_campaigns
 from schemas.api import Problem
 from schemas.dashboard import CampaignEngagementList
 

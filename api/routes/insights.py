@@ -9,8 +9,8 @@ from pydantic import AwareDatetime, BeforeValidator
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import decode_cursor, encode_cursor
-from api.queries import campaign_names
-from core.insights import recent_insights
+from core.repositories.campaigns import campaign_names
+from core.repositories.insights import recent_insights
 from schemas.insights import InsightKind, InsightPage
 
 router = APIRouter(tags=["insights"])

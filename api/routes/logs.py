@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import decode_cursor, encode_cursor
-from api.queries import delivery_attempts
 from core.netguard import masked_url, redact_addresses
+from core.repositories.webhooks import delivery_attempts
 from schemas.webhooks import AttemptPage, DeliveryAttempt
 
 router = APIRouter(tags=["webhooks"])

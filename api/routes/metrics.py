@@ -3,14 +3,14 @@ platform, else from the store behind a short-lived cache."""
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
 from api.deps import CallerDep, Services
 from api.errors import NotFound
 from api.queries import campaign_created
-from schemas.api import EntityMetrics, MetricsWindow, Problem
+from schemas.api import EntityMetrics, MetricsKind, MetricsWindow, Problem
 
 router = APIRouter(tags=["metrics"])
 
@@ -35,7 +35,7 @@ _NO_EVENTS = (
 
 async def _metrics(
     services: Services,
-    kind: Literal["campaign", "influencer"],
+    kind: MetricsKind,
     org: str,
     entity_id: str,
     *,

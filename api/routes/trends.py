@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api.deps import PrincipalDep, ServicesDep
-from briefs.queries import trending_tags
+from core.repositories.briefs import trending_tags
 from schemas.api import Problem
 from schemas.dashboard import TrendingHashtag, TrendingHashtags
 from schemas.events import Platform

@@ -12,15 +12,15 @@ from fastapi import APIRouter, Path, Response, status
 
 from api.deps import PrincipalDep, Services, ServicesDep
 from api.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
-from api.queries import (
+from core.encryption import SecretCipher
+from core.netguard import AddressRefused, check_url
+from core.repositories.webhooks import (
     endpoint_by_id,
     endpoint_count,
     org_endpoints,
     webhook_health,
     write_endpoint,
 )
-from core.encryption import SecretCipher
-from core.netguard import AddressRefused, check_url
 from core.signing import new_secret
 from schemas.api import Problem
 from schemas.dashboard import WebhookHealth
@@ -145,7 +145,7 @@ async def update_endpoint(
     found = await endpoint_by_id(services.store, principal.org, endpoint_id, _cipher(services))
     if found is None:
         raise NotFound(f"No endpoint {endpoint_id!r}.")
-    endpoint, raw = found
+    endpoint, secrets = found
     changes: dict[str, object] = {"updated_at": _now()}
     if body.enabled is not None:
         changes["enabled"] = body.enabled
@@ -159,9 +159,9 @@ async def update_endpoint(
         principal.org,
         endpoint,
         cipher=_cipher(services),
-        secret=raw["secret"],
-        previous_secret=raw["previous_secret"],
-        previous_expires_at=raw["previous_expires_at"],
+        secret=secrets.secret,
+        previous_secret=secrets.previous_secret,
+        previous_expires_at=secrets.previous_expires_at,
         version=time.time_ns(),
     )
     return endpoint
@@ -181,7 +181,7 @@ async def rotate_secret(
     found = await endpoint_by_id(services.store, principal.org, endpoint_id, _cipher(services))
     if found is None:
         raise NotFound(f"No endpoint {endpoint_id!r}.")
-    endpoint, raw = found
+    endpoint, secrets = found
     now = _now()
     endpoint = endpoint.model_copy(update={"updated_at": now})
     secret = new_secret()
@@ -191,7 +191,7 @@ async def rotate_secret(
         endpoint,
         cipher=_cipher(services),
         secret=secret,
-        previous_secret=raw["secret"],
+        previous_secret=secrets.secret,
         previous_expires_at=now + timedelta(seconds=services.settings.webhook_secret_grace_seconds),
         version=time.time_ns(),
     )

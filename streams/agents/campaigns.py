@@ -22,18 +22,20 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from core import insights as insight_store
-from core import lifecycle, metrics, queries
+from core import lifecycle, metrics
 from core.changes import STORED
 from core.clickhouse import Store, StoreError
 from core.kafka import client_security
 from core.ledger import CampaignLedger, CommandNotPublished
+from core.repositories import campaigns as campaign_store
+from core.repositories import insights as insight_store
+from core.repositories import webhooks as webhook_store
+from core.repositories.webhooks import Delivery
 from core.settings import Settings
 from schemas.campaigns import CAMPAIGN_EVENT, Campaign, CampaignEvent
 from schemas.insights import INSIGHT_EVENT, CampaignInsight
-from streams import queries as delivery_queries
 from streams.agents.webhooks import Dispatcher
-from streams.deliveries import Delivery, fan_out
+from streams.deliveries import fan_out
 from streams.stalls import StallWatch, awaiting
 
 log = structlog.get_logger(__name__)
@@ -57,7 +59,7 @@ async def project(store: Store, events: Sequence[CampaignEvent | CampaignInsight
     await insight_store.insert_insights(
         store, [e for e in events if isinstance(e, CampaignInsight)]
     )
-    await queries.insert_campaigns(
+    await campaign_store.insert_campaigns(
         store, [e.current for e in events if isinstance(e, CampaignEvent)]
     )
 
@@ -101,10 +103,10 @@ async def roll_forward(store: Store, pending: list[Delivery]) -> list[Campaign]:
             newest[key] = event.current
     behind = []
     for campaign in newest.values():
-        recorded = await queries.campaign_by_id(store, campaign.org, campaign.id)
+        recorded = await campaign_store.campaign_by_id(store, campaign.org, campaign.id)
         if recorded is None or recorded.version < campaign.version:
             behind.append(campaign)
-    await queries.insert_campaigns(store, behind)
+    await campaign_store.insert_campaigns(store, behind)
     for campaign in behind:
         log.warning(
             "campaigns.rolled_forward",
@@ -226,7 +228,7 @@ class CampaignConsumer(mode.Service):
                     maybe_seen.add(event.event_id)
         _, seen_events = await asyncio.gather(
             self.dispatcher.reload_endpoints(),
-            delivery_queries.known_webhook_ids(self.store, maybe_seen),
+            webhook_store.known_webhook_ids(self.store, maybe_seen),
         )
         endpoints = self.dispatcher.matching_endpoints()
         now = time.time()
@@ -238,8 +240,8 @@ class CampaignConsumer(mode.Service):
         ]
         # Deliveries before the projection: a version the campaigns table shows always has its
         # webhooks stored; a crash in between is rolled forward on assignment (`roll_forward`).
-        await delivery_queries.insert_delivery_states(
-            self.store, [(d, "pending", "", 0) for d in fresh]
+        await webhook_store.insert_delivery_states(
+            self.store, [webhook_store.DeliveryState(d, "pending", "", 0) for d in fresh]
         )
         await project(self.store, [e for _, e in events])
         STORED.advance(
@@ -302,7 +304,7 @@ class CampaignClock(mode.Service):
     async def run_due(self, now: datetime) -> int:
         assert self.ledger is not None
         done = 0
-        for campaign in await queries.due_campaigns(self.store, now):
+        for campaign in await campaign_store.due_campaigns(self.store, now):
             target = lifecycle.due_transition(campaign, now)
             if target is None:
                 continue

@@ -30,9 +30,10 @@ import structlog
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from core import lifecycle, metrics, queries
+from core import lifecycle, metrics
 from core.clickhouse import Store, StoreError
 from core.ledger import RecordedKeys
+from core.repositories import campaigns as campaign_store
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignCreate, CampaignEvent, CampaignPatch
 from schemas.commands import Command, Outcome, Reply
@@ -99,7 +100,7 @@ class CampaignAgent:
     async def _current(self, command: Command, entry: dict[str, Any] | None) -> Campaign | None:
         if entry is not None:
             return _held(entry)
-        return await queries.newest_campaign(
+        return await campaign_store.newest_campaign(
             self.store, command.org, command.campaign_id, sole_writer=self.sole_writer
         )
 
@@ -114,16 +115,16 @@ class CampaignAgent:
             recorded = await (
                 self.keys.find(command.org, idem)
                 if self.keys is not None
-                else queries.idempotency_key(self.store, command.org, idem)
+                else campaign_store.idempotency_key(self.store, command.org, idem)
             )
             if recorded is not None:
-                if recorded[0] != command.body_hash:
+                if recorded.body_sha256 != command.body_hash:
                     return self._reply(command, Outcome.key_reused)
                 earlier = (
                     await self._current(command, entry)
-                    if recorded[1] == command.campaign_id
-                    else await queries.newest_campaign(
-                        self.store, command.org, recorded[1], sole_writer=self.sole_writer
+                    if recorded.campaign_id == command.campaign_id
+                    else await campaign_store.newest_campaign(
+                        self.store, command.org, recorded.campaign_id, sole_writer=self.sole_writer
                     )
                 )
                 if earlier is not None:
@@ -136,7 +137,7 @@ class CampaignAgent:
         digest = command.body_hash
 
         async def record_key() -> None:
-            await queries.record_idempotency_key(
+            await campaign_store.record_idempotency_key(
                 self.store, command.org, idem, digest, command.campaign_id
             )
             if self.keys is not None:
@@ -283,7 +284,7 @@ def add_campaign_agent(
             """What a create of a new campaign consults, loaded before the first one."""
             assert agent.keys is not None
             try:
-                await asyncio.gather(agent.keys.load(), queries.load_campaign_keys(store))
+                await asyncio.gather(agent.keys.load(), campaign_store.load_campaign_keys(store))
             except StoreError as exc:  # loaded by the first create instead
                 log.warning("campaign.agent_load_failed", error=str(exc))
 

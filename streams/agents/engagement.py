@@ -1,6 +1,6 @@
 """The engagement consumer: `engagement-events` → validate → dedupe → store, in batches.
 
-A Faust service hosting a batch aiokafka consumer (see README, "Why a batch consumer"): Faust's
+A Faust service hosting a batch aiokafka consumer (see docs/batch-consumer.md): Faust's
 per-message path tops out near 4k events/s on two cores, while `getmany` batches reach the
 pipeline target. Offsets are committed only after the store has the batch and the dead letters
 are acknowledged by the broker, so delivery is at-least-once and the sink makes it exactly-once

@@ -7,13 +7,19 @@ The detector's state lives in memory. A (re)started agent rebuilds it from the s
 reads a rollup: the last 2 h 15 min of stored events, minute by minute, and the insight events
 already stored, so an episode raised before the restart is not sent again, one still open is
 not lost, and the minutes the worker was down are read as what was stored, not as a stall.
+
+Each worker judges only the scopes whose rollups it reads (the partitions of
+`engagement-rollups` Faust assigned to it, `InsightsDetector.assign`), and rebuilds its detector
+for them whenever that share changes. A worker that kept every scope it read from the store
+would see the other workers' campaigns fall silent once their rollups went elsewhere, and raise
+stalls for them.
 """
 
 import asyncio
 import hashlib
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,10 +31,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from core import insights as insight_store
 from core import metrics
 from core.clickhouse import Store, StoreError
 from core.kafka import client_security
+from core.repositories import campaigns as campaign_store
+from core.repositories import engagement as engagement_store
+from core.repositories import insights as insight_store
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from insights.detect import Detector, Insight, Scope
@@ -208,20 +216,65 @@ class InsightsDetector:
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
         """Set once restored: rollups wait for it."""
+        self.owned: frozenset[int] | None = None
+        """The rollup partitions whose scopes this detector judges; None = every scope."""
+        self._assigning = asyncio.Lock()
+        self._assignment: frozenset[int] | None = None
+        self._assigned: asyncio.Task[None] | None = None
 
     def judged_before(self) -> int:
         """The minute `tick` closes up to (exclusive) now."""
         return (int(self.clock() * 1000) - CLOSE_GRACE_MS) // MINUTE_MS
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
-            acks="all",
-            **client_security(self.settings),
-        )
-        await self.producer.start()
+        """Judge every scope (`owned` unset) or the share assigned already."""
+        async with self._assigning:
+            await self._rebuild()
+
+    async def assign(self, partitions: Iterable[int]) -> None:
+        """Judge the scopes of these rollup partitions only: the detector is rebuilt from the
+        store for them (rollups wait meanwhile). What it had learnt from rollups of minutes
+        after the store's last closed minute is read again from the store too."""
+        async with self._assigning:
+            owned = frozenset(partitions)
+            if owned == self.owned and self.ready.is_set():
+                return
+            self.owned = owned
+            await self._rebuild()
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """`assign` in the background (from Faust's rebalance signal, which must not wait for
+        the store); the newest assignment is the one that stays."""
+        self._assignment = frozenset(partitions)
+        if self._assigned is None or self._assigned.done():
+            self._assigned = asyncio.ensure_future(self._assign_newest())
+
+    async def _assign_newest(self) -> None:
+        while self._assignment is not None and self._assignment != self.owned:
+            try:
+                await self.assign(self._assignment)
+            except StoreError as exc:
+                log.warning("insights.restore_failed", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _rebuild(self) -> None:
+        self.ready.clear()
+        if self.producer is None:
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap,
+                acks="all",
+                **client_security(self.settings),
+            )
+            await self.producer.start()
+        self.detector = Detector(self.detector.config)
         await self.restore()
         self.ready.set()
+
+    def owns(self, org: str, kind: str, scope_id: str) -> bool:
+        return self.owned is None or (
+            rollup_partition(rollup_key(org, kind, scope_id), self.settings.engagement_partitions)
+            in self.owned
+        )
 
     async def stop(self) -> None:
         if self.producer is not None:
@@ -233,16 +286,17 @@ class InsightsDetector:
         Returns how many stored minutes were read."""
         until = self.judged_before()
         since = until - self.detector.config.ring_minutes
-        stored = await insight_store.stored_minutes(self.store, since, until)
+        stored = await engagement_store.stored_minutes(self.store, since, until)
         self.sent |= await insight_store.stored_event_ids(
             self.store, datetime.fromtimestamp((since - 24 * 60) * 60, UTC)
         )
         open_now: dict[str, Insight] = {}
         i = 0
         for minute in range(since, until):
-            while i < len(stored) and stored[i][0] == minute:
+            while i < len(stored) and stored[i].minute == minute:
                 _, org, kind, scope_id, views, engagements = stored[i]
-                self.detector.observe(Scope(org, kind, scope_id), minute, views, engagements)  # type: ignore[arg-type]
+                if self.owns(org, kind, scope_id):
+                    self.detector.observe(Scope(org, kind, scope_id), minute, views, engagements)  # type: ignore[arg-type]
                 i += 1
             for found in self.detector.tick(minute + 1):
                 insight_id = insight_event(found).insight_id
@@ -257,7 +311,9 @@ class InsightsDetector:
         return len(stored)
 
     def observe(self, rollup: EngagementRollup) -> None:
-        if rollup.minute < self.restored_through:
+        if rollup.minute < self.restored_through or not self.owns(
+            rollup.org, rollup.kind, rollup.id
+        ):
             return
         self.detector.observe(
             Scope(rollup.org, rollup.kind, rollup.id),
@@ -284,7 +340,7 @@ class InsightsDetector:
         minute = int(self.clock()) // 60
         if force or minute != self._live_at:
             try:
-                self.live = await insight_store.live_campaigns(self.store)
+                self.live = await campaign_store.live_campaigns(self.store)
                 self._live_at = minute
             except StoreError as exc:
                 log.warning("insights.live_campaigns_failed", error=str(exc))
@@ -324,15 +380,17 @@ def add_insights_agent(app: faust.App, settings: Settings, store: Store) -> Insi
         partitions=settings.engagement_partitions,
     )
 
-    # Faust's decorators are untyped.
-    @app.task  # type: ignore[untyped-decorator]
-    async def _restore() -> None:
-        await brain.start()
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def owned(sender: faust.App, **kwargs: Any) -> None:
+        name = topic.get_topic_name()
+        brain.assigned(tp.partition for tp in sender.consumer.assignment() if tp.topic == name)
 
+    # Faust's decorators are untyped.
     @app.agent(topic, name="insights")  # type: ignore[arg-type]
     async def detect(stream: faust.Stream[bytes]) -> None:
-        await brain.ready.wait()
         async for raw in stream:
+            # Rebuilt from the store after a rebalance: its rollups wait meanwhile.
+            await brain.ready.wait()
             try:
                 for rollup in ROLLUPS.validate_json(raw):
                     brain.observe(rollup)

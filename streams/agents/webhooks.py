@@ -41,12 +41,13 @@ from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
 from core.encryption import SecretCipher, is_sealed
-from core.kafka import client_security
+from core.kafka import JoinedListener, client_security
 from core.netguard import AddressRefused, guarded_client, masked_url
+from core.repositories import webhooks as webhook_store
+from core.repositories.webhooks import ANY_ORG, Delivery, EndpointConfig, EndpointKind
 from core.settings import Settings
 from schemas.webhooks import WebhookCommand
-from streams import queries
-from streams.deliveries import ANY_ORG, Delivery, EndpointConfig, EndpointKind, build_request
+from streams.deliveries import build_request
 from streams.retry import Outcome, Policy, Verdict, decide, parse_retry_after
 
 log = structlog.get_logger(__name__)
@@ -111,7 +112,7 @@ class Dispatcher(mode.Service):
         self.configured = configured_endpoints(settings)
         self.endpoints: dict[str, EndpointConfig] = {e.id: e for e in self.configured}
         self._endpoint_reads: Gathered[str, EndpointConfig] = Gathered(
-            partial(queries.endpoints_by_id, store, cipher=self.cipher)
+            partial(webhook_store.endpoints_by_id, store, cipher=self.cipher)
         )
         self._sole_writer = settings.store_url.startswith("chdb:")
         """chDB opens its data in one process only: every endpoint write is this process's
@@ -141,15 +142,20 @@ class Dispatcher(mode.Service):
         self._share_busy: Counter[str] = Counter()
         self._in_flight = 0
         self._senders: set[asyncio.Task[None]] = set()
-        self._states: list[queries.DeliveryRow] = []
-        self._attempts: list[tuple[Any, ...]] = []
+        self._states: list[webhook_store.DeliveryState] = []
+        self._attempts: list[webhook_store.Attempt] = []
         self._release: list[str] = []
         self._io = asyncio.Lock()  # a sweep never reads what a flush is about to change
         self._last_seq = 0
         self.client: httpx.AsyncClient | None = None
         self.producer: AIOKafkaProducer | None = None
         self.commands: AIOKafkaConsumer | None = None
+        self._joined = JoinedListener()
         super().__init__(**kwargs)
+
+    async def joined(self) -> None:
+        """Wait until the commands consumer has joined its group (owning partitions or not)."""
+        await self._joined.event.wait()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -164,7 +170,6 @@ class Dispatcher(mode.Service):
             bootstrap_servers=s.bootstrap, acks="all", linger_ms=5, **client_security(s)
         )
         self.commands = AIOKafkaConsumer(
-            s.webhook_commands_topic,
             bootstrap_servers=s.bootstrap,
             **client_security(s),
             group_id=f"{s.consumer_group}-webhook-commands",
@@ -174,7 +179,11 @@ class Dispatcher(mode.Service):
             heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
         )
         await self.producer.start()
+        # Subscribed once started, so the group join (which the embedded broker holds for half
+        # the session timeout) goes on while the rest of the worker starts; `joined` tells
+        # when it is done.
         await self.commands.start()
+        self.commands.subscribe([s.webhook_commands_topic], listener=self._joined)
         await self.reload_endpoints()
 
     async def on_stop(self) -> None:
@@ -200,7 +209,7 @@ class Dispatcher(mode.Service):
         writes = ENDPOINT_WRITES.version
         if self._sole_writer and self._listed_at == writes:
             return
-        registered = await queries.registered_endpoints(
+        registered = await webhook_store.registered_endpoints(
             self.store, self.settings.webhook_max_endpoints_per_org, cipher=self.cipher
         )
         self.endpoints = {e.id: e for e in (*self.configured, *registered)}
@@ -248,8 +257,8 @@ class Dispatcher(mode.Service):
 
     async def pending(self, partitions: set[int]) -> list[Delivery]:
         """The stored pending deliveries of `partitions`: each organisation's soonest, up to
-        `webhook_sweep_max_per_org` (`queries.pending_deliveries`)."""
-        return await queries.pending_deliveries(
+        `webhook_sweep_max_per_org` (`webhook_store.pending_deliveries`)."""
+        return await webhook_store.pending_deliveries(
             self.store, partitions, per_org=self.settings.webhook_sweep_max_per_org
         )
 
@@ -260,7 +269,7 @@ class Dispatcher(mode.Service):
         async with self._io:
             found = await self.pending(self.partitions)
             metrics.WEBHOOK_DLQ_SIZE.set(
-                await queries.dead_delivery_count(self.store, self.partitions)
+                await webhook_store.dead_delivery_count(self.store, self.partitions)
             )
             return self.enqueue(found)
 
@@ -401,7 +410,7 @@ class Dispatcher(mode.Service):
         metrics.WEBHOOK_ATTEMPTS.labels(kind, attempt_status).inc()
         metrics.WEBHOOK_ATTEMPT_SECONDS.observe(latency)
         self._attempts.append(
-            (
+            webhook_store.Attempt(
                 uuid.uuid4().hex,
                 delivery.org,
                 delivery.webhook_id,
@@ -420,10 +429,12 @@ class Dispatcher(mode.Service):
         )
         if outcome.verdict is Verdict.retry:
             self._reschedule(delivery, now + outcome.delay)
-            self._states.append((delivery, "pending", error, self._seq()))
+            self._states.append(
+                webhook_store.DeliveryState(delivery, "pending", error, self._seq())
+            )
         else:
             state = "delivered" if outcome.verdict is Verdict.delivered else "dead"
-            self._states.append((delivery, state, error, self._seq()))
+            self._states.append(webhook_store.DeliveryState(delivery, state, error, self._seq()))
             self._release.append(delivery.delivery_id)
             if state == "delivered" and delivery.created_at:
                 metrics.WEBHOOK_DELIVERY_SECONDS.observe(max(0.0, now - delivery.created_at))
@@ -486,7 +497,7 @@ class Dispatcher(mode.Service):
         metrics.WEBHOOK_ENDPOINTS_DISABLED.inc()
         log.warning("webhooks.endpoint_disabled", endpoint_id=endpoint.id, reason=reason)
         if endpoint.org != ANY_ORG:
-            await queries.disable_endpoint(self.store, endpoint.id, reason, self._seq())
+            await webhook_store.disable_endpoint(self.store, endpoint.id, reason, self._seq())
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -509,8 +520,8 @@ class Dispatcher(mode.Service):
             attempts, self._attempts = self._attempts, []
             release, self._release = self._release, []
             try:
-                await queries.insert_delivery_states(self.store, states)
-                await queries.insert_attempts(self.store, attempts)
+                await webhook_store.insert_delivery_states(self.store, states)
+                await webhook_store.insert_attempts(self.store, attempts)
             except StoreError:
                 self._states[:0] = states
                 self._attempts[:0] = attempts
@@ -541,7 +552,7 @@ class Dispatcher(mode.Service):
             return 0
         next_expiry = float("inf")
         changes = []
-        for stored in await queries.stored_secrets(self.store):
+        for stored in await webhook_store.stored_secrets(self.store):
             secret, previous = stored.secret, stored.previous_secret
             if previous and stored.previous_expires_at <= now:
                 previous = ""
@@ -553,7 +564,7 @@ class Dispatcher(mode.Service):
                 previous = self.cipher.seal(previous, context=stored.endpoint_id)
             if (secret, previous) != (stored.secret, stored.previous_secret):
                 changes.append(replace(stored, secret=secret, previous_secret=previous))
-        await queries.rewrite_secrets(self.store, changes)
+        await webhook_store.rewrite_secrets(self.store, changes)
         # Recorded as of before the read: a write made meanwhile (this one's included) makes the
         # next sweep read again.
         self._tidied_at, self._next_expiry = writes, next_expiry
@@ -586,7 +597,7 @@ class Dispatcher(mode.Service):
     async def replay(self, command: WebhookCommand) -> int:
         """Make the matching dead deliveries pending again (same webhook-id, a fresh attempt
         budget); this worker sends those of its partitions, the owners' sweeps the rest."""
-        dead = await queries.dead_deliveries(
+        dead = await webhook_store.dead_deliveries(
             self.store,
             command.org,
             endpoint_id=command.endpoint_id,
@@ -597,8 +608,9 @@ class Dispatcher(mode.Service):
             d.attempt = 0
             d.due_at = now
         async with self._io:
-            await queries.insert_delivery_states(
-                self.store, [(d, "pending", "replayed", self._seq()) for d in dead]
+            await webhook_store.insert_delivery_states(
+                self.store,
+                [webhook_store.DeliveryState(d, "pending", "replayed", self._seq()) for d in dead],
             )
             self.enqueue([d for d in dead if d.partition in self.partitions])
         log.info("webhooks.replayed", command_id=command.command_id, deliveries=len(dead))

@@ -13,7 +13,7 @@ from api.main import create_app
 from api.routes.dashboard import CONTENT_SECURITY_POLICY
 from core.auth import issue_token, verify_token
 from core.clickhouse import Store
-from core.queries import insert_campaigns
+from core.repositories.campaigns import insert_campaigns
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignStatus
 from tests.api.test_http import assert_problem

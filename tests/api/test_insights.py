@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from core.clickhouse import Store
-from core.insights import insert_insights
+from core.repositories.insights import insert_insights
 from core.settings import Settings
 from schemas.insights import INSIGHT_EVENT, CampaignInsight, InsightKind
 from streams.app import Orchestrator

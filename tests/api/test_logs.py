@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from api.pagination import decode_cursor, encode_cursor
 from core.clickhouse import Store
+from core.repositories.webhooks import Attempt, insert_attempts
 from core.settings import Settings
 from streams.app import Orchestrator
-from streams.queries import insert_attempts
 from tests.api.test_http import assert_problem
 from tests.conftest import free_port, wait_until
 
@@ -88,23 +88,23 @@ async def test_a_minted_cursor_is_accepted(client: httpx.AsyncClient) -> None:
 
 def attempt_row(
     endpoint_id: str, endpoint_url: str, error: str, *, campaign_id: str = "cmp_logs"
-) -> tuple[object, ...]:
+) -> Attempt:
     """One `webhook_attempts` row of org acme, as the dispatcher writes it."""
-    return (
-        uuid.uuid4().hex,
-        "acme",
-        uuid.uuid4().hex,
-        f"{uuid.uuid4().hex}:{endpoint_id}",
-        "CampaignStatusChanged",
-        campaign_id,
-        endpoint_id,
-        endpoint_url,
-        1,
-        "dead",
-        None,
-        error,
-        1.5,
-        datetime.now(UTC),
+    return Attempt(
+        id=uuid.uuid4().hex,
+        org="acme",
+        webhook_id=uuid.uuid4().hex,
+        delivery_id=f"{uuid.uuid4().hex}:{endpoint_id}",
+        event_type="CampaignStatusChanged",
+        campaign_id=campaign_id,
+        endpoint_id=endpoint_id,
+        endpoint_url=endpoint_url,
+        attempt=1,
+        status="dead",
+        http_status=None,
+        error=error,
+        latency_ms=1.5,
+        timestamp=datetime.now(UTC),
     )
 
 
@@ -154,7 +154,7 @@ async def test_the_history_shows_no_address_and_no_more_of_an_operator_url_than_
     assert len(shown) == len(rows)
 
     def of(name: str) -> tuple[str, str]:
-        item = shown[str(rows[name][0])]
+        item = shown[rows[name].id]
         return item["endpointUrl"], item["error"]
 
     assert of("own-resolved") == (

@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from briefs.queries import MIN_RISING_VIEWS
 from briefs.service import BriefService
 from briefs.tools import ToolBox
 from core.clickhouse import Store
+from core.repositories.engagement import MIN_RISING_VIEWS
 from schemas.briefs import BriefRequest
 from tests.briefs.conftest import event, hours_ago, insert_events
 from tests.briefs.fake_llm import Body, FakeLLM, final, grounded_brief, results_of, tools

@@ -10,7 +10,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from core import queries
 from core.clickhouse import Store
 from core.ledger import (
     CampaignLedger,
@@ -19,6 +18,7 @@ from core.ledger import (
     body_hash,
     keyed_id,
 )
+from core.repositories import campaigns as campaign_store
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignCreate, CampaignPatch, CampaignStatus
 from schemas.commands import Command, Outcome
@@ -91,7 +91,7 @@ async def test_the_agent_decides_from_its_table_and_reads_follow_what_was_stored
     with pytest.raises(VersionMismatch):
         await ledger.update("acme", "cmp_fwd", CampaignPatch(budget=7), expected_version=1)
     assert (await ledger.get("acme", "cmp_fwd")).version == 2
-    await queries.insert_campaigns(store, [campaign])
+    await campaign_store.insert_campaigns(store, [campaign])
     assert (await ledger.get("acme", "cmp_fwd")).version == 2
 
 
@@ -164,7 +164,7 @@ async def test_recorded_keys_past_the_bound_are_still_found(
         made[n] = await later.handle(command("acme", CampaignCreate(name=f"c{n}"), f"b-{n}"))
         assert made[n].outcome is Outcome.changed
         # As the worker's projection stores it.
-        await queries.insert_campaigns(store, [Campaign.model_validate(made[n].campaign)])
+        await campaign_store.insert_campaigns(store, [Campaign.model_validate(made[n].campaign)])
     again_later = restarted(campaign_agent)
     for agent in (later, again_later):
         for n in range(8):
@@ -196,9 +196,9 @@ async def test_each_organisations_campaign_of_one_id_is_its_own(
         assert await reader.get("acme", "cmp_both") == changed
         assert await reader.get("globex", "cmp_both") == renamed
         await reader.stop()
-    assert await queries.campaign_by_id(store, "acme", "cmp_both") == changed
-    assert await queries.campaign_by_id(store, "globex", "cmp_both") == renamed
-    assert await queries.campaign_by_id(store, "initech", "cmp_both") is None
+    assert await campaign_store.campaign_by_id(store, "acme", "cmp_both") == changed
+    assert await campaign_store.campaign_by_id(store, "globex", "cmp_both") == renamed
+    assert await campaign_store.campaign_by_id(store, "initech", "cmp_both") is None
 
 
 async def test_concurrent_changes_of_two_organisations_campaigns_of_one_id_both_win(

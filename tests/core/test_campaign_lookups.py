@@ -1,4 +1,4 @@
-"""A sole writer's campaign look-ups (`queries.newest_campaign`): what it wrote or read comes from
+"""A sole writer's campaign look-ups (`newest_campaign`): what it wrote or read comes from
 memory, a campaign stored before it began from the store, and an id never stored is known absent
 without a query, also past the bound on what it holds in memory."""
 
@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from core import lifecycle, queries
+from core import lifecycle
 from core.clickhouse import Store
+from core.repositories import campaigns as campaign_store
 from schemas.campaigns import Campaign, CampaignCreate
 
 
@@ -33,7 +34,7 @@ def lookups(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def newest(store: Store, org: str, campaign_id: str) -> Campaign | None:
-    return await queries.newest_campaign(store, org, campaign_id, sole_writer=True)
+    return await campaign_store.newest_campaign(store, org, campaign_id, sole_writer=True)
 
 
 async def test_a_new_id_is_absent_without_a_query_and_a_stored_one_is_read(
@@ -41,8 +42,8 @@ async def test_a_new_id_is_absent_without_a_query_and_a_stored_one_is_read(
 ) -> None:
     before = campaign("acme", "cmp_before")
     # Stored by an earlier process: not through this one's `insert_campaigns`.
-    rows = queries.campaign_rows([before])
-    await store.insert("campaigns", list(zip(*rows, strict=True)), queries.CAMPAIGN_COLUMNS)
+    rows = campaign_store.campaign_rows([before])
+    await store.insert("campaigns", list(zip(*rows, strict=True)), campaign_store.CAMPAIGN_COLUMNS)
     assert await newest(store, "acme", "cmp_new") is None
     assert lookups == []
     found = await newest(store, "acme", "cmp_before")
@@ -52,7 +53,7 @@ async def test_a_new_id_is_absent_without_a_query_and_a_stored_one_is_read(
     # The same id in another organisation is another campaign, never stored.
     assert await newest(store, "globex", "cmp_before") is None
     written = campaign("acme", "cmp_written")
-    await queries.insert_campaigns(store, [written])
+    await campaign_store.insert_campaigns(store, [written])
     assert await newest(store, "acme", "cmp_written") == written
     assert lookups == ["cmp_before"]
 
@@ -63,12 +64,12 @@ async def test_campaigns_written_past_the_bound_are_still_found(
 ) -> None:
     """Written campaigns dropped from memory at the bound are kept as hashes, whether or not
     the stored ones were loaded yet."""
-    monkeypatch.setattr(queries, "_MAX_KNOWN", 2)
+    monkeypatch.setattr(campaign_store, "_MAX_KNOWN", 2)
     if looked_up_first:
         assert await newest(store, "acme", "cmp_none") is None
     written = [campaign("acme", f"cmp_{n}") for n in range(5)]
     for one in written:
-        await queries.insert_campaigns(store, [one])
+        await campaign_store.insert_campaigns(store, [one])
     for one in written:
         found = await newest(store, "acme", one.id)
         assert found is not None

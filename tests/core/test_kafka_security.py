@@ -34,7 +34,7 @@ from tests.conftest import make_settings, topic_layout
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
-PRODUCT = ["cli.py", "api", "core", "streams", "etl", "briefs", "insights", "scoring", "chaos"]
+PRODUCT = ["fk", "api", "core", "streams", "etl", "briefs", "insights", "scoring", "chaos"]
 
 
 def cluster(**overrides: Any) -> Settings:

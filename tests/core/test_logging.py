@@ -21,7 +21,7 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from cli import faust_worker
+from fk.cli import faust_worker
 from core.logging import configure_logging
 
 

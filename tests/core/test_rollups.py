@@ -18,19 +18,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.main import create_app
-from api.queries import entities_metrics
 from core.clickhouse import Store
+from core.repositories.engagement import entities_metrics
 from core.rollups import (
-    KINDS,
     MINUTE_MS,
     EngagementRollups,
-    Kind,
     MinuteRollups,
     metrics_window,
     window_starts,
 )
 from core.settings import Settings
 from etl.loader import Outputs, load_file
+from schemas.api import METRICS_KINDS, MetricsKind
 from streams.agents.engagement import EngagementConsumer
 from tests.conftest import wait_until
 from tests.factories import encode, make_event
@@ -79,7 +78,7 @@ def write_csv(path: Path, rng: random.Random, n: int) -> None:
 
 
 async def stored_answer(
-    store: Store, kind: Kind, org: str, ids: list[str], now_ms: int
+    store: Store, kind: MetricsKind, org: str, ids: list[str], now_ms: int
 ) -> dict[str, Any]:
     found = await entities_metrics(
         store, kind, org, ids, datetime.fromtimestamp(now_ms / 1000, UTC)
@@ -88,7 +87,7 @@ async def stored_answer(
 
 
 def kept_answer(
-    rollups: EngagementRollups, kind: Kind, org: str, ids: list[str], now_ms: int
+    rollups: EngagementRollups, kind: MetricsKind, org: str, ids: list[str], now_ms: int
 ) -> dict[str, Any]:
     return {
         i: m.model_dump(by_alias=True)
@@ -149,7 +148,7 @@ async def test_the_rollups_equal_the_store_at_every_moment(
 
     restarted = EngagementRollups()
     restarted.load(store, int(time.time() * 1000))
-    for kind in KINDS:
+    for kind in METRICS_KINDS:
         ids = sorted({i for o, i in rollups.keys(kind) if o == org})
         if kind == "influencer":  # not vacuous: every creator that sent something is held
             assert {e["influencerId"] for e in events} <= set(ids)
@@ -245,7 +244,7 @@ async def test_minute_buckets_are_not_scanned_by_the_garbage_collector(
 
 def brute_force_metrics(
     rows: list[tuple[str, str, str, int, int, int, int, int, int]],
-    kind: Kind,
+    kind: MetricsKind,
     org: str,
     entity: str,
     now_ms: int,
@@ -330,7 +329,7 @@ def test_batched_rollups_equal_the_rows_summed_one_by_one(
 
     for later in LATER_MIN:
         read_at = at + later * MINUTE_MS
-        held: list[tuple[Kind, list[str]]] = [
+        held: list[tuple[MetricsKind, list[str]]] = [
             ("campaign", ["c1", "c2", ""]),
             ("influencer", ["i1", "i2", "i3"]),
         ]

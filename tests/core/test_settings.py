@@ -91,3 +91,10 @@ def test_development_tokens_live_at_most_a_day(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("FK_DEV_TOKEN_TTL_HOURS", "720")
     with pytest.raises(ValidationError, match="dev_token_ttl_hours"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_negative_number_of_llm_retries_is_refused_at_start() -> None:
+    # The SDK would refuse it only at the first brief.
+    with pytest.raises(ValidationError, match="llm_max_retries"):
+        Settings(_env_file=None, llm_max_retries=-1)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, llm_max_retries=0).llm_max_retries == 0  # type: ignore[call-arg]

@@ -6,7 +6,7 @@ import time
 import pyarrow as pa
 
 from core.clickhouse import CHDB_OPTIONS, Store
-from core.queries import created_campaigns
+from core.repositories.campaigns import created_campaigns
 from tests.api.test_top_performers import add_campaign
 
 
@@ -85,3 +85,22 @@ async def test_row_inserts_do_not_wait_behind_the_streams_bulk_inserts(store: St
     assert not any(b.done() for b in busy), "the bulk inserts ended first: nothing shown"
     await asyncio.gather(*busy)
     assert inserted_in < 0.6, f"the row insert waited {inserted_in:.2f} s behind bulk inserts"
+
+
+def test_warming_starts_every_store_thread_with_its_own_client(store: Store) -> None:
+    """`fk up`, `fk api` and `fk worker` warm their store at start, so no request after a start
+    waits for a store thread to start and open its client."""
+    executors = {
+        "reads": (store._executor, 4),
+        "bulk inserts": (store._write_executor, 2),
+        "row inserts": (store._row_write_executor, 2),
+    }
+    assert store._clients == []
+    store.warm()
+    assert {name: len(e._threads) for name, (e, _) in executors.items()} == {
+        name: size for name, (_, size) in executors.items()
+    }
+    assert len(store._clients) == 8
+    assert len({id(c) for c in store._clients}) == 8
+    store.warm()
+    assert len(store._clients) == 8, "warming again opened more clients"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from api.queries import _METRICS_SQL
 from core.clickhouse import MIGRATIONS_DIR, Store
+from core.repositories.engagement import _METRICS_SQL
 from core.settings import Settings
 from streams.transforms import EVENT_COLUMNS, EventBatch
 

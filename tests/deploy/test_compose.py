@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from cli import build_parser
 from core.settings import Settings
+from fk.cli import build_parser
 from tests.deploy.tools import COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, docker_compose
 
 # The secrets compose refuses to start without (`${VAR:?}`).

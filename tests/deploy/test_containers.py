@@ -163,7 +163,7 @@ def env(kafka: tuple[Any, str], clickhouse: tuple[Any, str], tmp_path: Path) -> 
 
 def fk(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "fk", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -299,7 +299,7 @@ async def test_events_flow_from_kafka_through_the_worker_into_clickhouse_and_the
             with (tmp_path / f"{name}.log").open("wb") as log:
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "cli", *args],
+                        [sys.executable, "-m", "fk", *args],
                         env={**env, **extra},
                         cwd=tmp_path,
                         stdout=log,

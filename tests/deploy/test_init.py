@@ -8,10 +8,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from cli import initialise
 from core.clickhouse import MIGRATIONS_DIR, Store
 from core.kafka import EmbeddedBroker
 from core.settings import Settings
+from fk.cli import initialise
 from streams.topics import platform_topics
 from tests.conftest import make_settings, topic_layout
 from tests.processes import REPO
@@ -55,7 +55,7 @@ async def test_creates_topics_with_their_partitions_and_applies_migrations_once(
 
 def _fk_init(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", "init", "--timeout", "5"],
+        [sys.executable, "-m", "fk", "init", "--timeout", "5"],
         cwd=cwd,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), **env},
         capture_output=True,

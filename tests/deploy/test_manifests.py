@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from api.main import create_app
-from cli import build_parser
 from core.settings import Settings
+from fk.cli import build_parser
 from tests.conftest import make_settings
 from tests.processes import REPO
 

@@ -21,7 +21,7 @@ def fk(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "fk", *args],
         capture_output=True,
         text=True,
         timeout=180,

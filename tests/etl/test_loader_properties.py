@@ -15,6 +15,7 @@ from core.clickhouse import Store
 from etl.columns import CANONICAL, OPTIONAL, REQUIRED
 from etl.loader import LoadRefused, Outputs, load_file
 from schemas.etl import LoadReport
+from schemas.events import PLATFORMS
 
 REASONS = {
     "missing value",
@@ -25,7 +26,6 @@ REASONS = {
     "bad date",
     "wrong column count",
 }
-PLATFORMS = ("instagram", "tiktok", "youtube", "x", "facebook")
 # Each example loads one file into chDB (~0.1 s): a modest, reproducible budget.
 BUDGET = settings(
     max_examples=80,

@@ -1,12 +1,15 @@
-"""examples/webhook_receiver.py as a user runs it (a child process), sent deliveries built by the
-dispatcher's own code (`fan_out` and `build_request`, signed by `core.signing`): it handles a good
-one once however often it comes, and refuses a forged, altered or stale one."""
+"""examples/webhook_receiver.py as a user runs it (a child process): registered through the API,
+it verifies what the running webhook dispatcher delivers for a campaign's changes; sent
+deliveries built by the dispatcher's own code (`fan_out` and `build_request`, signed by
+`core.signing`), it handles a good one once however often it comes, and refuses a forged,
+altered or stale one."""
 
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,9 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.repositories.webhooks import EndpointConfig
+from core.settings import Settings
 from core.signing import new_secret
 from schemas.campaigns import Campaign, CampaignEvent, CampaignEventType, CampaignStatus
-from streams.deliveries import EndpointConfig, Request, build_request, fan_out
+from streams.app import Orchestrator
+from streams.deliveries import Request, build_request, fan_out
+from tests.conftest import free_port, wait_until
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "webhook_receiver.py"
 START_DEADLINE_SECONDS = 20
@@ -33,10 +40,10 @@ def secret() -> str:
     return new_secret()
 
 
-@pytest.fixture
-def receiver(secret: str) -> Iterator[RunningReceiver]:
+@contextmanager
+def running_receiver(secret: str, port: int = 0) -> Iterator[RunningReceiver]:
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--secret", secret, "--port", "0"],
+        [sys.executable, str(SCRIPT), "--secret", secret, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -51,6 +58,51 @@ def receiver(secret: str) -> Iterator[RunningReceiver]:
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=START_DEADLINE_SECONDS)
+
+
+@pytest.fixture
+def receiver(secret: str) -> Iterator[RunningReceiver]:
+    with running_receiver(secret) as running:
+        yield running
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The dispatcher may reach the receiver on 127.0.0.1."""
+    return settings.model_copy(update={"webhook_allowed_hosts": "127.0.0.1"})
+
+
+@pytest.mark.usefixtures("campaign_agent")
+async def test_what_the_dispatcher_delivers_is_verified_and_handled(
+    client: httpx.AsyncClient, orchestrator: Orchestrator
+) -> None:
+    """As docs/webhooks-receiver.md says: register the URL, start the script with the secret of
+    that answer, change a campaign."""
+    port = free_port()
+    registered = await client.post(
+        "/webhooks/endpoints", json={"url": f"http://127.0.0.1:{port}/hooks"}
+    )
+    assert registered.status_code == 201, registered.text
+    with running_receiver(registered.json()["secret"], port) as running:
+        created = await client.post("/campaigns", json={"id": "cmp_hooked", "name": "Hooked"})
+        assert created.status_code == 201, created.text
+        scheduled = await client.patch(
+            "/campaigns/cmp_hooked", json={"status": "scheduled"}, headers={"If-Match": '"1"'}
+        )
+        assert scheduled.status_code == 200, scheduled.text
+
+        async def both_delivered() -> list[str] | None:
+            response = await client.get("/logs", params={"campaignId": "cmp_hooked"})
+            statuses = [entry["status"] for entry in response.json()["items"]]
+            return statuses if len(statuses) == 2 else None
+
+        assert await wait_until(both_delivered) == ["delivered", "delivered"]
+        handled, refused = output(running)
+    assert [(h["type"], h["campaignId"], h["version"], h["status"]) for h in handled] == [
+        ("CampaignCreated", "cmp_hooked", 1, "draft"),
+        ("CampaignStatusChanged", "cmp_hooked", 2, "scheduled"),
+    ]
+    assert "refused" not in refused
 
 
 def campaign_event(event_id: str = "evt_0123456789abcdef") -> CampaignEvent:

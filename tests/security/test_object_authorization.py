@@ -17,11 +17,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from core.clickhouse import Store
-from core.insights import insert_insights
+from core.repositories.insights import insert_insights
+from core.repositories.webhooks import (
+    Delivery,
+    DeliveryState,
+    dead_deliveries,
+    insert_delivery_states,
+)
 from core.settings import Settings
-from streams.deliveries import Delivery
 from streams.demo import demo_events
-from streams.queries import dead_deliveries, insert_delivery_states
 from tests.api.test_http import assert_problem
 from tests.api.test_insights import make_insight
 from tests.briefs.conftest import insert_events
@@ -279,7 +283,7 @@ async def test_dead_letter_replay_is_scoped_to_the_callers_organisation(
         )
         for org in (ORG_A, ORG_B)
     ]
-    await insert_delivery_states(store, [(d, "dead", "HTTP 500", 1) for d in dead])
+    await insert_delivery_states(store, [DeliveryState(d, "dead", "HTTP 500", 1) for d in dead])
     for endpoint_id, campaign_id in ((None, None), ("ep_shared", None), (None, "cmp_shared")):
         found = await dead_deliveries(
             store, ORG_B, endpoint_id=endpoint_id, campaign_id=campaign_id

@@ -9,8 +9,8 @@ import httpx
 
 from core.clickhouse import Store
 from core.encryption import SecretCipher
+from core.repositories.webhooks import registered_endpoints
 from core.settings import Settings
-from streams.queries import registered_endpoints
 from tests.api.test_http import assert_problem
 from tests.security.conftest import ORG_A, ORG_B, api_client, bearer
 

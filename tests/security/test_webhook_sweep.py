@@ -10,14 +10,16 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from core import lifecycle, queries
+from core import lifecycle
 from core.clickhouse import Store
 from core.encryption import SecretCipher
+from core.repositories import campaigns as campaign_store
+from core.repositories import webhooks as webhook_store
+from core.repositories.webhooks import Delivery
 from core.settings import Settings
 from schemas.campaigns import CampaignCreate, CampaignPatch
-from streams import queries as delivery_queries
 from streams.app import Orchestrator
-from streams.deliveries import Delivery, fan_out
+from streams.deliveries import fan_out
 from tests.conftest import wait_until
 from tests.receivers import Receiver, Silent
 from tests.security.conftest import ORG_A, ORG_B, bearer
@@ -76,11 +78,11 @@ async def test_another_organisations_backlog_does_not_keep_an_organisations_deli
         assert created.status_code == 201, created.text
         campaign_id = created.json()["id"]
 
-        v1 = await queries.campaign_by_id(store, ORG_A, campaign_id)
+        v1 = await campaign_store.campaign_by_id(store, ORG_A, campaign_id)
         assert v1 is not None
         event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
         assert event is not None
-        endpoints = await delivery_queries.registered_endpoints(
+        endpoints = await webhook_store.registered_endpoints(
             store,
             settings.webhook_max_endpoints_per_org,
             cipher=SecretCipher(settings.secrets_key),
@@ -89,13 +91,13 @@ async def test_another_organisations_backlog_does_not_keep_an_organisations_deli
         mine = fan_out(event, endpoints, partition=0, now=now)
         assert [d.org for d in mine] == [ORG_A]
         theirs = lifecycle.create(ORG_B, "cmp_backlog", CampaignCreate(name="B"), datetime.now(UTC))
-        await queries.insert_campaigns(store, [theirs.current])
+        await campaign_store.insert_campaigns(store, [theirs.current])
         [template] = fan_out(theirs, endpoints, partition=0, now=now)
         backlog = _backlog(
             template, B_BACKLOG, due_from=now - 3600, partitions=settings.campaign_partitions
         )
-        await delivery_queries.insert_delivery_states(
-            store, [(d, "pending", "", 0) for d in [*backlog, *mine]]
+        await webhook_store.insert_delivery_states(
+            store, [webhook_store.DeliveryState(d, "pending", "", 0) for d in [*backlog, *mine]]
         )
 
         orchestrator = Orchestrator(settings, store)
@@ -143,8 +145,8 @@ async def test_the_pending_deliveries_are_each_organisations_soonest_in_turn(
         "early": _pending("early", 10, due_from=now - 3600),
         "middle": _pending("middle", 5, due_from=now - 60),
     }
-    rows = [(d, "pending", "", 0) for ds in pending.values() for d in ds]
-    await delivery_queries.insert_delivery_states(store, rows)
+    rows = [webhook_store.DeliveryState(d, "pending", "", 0) for ds in pending.values() for d in ds]
+    await webhook_store.insert_delivery_states(store, rows)
 
     def ids(loaded: list[Delivery], org: str) -> list[str]:
         return [d.delivery_id for d in loaded if d.org == org]
@@ -152,13 +154,13 @@ async def test_the_pending_deliveries_are_each_organisations_soonest_in_turn(
     def soonest(org: str, n: int) -> list[str]:
         return [d.delivery_id for d in pending[org][:n]]
 
-    loaded = await delivery_queries.pending_deliveries(store, {0}, per_org=3)
+    loaded = await webhook_store.pending_deliveries(store, {0}, per_org=3)
     for org, n in (("late", 2), ("early", 3), ("middle", 3)):
         assert ids(loaded, org) == soonest(org, n)
-    loaded = await delivery_queries.pending_deliveries(store, {0}, per_org=3, limit=6)
+    loaded = await webhook_store.pending_deliveries(store, {0}, per_org=3, limit=6)
     assert len(loaded) == 6
     for org in pending:
         assert ids(loaded, org) == soonest(org, 2)
-    loaded = await delivery_queries.pending_deliveries(store, {0}, per_org=3, limit=2)
+    loaded = await webhook_store.pending_deliveries(store, {0}, per_org=3, limit=2)
     assert [d.org for d in loaded] == ["early", "middle"]
-    assert await delivery_queries.pending_deliveries(store, {1}, per_org=3) == []
+    assert await webhook_store.pending_deliveries(store, {1}, per_org=3) == []

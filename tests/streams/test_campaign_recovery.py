@@ -10,15 +10,17 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 
-from core import lifecycle, queries
+from core import lifecycle
 from core.clickhouse import Store
 from core.encryption import SecretCipher
+from core.repositories import campaigns as campaign_store
+from core.repositories import webhooks as webhook_store
+from core.repositories.webhooks import EndpointConfig
 from core.settings import Settings
 from schemas.campaigns import CampaignCreate, CampaignPatch
-from streams import queries as delivery_queries
 from streams.agents.campaigns import roll_forward
 from streams.app import Orchestrator
-from streams.deliveries import EndpointConfig, fan_out
+from streams.deliveries import fan_out
 from tests.conftest import wait_until
 from tests.receivers import Receiver
 
@@ -44,17 +46,17 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
     campaign_id = created.json()["id"]
 
     # The state a kill -9 left: version 2's deliveries stored, its campaigns row not.
-    v1 = await queries.campaign_by_id(store, "acme", campaign_id)
+    v1 = await campaign_store.campaign_by_id(store, "acme", campaign_id)
     assert v1 is not None
     event = lifecycle.change(v1, CampaignPatch(budget=5), datetime.now(UTC))
     assert event is not None
-    endpoints = await delivery_queries.registered_endpoints(
+    endpoints = await webhook_store.registered_endpoints(
         store, settings.webhook_max_endpoints_per_org, cipher=SecretCipher(settings.secrets_key)
     )
     deliveries = fan_out(event, endpoints, partition=0, now=time.time())
     assert len(deliveries) == 1
-    await delivery_queries.insert_delivery_states(
-        store, [(d, "pending", "", 0) for d in deliveries]
+    await webhook_store.insert_delivery_states(
+        store, [webhook_store.DeliveryState(d, "pending", "", 0) for d in deliveries]
     )
 
     orchestrator = Orchestrator(settings, store)
@@ -62,7 +64,7 @@ async def test_stored_deliveries_of_an_unrecorded_version_roll_the_campaign_forw
     try:
 
         async def version() -> int:
-            found = await queries.campaign_by_id(store, "acme", campaign_id)
+            found = await campaign_store.campaign_by_id(store, "acme", campaign_id)
             return found.version if found else 0
 
         # The roll-forward runs on assignment, before the dispatcher sends anything.
@@ -85,14 +87,14 @@ async def test_the_roll_forward_compares_each_organisations_own_campaign(store: 
         event = lifecycle.change(theirs, CampaignPatch(budget=budget), now)
         assert event is not None
         theirs = event.current
-    await queries.insert_campaigns(store, [mine, theirs])
+    await campaign_store.insert_campaigns(store, [mine, theirs])
     event = lifecycle.change(mine, CampaignPatch(budget=5), now)
     assert event is not None
     endpoint = EndpointConfig(id="ep_a", org="acme", url="https://hooks.example.com/a")
     pending = fan_out(event, [endpoint], partition=0, now=time.time())
     assert [c.org for c in await roll_forward(store, pending)] == ["acme"]
-    assert await queries.campaign_by_id(store, "acme", "cmp_rf") == event.current
-    assert await queries.campaign_by_id(store, "globex", "cmp_rf") == theirs
+    assert await campaign_store.campaign_by_id(store, "acme", "cmp_rf") == event.current
+    assert await campaign_store.campaign_by_id(store, "globex", "cmp_rf") == theirs
 
 
 async def test_offsets_are_committed_after_their_batch_is_stored(

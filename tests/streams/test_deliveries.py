@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
+from core.repositories.webhooks import EndpointConfig, EndpointKind
 from schemas.campaigns import Campaign, CampaignEvent, CampaignEventType, CampaignStatus
-from streams.deliveries import EndpointConfig, EndpointKind, build_request, fan_out
+from streams.deliveries import build_request, fan_out
 
 HOSTILE_NAMES = [
     "<!channel>",

@@ -6,18 +6,20 @@ import gc
 import random
 import time
 import weakref
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from core.clickhouse import Store
 from core.settings import Settings
-from schemas.events import REQUEST_ID_KAFKA_HEADER
+from schemas.events import MAX_EVENT_BYTES, REQUEST_ID_KAFKA_HEADER
 from streams.agents.engagement import _COLLECTOR, EngagementConsumer, _Collector
-from tests.conftest import wait_until
+from streams.transforms import EVENT_COLUMNS, Rejection, decode_rows
+from tests.conftest import read_dead_letters, wait_until
 from tests.factories import encode, make_event, reference_metrics
 
 HOUR = 3_600_000
@@ -138,23 +140,7 @@ async def test_bad_messages_go_to_the_dead_letter_topic_and_valid_ones_around_th
 
     await wait_until(all_good_counted)
 
-    dlq = AIOKafkaConsumer(
-        settings.engagement_dlq_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=16 * 1024 * 1024,
-    )
-    await dlq.start()
-    try:
-        got: dict[bytes, dict[str, bytes]] = {}
-        deadline = time.monotonic() + 15
-        while len(got) < len(bad) and time.monotonic() < deadline:
-            for records in (await dlq.getmany(timeout_ms=500)).values():
-                for rec in records:
-                    got[rec.value] = dict(rec.headers)
-    finally:
-        await dlq.stop()
+    got = await read_dead_letters(settings, len(bad))
     assert set(got) == set(bad), "every bad message reaches the DLQ with its raw bytes unchanged"
     for raw, reason in bad.items():
         headers = got[raw]
@@ -165,6 +151,64 @@ async def test_bad_messages_go_to_the_dead_letter_topic_and_valid_ones_around_th
         after = REGISTRY.get_sample_value("fk_pipeline_dead_letters_total", {"reason": reason})
         expected = sum(1 for r in bad.values() if r == reason)
         assert after == before[reason] + expected
+
+
+async def test_the_consumer_answers_each_message_as_decode_rows_does(
+    settings: Settings, pipeline: EngagementConsumer, producer: AIOKafkaProducer, store: Store
+) -> None:
+    """What the consumer stores or dead-letters for each message is exactly what
+    `decode_rows` (the function the property tests hold to the model) answers for it: the same
+    row, or the same reason and error. Cases where a copy of the decoder would drift: the fast
+    path, a date to complete, nulls, spellings only the model accepts, a float or a bool count,
+    the future horizon, the size limit, no value at all."""
+    now_ms = int(time.time() * 1000)
+    minute_ago = now_ms - 60_000
+    snake = make_event(timestamp=minute_ago)
+    snake["event_id"] = snake.pop("eventId") + "-snake"
+    in_india = datetime.fromtimestamp(minute_ago / 1000, timezone(timedelta(hours=5, minutes=30)))
+    values: list[bytes | None] = [
+        encode(make_event(eventId="plain", timestamp=minute_ago, hashtags=["#a", "#b"])),
+        encode(make_event(eventId="dated", timestamp=in_india.isoformat())),
+        encode(make_event(eventId="nulls", timestamp=minute_ago, campaignId=None, postId=None)),
+        encode(snake),
+        encode(make_event(eventId="float", timestamp=minute_ago, views=5.0)),
+        encode(make_event(eventId="bool", timestamp=minute_ago, likes=True)),
+        encode(make_event(eventId="future", timestamp=now_ms + 3_600_000)),
+        encode(make_event(eventId="negative", timestamp=minute_ago, likes=-3)),
+        b"{not json",
+        b'{"eventId":"big","pad":"' + b"x" * MAX_EVENT_BYTES + b'"}',
+        None,
+    ]
+    expected = decode_rows(
+        values, now_ms=now_ms, max_future_ms=settings.max_future_skew_seconds * 1000
+    )
+    rows = [answer for answer in expected if not isinstance(answer, Rejection)]
+    rejected = {
+        value: answer
+        for value, answer in zip(values, expected, strict=True)
+        if isinstance(answer, Rejection)
+    }
+    # Both kinds of answer are exercised: the row of each valid spelling, a reason for the rest.
+    assert {row[0] for row in rows} == {"plain", "dated", "nulls", snake["event_id"]}
+    assert len(rejected) == len(values) - len(rows)
+    for value in values:
+        await producer.send_and_wait(settings.engagement_topic, value=value, key=b"inf_a")
+
+    async def stored() -> bool:
+        found = await store.query_rows("SELECT count() FROM engagement_events")
+        return bool(found[0][0] == len(rows))
+
+    await wait_until(stored)
+    landed = await store.query_rows(
+        f"SELECT {EVENT_COLUMNS[0]}, toUnixTimestamp64Milli(event_time), "
+        f"{', '.join(EVENT_COLUMNS[2:13])} FROM engagement_events"
+    )
+    assert sorted((*r[:12], tuple(r[12])) for r in landed) == sorted(rows)
+    got = await read_dead_letters(settings, len(rejected))
+    assert set(got) == set(rejected)
+    for value, rejection in rejected.items():
+        assert got[value]["fk-dlq-reason"].decode() == rejection.reason.value, value
+        assert got[value]["fk-dlq-error"] == rejection.error.encode()[:1024], value
 
 
 async def test_events_older_than_a_day_count_in_total_only(

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from core import queries
 from core.clickhouse import Store
-from core.insights import insert_insights
+from core.repositories import campaigns as campaign_store
+from core.repositories.insights import insert_insights
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignStatus
-from schemas.insights import INSIGHT_EVENT, ROLLUPS, CampaignInsight
+from schemas.insights import INSIGHT_EVENT, ROLLUPS, CampaignInsight, EngagementRollup
 from streams.agents.insights import (
     InsightsDetector,
     RollupPublisher,
@@ -194,7 +194,7 @@ def store_series(
 
 async def live_campaign(store: Store, campaign_id: str) -> None:
     now = datetime.now(UTC)
-    await queries.insert_campaigns(
+    await campaign_store.insert_campaigns(
         store,
         [
             Campaign(
@@ -243,6 +243,43 @@ async def test_restart_sends_open_episodes_once_and_stalls_only_of_live_campaign
     await again.start()
     await again.stop()
     assert len(await read_topic(settings, settings.campaign_topic, len(sent))) == len(sent)
+
+
+async def test_each_worker_judges_only_the_scopes_of_its_rollup_partitions(
+    settings: Settings, store: Store, topics: None
+) -> None:
+    """Two workers share the rollup partitions: each rebuilds and judges its own scopes only.
+    One that kept every scope it read from the store saw the other's live campaign fall silent
+    (its rollups go to the other) and raised a stall for it."""
+    clock = [time.time()]
+    until = (int(clock[0] * 1000) - 10_000) // MINUTE_MS
+    store_series(store, "steady", "inf_steady", until)
+    await live_campaign(store, "steady")
+    partitions = settings.engagement_partitions
+    mine = rollup_partition(rollup_key("acme", "campaign", "steady"), partitions)
+    owner = InsightsDetector(settings, store, clock=lambda: clock[0])
+    other = InsightsDetector(settings, store, clock=lambda: clock[0])
+    await owner.assign([mine])
+    await other.assign(p for p in range(partitions) if p != mine)
+    assert owner.owns("acme", "campaign", "steady")
+    assert not other.owns("acme", "campaign", "steady")
+
+    sent = []
+    for minute in range(until, until + 40):  # 40 more minutes at the campaign's usual level
+        rollup = EngagementRollup(
+            org="acme", kind="campaign", id="steady", minute=minute, views=100, engagements=10
+        )
+        owner.observe(rollup)  # on the owner's partition: the other never reads it
+        clock[0] += 60
+        sent += await owner.tick() + await other.tick()
+    assert [(e.scope.id, e.kind) for e in sent] == []
+
+    # Handed every partition (the owner left), it judges the campaign, rebuilt from the store.
+    await other.assign(range(partitions))
+    assert other.owns("acme", "campaign", "steady")
+    assert len(other.detector) >= 1
+    await owner.stop()
+    await other.stop()
 
 
 def make_insight(campaign_id: str, **overrides: Any) -> CampaignInsight:

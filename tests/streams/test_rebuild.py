@@ -15,10 +15,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-import cli
 import streams.rebuild
 from core.clickhouse import Store
 from core.settings import Settings
+from fk import cli
 from schemas.campaigns import Campaign, CampaignEvent, CampaignEventType, CampaignStatus
 from streams.app import Orchestrator
 from streams.rebuild import RebuildRefused, TopicExtent, rebuild

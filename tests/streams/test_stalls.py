@@ -13,9 +13,10 @@ import pytest
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from core import lifecycle, queries
+from core import lifecycle
 from core.clickhouse import Store
 from core.kafka import EmbeddedBroker, ensure_topics
+from core.repositories import campaigns as campaign_store
 from core.settings import Settings
 from schemas.campaigns import CampaignCreate
 from streams.agents.engagement import EngagementConsumer
@@ -112,7 +113,9 @@ async def test_the_campaign_worker_reconnects_and_records_what_waits(
                 )
 
                 async def recorded(campaign_id: str = f"cmp_{name}") -> bool:
-                    return await queries.campaign_by_id(store, "acme", campaign_id) is not None
+                    return (
+                        await campaign_store.campaign_by_id(store, "acme", campaign_id) is not None
+                    )
 
                 await wait_until(recorded, timeout=20 if name == "after" else 30)
         stalled = said(logs, "campaigns.stalled")[0]

@@ -1,16 +1,15 @@
 """Input the store refuses never stalls ingestion: what a retry cannot cure goes to the
 dead-letter topic with the reason, and the events around it land."""
 
-import time
 from datetime import UTC, datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from core.clickhouse import Store
 from core.settings import Settings
 from streams.agents.engagement import EngagementConsumer
-from tests.conftest import wait_until
+from tests.conftest import read_dead_letters, wait_until
 from tests.factories import encode, make_event
 
 
@@ -25,25 +24,6 @@ def _month_starts(count: int) -> list[int]:
             year, month = year - 1, 12
         starts.append(int(datetime(year, month, 15, tzinfo=UTC).timestamp() * 1000))
     return starts
-
-
-async def _dead_letters(settings: Settings, expected: int) -> dict[bytes, dict[str, bytes]]:
-    dlq = AIOKafkaConsumer(
-        settings.engagement_dlq_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-    )
-    await dlq.start()
-    got: dict[bytes, dict[str, bytes]] = {}
-    try:
-        deadline = time.monotonic() + 15
-        while len(got) < expected and time.monotonic() < deadline:
-            for records in (await dlq.getmany(timeout_ms=300)).values():
-                for rec in records:
-                    got[rec.value] = dict(rec.headers)
-    finally:
-        await dlq.stop()
-    return got
 
 
 async def test_one_request_with_events_in_101_months_lands_and_ingestion_goes_on(
@@ -93,7 +73,7 @@ async def test_events_the_store_refuses_go_to_the_dead_letter_topic_and_their_ne
         return r.status_code == 200 and r.json()["total"]["events"] == len(good)
 
     await wait_until(good_landed)
-    got = await _dead_letters(settings, len(refused))
+    got = await read_dead_letters(settings, len(refused))
     assert set(got) == {encode(e) for e in refused}, "only the refused events are dead-lettered"
     for headers in got.values():
         assert headers["fk-dlq-reason"] == b"store_rejected"

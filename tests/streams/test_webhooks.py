@@ -17,7 +17,7 @@ from core.changes import ENDPOINT_WRITES
 from core.clickhouse import Store
 from core.encryption import PREFIX as SEALED_PREFIX
 from core.encryption import SecretCipher
-from core.queries import ENDPOINT_COLUMNS
+from core.repositories.webhooks import ENDPOINT_COLUMNS
 from core.settings import Settings
 from core.signing import new_secret
 from streams.app import Orchestrator

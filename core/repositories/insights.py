@@ -1,5 +1,5 @@
-"""The `campaign_insights` table (written by the campaign worker, read by the insights agent at
-start-up and by `GET /insights`), and the store reads the insights agent restores from."""
+"""The `campaign_insights` table: written by the campaign worker, read by the insights agent at
+start-up and by `GET /insights`."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -54,7 +54,7 @@ async def stored_event_ids(store: Store, since: datetime) -> set[str]:
         " WHERE occurred_at >= {since:DateTime64(3, 'UTC')} LIMIT 1000000",
         {"since": since},
     )
-    return {r[0] for r in rows}
+    return {event_id for (event_id,) in rows}
 
 
 _RECENT_SQL = """
@@ -101,46 +101,4 @@ async def recent_insights(
         params["kind"] = kind
     sql += " ORDER BY occurred_at DESC, event_id DESC LIMIT {limit:UInt32}"
     rows = await store.query_rows(sql, params)
-    return [INSIGHT_EVENT.validate_json(r[0]) for r in rows]
-
-
-async def live_campaigns(store: Store, limit: int = 1_000_000) -> set[tuple[str, str]]:
-    """(organisation, campaign id) of every campaign whose newest version is live."""
-    rows = await store.query_rows(
-        "SELECT org, id FROM campaigns GROUP BY org, id"
-        " HAVING argMax(status, version) = 'live' LIMIT {limit:UInt32}",
-        {"limit": limit},
-    )
-    return {(r[0], r[1]) for r in rows}
-
-
-_MINUTES_SQL = """
-SELECT org, {column}, intDiv(toUnixTimestamp64Milli(event_time), 60000) AS minute,
-       sum(views), sum(likes) + sum(comments) + sum(shares)
-FROM engagement_events
-WHERE event_time >= {{since:DateTime64(3, 'UTC')}} AND event_time < {{until:DateTime64(3, 'UTC')}}
-  AND {column} != ''
-GROUP BY org, {column}, minute
-ORDER BY minute
-LIMIT {{limit:UInt32}}
-"""
-_KINDS = (("campaign", "campaign_id"), ("creator", "influencer_id"))
-
-
-async def stored_minutes(
-    store: Store, since_minute: int, until_minute: int, limit: int = 5_000_000
-) -> list[tuple[int, str, str, str, int, int]]:
-    """Per-minute views and engagements of every (organisation, campaign) and (organisation,
-    creator) in [since_minute, until_minute), by event time: (minute, org, kind, id, views,
-    engagements), oldest first. The rollups the stored events made, for a restart."""
-    bounds: dict[str, Any] = {
-        "since": datetime.fromtimestamp(since_minute * 60, UTC),
-        "until": datetime.fromtimestamp(until_minute * 60, UTC),
-        "limit": limit,
-    }
-    out: list[tuple[int, str, str, str, int, int]] = []
-    for kind, column in _KINDS:
-        rows = await store.query_rows(_MINUTES_SQL.format(column=column), bounds)
-        out += [(int(r[2]), r[0], kind, r[1], int(r[3]), int(r[4])) for r in rows]
-    out.sort(key=lambda r: r[0])
-    return out
+    return [INSIGHT_EVENT.validate_json(body) for (body,) in rows]

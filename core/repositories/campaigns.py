@@ -1,45 +1,20 @@
-"""Store queries shared by the API and the workers (campaign rows, idempotency keys, webhook
-endpoints), parameterised and bounded."""
+"""The campaign tables: `campaigns` (every version of every campaign, written by the campaign
+worker, read by the worker, the API and the insight detector) and `campaign_idempotency_keys`
+(POST /campaigns' Idempotency-Key)."""
 
 import asyncio
 import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from core.changes import CAMPAIGN_WRITES
-from core.clickhouse import Store, StoreQueryError
-from core.encryption import SecretCipher, SecretUnreadable
-from schemas.campaigns import Campaign
-
-ENDPOINT_COLUMNS = (
-    "id",
-    "org",
-    "url",
-    "event_types",
-    "secret",
-    "previous_secret",
-    "previous_expires_at",
-    "enabled",
-    "disabled_reason",
-    "version",
-    "created_at",
-    "updated_at",
-)
-"""Columns of `webhook_endpoints`, written by the API and read by the dispatcher."""
-
-
-def open_secret(cipher: SecretCipher, stored: str, endpoint_id: str) -> str:
-    """An endpoint's stored secret opened (a legacy plaintext one as it is). One that does not
-    open with this key is a store error: the endpoint waits rather than going out unsigned."""
-    try:
-        return cipher.open(stored, context=endpoint_id)
-    except SecretUnreadable as exc:
-        raise StoreQueryError(f"the secret of endpoint {endpoint_id} {exc}") from None
-
+from core.clickhouse import Store
+from schemas.campaigns import Campaign, CampaignStatus
+from schemas.dashboard import CampaignActivity, CampaignActivityList
 
 CAMPAIGN_COLUMNS = (
     "id",
@@ -237,17 +212,24 @@ async def due_campaigns(store: Store, now: datetime, limit: int = 1000) -> list[
         "     OR (st = 'live' AND ed <= {now:DateTime64(3, 'UTC')}) LIMIT {limit:UInt32}",
         {"now": now, "limit": limit},
     )
-    return [Campaign.model_validate_json(r[0]) for r in rows]
+    return [Campaign.model_validate_json(body) for (body,) in rows]
 
 
-async def idempotency_key(store: Store, org: str, key: str) -> tuple[str, str] | None:
-    """(body hash, campaign id) recorded for this organisation's key, if any."""
+class RecordedKey(NamedTuple):
+    """What an Idempotency-Key was first used for."""
+
+    body_sha256: str
+    campaign_id: str
+
+
+async def idempotency_key(store: Store, org: str, key: str) -> RecordedKey | None:
+    """The body hash and campaign recorded for this organisation's key, if any."""
     rows = await store.query_rows(
-        "SELECT body_sha256, campaign_id FROM campaign_idempotency_keys "
+        f"SELECT {', '.join(RecordedKey._fields)} FROM campaign_idempotency_keys "
         "WHERE org = {org:String} AND key = {key:String} ORDER BY created_at LIMIT 1",
         {"org": org, "key": key},
     )
-    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+    return RecordedKey(*map(str, rows[0])) if rows else None
 
 
 async def idempotency_key_hashes(store: Store) -> npt.NDArray[np.int64]:
@@ -263,3 +245,78 @@ async def record_idempotency_key(
         [(org, key, body_sha256, campaign_id)],
         ("org", "key", "body_sha256", "campaign_id"),
     )
+
+
+async def list_campaigns(
+    store: Store, org: str, status: CampaignStatus | None, after: str, limit: int
+) -> list[Campaign]:
+    """One organisation's campaigns by id, after the cursor id."""
+    rows = await store.query_rows(
+        "SELECT argMax(body, version) FROM campaigns"
+        " WHERE org = {org:String} AND id > {after:String}"
+        " GROUP BY id"
+        " HAVING {status:String} = '' OR argMax(status, version) = {status:String}"
+        " ORDER BY id LIMIT {limit:UInt32}",
+        {"org": org, "after": after, "status": status.value if status else "", "limit": limit},
+    )
+    return [Campaign.model_validate_json(body) for (body,) in rows]
+
+
+async def recent_campaigns(store: Store, org: str, limit: int) -> CampaignActivityList:
+    """The organisation's campaigns at their newest version, most recently changed first."""
+    rows = await store.query_rows(
+        "SELECT argMax(body, version), max(updated_at) AS changed FROM campaigns"
+        " WHERE org = {org:String} GROUP BY id ORDER BY changed DESC, id ASC LIMIT {limit:UInt32}",
+        {"org": org, "limit": limit},
+    )
+    items = []
+    for body, _changed in rows:
+        campaign = Campaign.model_validate_json(body)
+        items.append(
+            CampaignActivity(
+                campaign_id=campaign.id,
+                name=campaign.name,
+                brand=campaign.brand,
+                status=campaign.status,
+                version=campaign.version,
+                updated_at=campaign.updated_at,
+            )
+        )
+    return CampaignActivityList(items=items)
+
+
+async def campaign_names(store: Store, org: str, campaign_ids: set[str]) -> dict[str, str]:
+    """The newest names of those of `campaign_ids` the organisation created (another
+    organisation's campaign of an id is not named)."""
+    if not campaign_ids:
+        return {}
+    rows = await store.query_rows(
+        "SELECT id, argMax(name, version) FROM campaigns"
+        " WHERE org = {org:String} AND id IN {ids:Array(String)} GROUP BY id LIMIT {limit:UInt32}",
+        {"org": org, "ids": sorted(campaign_ids), "limit": len(campaign_ids)},
+    )
+    return dict(rows)
+
+
+async def live_campaigns(store: Store, limit: int = 1_000_000) -> set[CampaignKey]:
+    """(organisation, campaign id) of every campaign whose newest version is live."""
+    rows = await store.query_rows(
+        "SELECT org, id FROM campaigns GROUP BY org, id"
+        " HAVING argMax(status, version) = 'live' LIMIT {limit:UInt32}",
+        {"limit": limit},
+    )
+    return {(org, campaign_id) for org, campaign_id in rows}
+
+
+async def campaign_organisations(store: Store, limit: int) -> list[str]:
+    """Up to `limit` organisations that own campaigns."""
+    rows = await store.query_rows(
+        "SELECT DISTINCT org FROM campaigns LIMIT {n:UInt32}", {"n": limit}
+    )
+    return [org for (org,) in rows]
+
+
+async def count_campaign_rows(store: Store) -> int:
+    """How many campaign versions the store holds."""
+    rows = await store.query_rows("SELECT count() FROM campaigns")
+    return int(rows[0][0])

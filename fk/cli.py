@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -69,7 +70,7 @@ async def _serve(
     from faust.contrib.asgi import faust_app_running
 
     from api.main import create_app
-    from core.clickhouse import Store, server_tls
+    from core.clickhouse import Store, StoreError, server_tls
     from core.kafka import client_security, ensure_topics
     from core.ledger import CampaignLedger
     from core.rollups import EngagementRollups
@@ -139,6 +140,8 @@ async def _serve(
             access_log=False,
         )
         server = uvicorn.Server(config)
+        # The store's threads and clients open while the worker joins its groups.
+        warmed = asyncio.create_task(asyncio.to_thread(store.warm))
         frozen = asyncio.create_task(_freeze_once_started(server))
         announced = asyncio.create_task(
             _announce_when_ready(server, settings, banner, worker=worker, demo=demo)
@@ -148,6 +151,8 @@ async def _serve(
         finally:
             frozen.cancel()
             announced.cancel()
+            with contextlib.suppress(StoreError):
+                await warmed
     finally:
         await ledger.stop()
         await producer.stop()
@@ -401,6 +406,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         tls=server_tls(settings),
         default_org=settings.default_org,
     )
+    store.warm()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=settings.api_host)
     app = create_faust_app(settings, store)
