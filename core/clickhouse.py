@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import clickhouse_connect
 import pyarrow as pa
@@ -80,8 +81,9 @@ CHDB_OPTIONS = {
 
 @dataclass(frozen=True, slots=True)
 class ServerTls:
-    """How an https:// store URL's certificate is checked: against `ca_file` (PEM; the system's
-    authorities when None), or not at all when `verify` is False. http:// URLs ignore it."""
+    """How an https:// (or clickhouse+https://, clickhouses://) store URL's certificate is
+    checked: against `ca_file` (PEM; the system's authorities when None), or not at all when
+    `verify` is False. http:// URLs ignore it."""
 
     ca_file: str | None = None
     verify: bool = True
@@ -102,11 +104,6 @@ def _connect(
                 " pip install 'fk-platform[embedded]', or set FK_CLICKHOUSE_URL to a server"
             )
         return clickhouse_connect.get_client(dsn=url, database=database, chdb_options=CHDB_OPTIONS)
-    secure: dict[str, Any] = {}
-    if url.startswith("https://"):
-        secure = {"secure": True, "verify": tls.verify}
-        if tls.ca_file:
-            secure["ca_cert"] = tls.ca_file
     return clickhouse_connect.get_client(
         dsn=url,
         database=database,
@@ -114,7 +111,28 @@ def _connect(
         password=password,
         connect_timeout=5,
         send_receive_timeout=30,
-        **secure,
+        **_transport(url, tls),
+    )
+
+
+_TLS_SCHEMES = frozenset({"https", "clickhouse+https", "clickhouses"})
+_PLAIN_SCHEMES = frozenset({"http", "clickhouse+http", "clickhouse"})
+
+
+def _transport(url: str, tls: ServerTls) -> dict[str, Any]:
+    """How a server URL is reached: its scheme alone decides between TLS and plain HTTP (the
+    driver would otherwise guess TLS from port 8443 or 443, unverified against our CA file)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in _TLS_SCHEMES:
+        options: dict[str, Any] = {"interface": "https", "secure": True, "verify": tls.verify}
+        if tls.ca_file:
+            options["ca_cert"] = tls.ca_file
+        return options
+    if scheme in _PLAIN_SCHEMES:
+        return {"interface": "http"}
+    raise StoreUnavailable(
+        f"FK_CLICKHOUSE_URL: unknown scheme {scheme!r} (chdb://, http://, https:// or"
+        " clickhouse+https://)"
     )
 
 

@@ -92,7 +92,10 @@ class Settings(BaseSettings):
     # ClickHouse
     clickhouse_url: str | None = Field(
         default=None,
-        description="chdb:///abs/path or http(s)://host:8123; default chDB in data_dir.",
+        description=(
+            "chdb:///abs/path, http://host:8123 or, with TLS, https://host:8443 (also"
+            " clickhouse+https://); default chDB in data_dir."
+        ),
     )
     clickhouse_database: str = "fk"
     clickhouse_user: str = "default"

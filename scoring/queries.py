@@ -99,15 +99,20 @@ _CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
     order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",
 )
 
-# What the top-performers answer is computed from: engagement rows, campaign owners (scope) and
-# creator attributes. Inserts add parts with new block numbers and deletes change row counts;
-# merges change neither. (Nothing of ours updates rows in place: an ALTER UPDATE would go
-# unnoticed until the next insert.) Metadata only: a few milliseconds.
+# What the top-performers answer is computed from: engagement rows, the per-post totals and
+# follower gauges their materialized views keep, campaign owners (scope) and creator
+# attributes. Inserts add parts with new block numbers and deletes change row counts; merges
+# change neither, except the row counts of the two aggregated tables (so theirs are left out).
+# The views' parts are committed after the events' part of the same insert: a scoring that
+# read in between is told apart by their block numbers. (Nothing of ours updates rows in
+# place: an ALTER UPDATE would go unnoticed until the next insert.) Metadata only: a few
+# milliseconds.
 _TOP_VERSION_SQL = """
-SELECT table, max(max_block_number), sum(rows)
+SELECT table, max(max_block_number),
+       if(table IN ('post_totals', 'creator_followers'), 0, sum(rows))
 FROM system.parts
 WHERE database = currentDatabase() AND active
-  AND table IN ('engagement_events', 'campaigns', 'creators')
+  AND table IN ('engagement_events', 'post_totals', 'creator_followers', 'campaigns', 'creators')
 GROUP BY table ORDER BY table
 """
 

@@ -85,6 +85,9 @@ def create_faust_app(
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
         producer_max_request_size=MAX_REQUEST,
         broker_credentials=broker_credentials(settings),
+        # The topics Faust creates itself (the campaign table's changelog, its assignor's
+        # leader topic) are replicated as those `fk init` creates.
+        topic_replication_factor=settings.kafka_replication_factor,
     )
 
     # The engagement consumer tells the rollups of every stored row: their per-minute buckets

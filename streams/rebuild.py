@@ -23,10 +23,10 @@ from core.clickhouse import Store
 from core.kafka import client_security
 from core.repositories import campaigns as campaign_store
 from core.repositories import engagement as engagement_store
-from core.repositories import insights as insight_store
 from core.settings import Settings
-from schemas.campaigns import CAMPAIGN_EVENT, CampaignEvent
-from schemas.insights import INSIGHT_EVENT, CampaignInsight
+from schemas.campaigns import CampaignEvent
+from schemas.insights import CampaignInsight
+from streams.agents.campaigns import decode_campaign_message, project
 from streams.agents.engagement import EngagementConsumer
 from streams.transforms import Rejection
 
@@ -202,27 +202,21 @@ async def _replay_campaigns(
 async def _store_campaign_records(
     target: Store, records: list[ConsumerRecord[bytes, bytes]], report: RebuildReport
 ) -> None:
-    versions: list[CampaignEvent] = []
-    insights: list[CampaignInsight] = []
+    """As the campaign projection stores them (its webhook deliveries left out: they went out
+    when the events were new)."""
+    events: list[CampaignEvent | CampaignInsight] = []
     for record in records:
-        value = record.value or b""
         try:
-            versions.append(CAMPAIGN_EVENT.validate_json(value))
-            continue
-        except ValidationError:
-            pass
-        try:
-            insights.append(INSIGHT_EVENT.validate_json(value))
+            events.append(decode_campaign_message(record.value or b""))
         except ValidationError:
             report.skipped += 1
             log.warning(
                 "rebuild.bad_campaign_event", partition=record.partition, offset=record.offset
             )
-    await campaign_store.insert_campaigns(target, [e.current for e in versions])
-    await insight_store.insert_insights(target, insights)
+    await project(target, events)
     report.campaign_events += len(records)
-    report.campaign_versions += len(versions)
-    report.insights += len(insights)
+    report.campaign_versions += sum(isinstance(e, CampaignEvent) for e in events)
+    report.insights += sum(isinstance(e, CampaignInsight) for e in events)
 
 
 class _Replaying(EngagementConsumer):

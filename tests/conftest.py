@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faust.contrib.asgi import faust_app_running
 
 from api.main import create_app
@@ -303,6 +305,29 @@ async def wait_until(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+async def topic_layout(
+    bootstrap: str, names: Sequence[str]
+) -> dict[str, tuple[set[int], dict[str, str]]]:
+    """Per topic, the replica counts of its partitions and the configs the broker reports for it
+    (the embedded broker reports those set when the topic was created)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(names))
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    replicas = {t["topic"]: {len(p["replicas"]) for p in t["partitions"]} for t in described}
+    configs = {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for response in responses
+        for resource in response.resources
+    }
+    return {name: (replicas[name], configs[name]) for name in names}
 
 
 async def read_dead_letters(

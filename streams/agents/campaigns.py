@@ -10,7 +10,7 @@ events published before this worker got the partition are looked up) are not fan
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,29 @@ from streams.deliveries import fan_out
 from streams.stalls import StallWatch, awaiting
 
 log = structlog.get_logger(__name__)
+
+
+def decode_campaign_message(value: bytes) -> CampaignEvent | CampaignInsight:
+    """A message of `campaign-events`: a campaign's new version, or an insight (which changes no
+    campaign). Raises the campaign event's ValidationError when it is neither."""
+    try:
+        return CAMPAIGN_EVENT.validate_json(value)
+    except ValidationError as exc:
+        try:
+            return INSIGHT_EVENT.validate_json(value)
+        except ValidationError:
+            raise exc from None
+
+
+async def project(store: Store, events: Sequence[CampaignEvent | CampaignInsight]) -> None:
+    """The store's views of `campaign-events`: the insights and every campaign version. The
+    projection stores them once a batch's deliveries are stored; `fk rebuild` replays them."""
+    await insight_store.insert_insights(
+        store, [e for e in events if isinstance(e, CampaignInsight)]
+    )
+    await campaign_store.insert_campaigns(
+        store, [e.current for e in events if isinstance(e, CampaignEvent)]
+    )
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -191,18 +214,13 @@ class CampaignConsumer(mode.Service):
         for tp, records in batch.items():
             metrics.CAMPAIGN_EVENTS_CONSUMED.inc(len(records))
             for record in records:
-                event: CampaignEvent | CampaignInsight
                 try:
-                    event = CAMPAIGN_EVENT.validate_json(record.value or b"")
+                    event = decode_campaign_message(record.value or b"")
                 except ValidationError as exc:
-                    try:
-                        # Insights change no campaign: delivered and logged, not projected.
-                        event = INSIGHT_EVENT.validate_json(record.value or b"")
-                    except ValidationError:
-                        # Only the ledger and the insights agent write this topic; a bad
-                        # message is a bug to see, not retry.
-                        log.error("campaigns.bad_event", offset=record.offset, error=str(exc)[:300])
-                        continue
+                    # Only the ledger and the insights agent write this topic; a bad message
+                    # is a bug to see, not retry.
+                    log.error("campaigns.bad_event", offset=record.offset, error=str(exc)[:300])
+                    continue
                 events.append((tp.partition, event))
                 if record.timestamp <= assigned_at_ms:
                     # Published before we owned the partition: a previous owner may have handled
@@ -225,12 +243,7 @@ class CampaignConsumer(mode.Service):
         await webhook_store.insert_delivery_states(
             self.store, [webhook_store.DeliveryState(d, "pending", "", 0) for d in fresh]
         )
-        await insight_store.insert_insights(
-            self.store, [e for _, e in events if isinstance(e, CampaignInsight)]
-        )
-        await campaign_store.insert_campaigns(
-            self.store, [e.current for _, e in events if isinstance(e, CampaignEvent)]
-        )
+        await project(self.store, [e for _, e in events])
         STORED.advance(
             self.settings.campaign_topic,
             {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},

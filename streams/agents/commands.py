@@ -229,6 +229,9 @@ def add_campaign_agent(
         partitions=settings.campaign_partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
         help="Every campaign's newest state, its Idempotency-Key and its last command.",
+        # Faust creates the changelog: replicated as the platform's topics (the replication
+        # factor is the app's `topic_replication_factor`).
+        extra_topic_configs={"min.insync.replicas": str(settings.kafka_min_insync_replicas)},
     )
     agent = CampaignAgent(app, settings, store, table, sole_writer=sole_writer)
     commands = app.topic(

@@ -3,6 +3,7 @@ producers, consumers and admin clients, and the Faust app's), topics get the con
 replication factor and min.insync.replicas, and an https:// store URL is verified as set."""
 
 import ast
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,16 +16,21 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 import core.clickhouse
 import core.kafka
 from api.main import create_app
-from core.clickhouse import ServerTls, Store, server_tls
+from core.clickhouse import ServerTls, Store, StoreUnavailable, server_tls
 from core.kafka import TopicSpec, client_security, ensure_topics
+from core.ledger import CampaignLedger
 from core.rollups import MinuteRollups
 from core.settings import Settings
+from streams.agents.campaigns import CampaignClock, CampaignConsumer
+from streams.agents.commands import TABLE
 from streams.agents.engagement import EngagementConsumer
-from streams.agents.insights import RollupPublisher
+from streams.agents.insights import InsightsDetector, RollupPublisher
 from streams.agents.webhooks import Dispatcher
 from streams.app import broker_credentials, create_faust_app
+from streams.rebuild import rebuild
+from streams.replay import Message, produce
 from streams.topics import platform_topics
-from tests.conftest import make_settings
+from tests.conftest import make_settings, topic_layout
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
@@ -178,6 +184,33 @@ async def test_the_embedded_broker_takes_the_topic_settings(settings: Settings) 
     )
 
 
+async def test_the_topics_faust_creates_are_replicated_as_the_platforms(
+    settings: Settings, store: Store
+) -> None:
+    """The campaign table's changelog (and the assignor's leader topic) are created by Faust
+    when the worker starts, not by `fk init`: they get the same replication factor and
+    min.insync.replicas, read back from the embedded broker (which records what it is asked)."""
+    app = create_faust_app(cluster(), store=None)  # type: ignore[arg-type]
+    assert app.conf.topic_replication_factor == 3
+    assert app.tables[TABLE].changelog_topic.config["min.insync.replicas"] == "2"
+
+    app = create_faust_app(
+        settings.model_copy(update={"kafka_replication_factor": 3, "kafka_min_insync_replicas": 2}),
+        store,
+    )
+    changelog = app.tables[TABLE].changelog_topic
+    try:
+        await changelog.declare()
+    finally:
+        await app.producer.stop()
+    ((name, (replicas, configs)),) = (
+        await topic_layout(settings.bootstrap, [changelog.get_topic_name()])
+    ).items()
+    assert name.startswith(settings.faust_app_id)
+    assert replicas == {3}
+    assert configs["min.insync.replicas"] == "2"
+
+
 @pytest.mark.parametrize(
     ("overrides", "refusal"),
     [
@@ -199,19 +232,50 @@ def test_https_store_urls_are_verified_as_set(monkeypatch: pytest.MonkeyPatch) -
     core.clickhouse._connect("https://ch.example:8443", "fk", "fk", "pw", tls)
     core.clickhouse._connect("https://ch.example:8443", "fk", "fk", "pw", ServerTls(verify=False))
     core.clickhouse._connect("http://clickhouse:8123", "fk", "fk", "pw", tls)
-    assert built[0]["secure"] is True
-    assert built[0]["verify"] is True
-    assert built[0]["ca_cert"] == "/etc/fk/ca.pem"
-    assert built[1]["verify"] is False
-    assert "ca_cert" not in built[1]
-    assert "secure" not in built[2]
+    core.clickhouse._connect("clickhouse+https://ch.example:8443", "fk", "fk", "pw", tls)
+    core.clickhouse._connect("clickhouses://ch.example", "fk", "fk", "pw", tls)
+    # Port 8443 says TLS to the driver; the URL's scheme decides instead.
+    core.clickhouse._connect("http://ch.example:8443", "fk", "fk", "pw", tls)
+    https, unverified, plain, sqlalchemy_style, short, plain_8443 = built
+    for secure in (https, sqlalchemy_style, short):
+        assert secure["interface"] == "https"
+        assert secure["secure"] is True
+        assert secure["verify"] is True
+        assert secure["ca_cert"] == "/etc/fk/ca.pem"
+    assert unverified["verify"] is False
+    assert "ca_cert" not in unverified
+    for insecure in (plain, plain_8443):
+        assert insecure["interface"] == "http"
+        assert "secure" not in insecure
+    with pytest.raises(StoreUnavailable, match="unknown scheme 'tcp'"):
+        core.clickhouse._connect("tcp://ch.example:9000", "fk", "fk", "pw", tls)
+
+
+def test_the_driver_reaches_an_https_store_over_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the driver makes of those options (it connects to nothing until queried)."""
+    from clickhouse_connect.driver.httpclient import HttpClient
+
+    seen: list[dict[str, Any]] = []
+
+    def recording(self: Any, interface: str, host: str, port: int, *_: Any, **kw: Any) -> None:
+        seen.append({"interface": interface, "port": port, **kw})
+        raise StoreUnavailable("recorded")
+
+    monkeypatch.setattr(HttpClient, "__init__", recording)
+    for url in ("clickhouse+https://ch.example", "http://ch.example:8443"):
+        with pytest.raises(StoreUnavailable):
+            core.clickhouse._connect(url, "fk", "fk", "pw", ServerTls("/etc/fk/ca.pem"))
+    tls, plain = seen
+    assert (tls["interface"], tls["port"], tls["ca_cert"]) == ("https", 8443, "/etc/fk/ca.pem")
+    assert (plain["interface"], plain["port"]) == ("http", 8443)
 
 
 async def test_the_services_build_their_clients_with_the_security_options(
     settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The clients the workers and the API construct, recorded as they are built; none
-    connects (`start` refuses here)."""
+    """Every Kafka client the workers, the API, `fk init`, `fk replay` and `fk rebuild`
+    construct, recorded as it is built through the product's own code; none connects (`start`
+    refuses here)."""
     built: list[Any] = []
 
     class Refused(Exception):
@@ -220,7 +284,7 @@ async def test_the_services_build_their_clients_with_the_security_options(
     async def refuse(self: object) -> None:
         raise Refused
 
-    for cls in (AIOKafkaProducer, AIOKafkaConsumer):
+    for cls in (AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaAdminClient):
         original = cls.__init__
 
         def recording(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
@@ -237,25 +301,66 @@ async def test_the_services_build_their_clients_with_the_security_options(
             "kafka_sasl_password": "pw",
         }
     )
+    security = client_security(secured)
     dispatcher = Dispatcher(secured, store)
     app = create_app(secured, store=store)
-    starts = [
-        EngagementConsumer(secured, store).on_start(),  # its consumer and dead-letter producer
-        dispatcher.on_start(),  # its producer and webhook-commands consumer
-        RollupPublisher(secured, MinuteRollups()).on_start(),
-    ]
+    command_client = AIOKafkaProducer(bootstrap_servers=secured.bootstrap, **security)
+
+    async def no_messages() -> AsyncIterator[Message]:
+        return
+        yield
+
+    # What each builds: P a producer, C a consumer, A an admin client.
+    starts = {
+        "engagement consumer, dead-letter producer": (
+            EngagementConsumer(secured, store).on_start(),
+            "PC",
+        ),
+        "dispatcher producer, webhook-commands consumer": (dispatcher.on_start(), "PC"),
+        "rollup publisher": (RollupPublisher(secured, MinuteRollups()).on_start(), "P"),
+        "insight events producer": (InsightsDetector(secured, store).start(), "P"),
+        "campaign projection": (CampaignConsumer(secured, store, dispatcher).on_start(), "C"),
+        "campaign clock producer": (CampaignClock(secured, store, dispatcher).on_start(), "P"),
+        "command client replies": (CampaignLedger(secured, store, command_client).start(), "C"),
+        "fk replay": (
+            produce(secured.bootstrap, secured.engagement_topic, no_messages(), security=security),
+            "P",
+        ),
+        "fk rebuild": (rebuild(secured, store, timeout=1), "C"),
+    }
+    kind = {AIOKafkaProducer: "P", AIOKafkaConsumer: "C", AIOKafkaAdminClient: "A"}
+
+    def built_since(before: int) -> str:
+        return "".join(sorted(kind[type(client)] for client in built[before:]))
+
     try:
-        for starting in starts:
+        for what, (starting, expected) in starts.items():
+            before = len(built)
             with pytest.raises(Refused):
                 await starting
+            assert built_since(before) == "".join(sorted(expected)), what
+        before = len(built)
         with pytest.raises(Refused):
             async with app.router.lifespan_context(app):  # the API's producer
                 pass
-        assert len(built) == 6
-        for client in built:
+        assert built_since(before) == "P"
+        before = len(built)
+        with pytest.raises(TimeoutError):  # `fk init` and `fk up`
+            await ensure_topics(
+                secured.bootstrap, platform_topics(secured), timeout=0, security=security
+            )
+        assert built_since(before) == "A"
+        # The Faust app's producer and its worker consumer, as its transport builds them.
+        faust_app = create_faust_app(secured, store)
+        faust_clients = [
+            faust_app.producer._new_producer(),
+            faust_app.consumer._thread._create_worker_consumer(faust_app.transport),
+        ]
+        assert [type(c) for c in faust_clients] == [AIOKafkaProducer, AIOKafkaConsumer]
+        for client in built + faust_clients:
             assert security_of(client) == ("SASL_SSL", "SCRAM-SHA-256", "svc", True)
     finally:
         for client in built:
-            await client.stop()
+            await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
         if dispatcher.client is not None:
             await dispatcher.client.aclose()

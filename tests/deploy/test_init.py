@@ -13,6 +13,7 @@ from core.kafka import EmbeddedBroker
 from core.settings import Settings
 from fk.cli import initialise
 from streams.topics import platform_topics
+from tests.conftest import make_settings, topic_layout
 from tests.processes import REPO
 
 
@@ -64,17 +65,30 @@ def _fk_init(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_the_command_reports_what_it_did_and_is_idempotent(
+async def test_the_command_reports_what_it_did_and_is_idempotent(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     env = {
         "FK_KAFKA_BOOTSTRAP": broker.bootstrap,
         "FK_TOPIC_PREFIX": f"init-{tmp_path.name}-",
         "FK_CLICKHOUSE_URL": f"chdb://{tmp_path / 'store'}",
+        # A real cluster's values: the embedded broker (one node) records the replication
+        # factor it is asked for and reports it back, as it does min.insync.replicas.
+        "FK_KAFKA_REPLICATION_FACTOR": "3",
+        "FK_KAFKA_MIN_INSYNC_REPLICAS": "2",
     }
     first = _fk_init(env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"init-{tmp_path.name}-engagement-events" in first.stdout
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, topic_prefix=env["FK_TOPIC_PREFIX"])
+    names = [t.name for t in platform_topics(settings)]
+    layout = await topic_layout(broker.bootstrap, names)
+    for name in names:
+        replicas, configs = layout[name]
+        assert replicas == {3}, name
+        assert configs["min.insync.replicas"] == "2", name
+    assert layout[settings.campaign_topic][1]["retention.ms"] == "-1"
+    assert "retention.ms" not in layout[settings.engagement_topic][1]  # the cluster's default
     assert "0001_engagement_events.sql" in first.stdout
     assert "read-only user: none (the embedded store has no users)" in first.stdout
     second = _fk_init({**env, "FK_CLICKHOUSE_READER_PASSWORD": "r" * 32}, tmp_path)

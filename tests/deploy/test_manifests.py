@@ -146,3 +146,27 @@ def test_render_runs_the_worker_as_a_background_worker(render: dict[str, Any]) -
     env = render_env(render, worker)
     check_environment(env)
     assert 1 <= worker["numInstances"] <= int(env["FK_ENGAGEMENT_PARTITIONS"]["value"])
+
+
+TOPIC_SETTINGS = {
+    "FK_ENGAGEMENT_PARTITIONS": "12",
+    "FK_KAFKA_REPLICATION_FACTOR": "3",
+    "FK_KAFKA_MIN_INSYNC_REPLICAS": "2",
+    "FK_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+}
+
+
+def test_every_process_that_may_create_topics_creates_them_alike(render: dict[str, Any]) -> None:
+    """`fk init`, `fk api` and `fk worker` each create missing topics (and the worker Faust's
+    own): whichever starts first, a managed cluster gets three replicas, acks=all waiting for
+    two, over SASL_SSL, and the workers' partitions."""
+    job = load(CLOUDRUN / "init-job.yaml")
+    (init,) = job["spec"]["template"]["spec"]["template"]["spec"]["containers"]
+    environments = {
+        "cloudrun init": env_of(init),
+        "cloudrun api": env_of(cloudrun_container("api")[1]),
+        "cloudrun worker": env_of(cloudrun_container("worker")[1]),
+        **{f"render {s['name']}": render_env(render, s) for s in render["services"]},
+    }
+    for where, env in environments.items():
+        assert {name: env[name].get("value") for name in TOPIC_SETTINGS} == TOPIC_SETTINGS, where

@@ -2,6 +2,8 @@
 `engagement-events` answers the API as the live one does; a database that is not fresh, and
 topics that retention has cut, are refused."""
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -139,6 +141,150 @@ async def test_the_rebuilt_store_answers_as_the_live_one(
     finally:
         rebuilt.command_sync(f"DROP DATABASE IF EXISTS `{rebuilt_settings.clickhouse_database}`")
         rebuilt.close()
+
+
+PLATFORM_ANSWERS = [
+    "/campaigns",
+    "/campaigns?status=live",
+    "/campaigns/cmp_p1",
+    "/campaigns/cmp_p2",
+    "/campaigns/cmp_p3",
+    "/activity/campaigns?limit=100",
+    "/campaigns/cmp_p1/metrics",
+    "/campaigns/cmp_p2/metrics",
+    "/influencers/inf_p0/metrics",
+    "/influencers/inf_p3/metrics",
+    "/engagement/campaigns",
+    "/top-performers?campaignId=cmp_p1",
+    "/top-performers?platform=tiktok",
+    "/top-performers",
+    "/trends/hashtags",
+]
+
+
+def timeless(body: Any) -> Any:
+    """A body without the moment it was answered at (`asOf`)."""
+    if isinstance(body, dict):
+        return {k: timeless(v) for k, v in body.items() if k != "asOf"}
+    if isinstance(body, list):
+        return [timeless(v) for v in body]
+    return body
+
+
+async def answers(api: httpx.AsyncClient) -> dict[str, tuple[int, str | None, Any]]:
+    """Each path's status, ETag and body, once the campaign's ranking counts every view its
+    metrics count (a ranking may be served up to one scoring old)."""
+
+    async def answered() -> dict[str, tuple[int, str | None, Any]] | None:
+        responses = {path: await api.get(path) for path in PLATFORM_ANSWERS}
+        bodies = {
+            p: (r.status_code, r.headers.get("etag"), timeless(r.json()))
+            for p, r in responses.items()
+        }
+        ranked = bodies["/top-performers?campaignId=cmp_p1"][2]["items"]
+        views = bodies["/campaigns/cmp_p1/metrics"][2]["total"]["views"]
+        return bodies if sum(item["views"] for item in ranked) == views else None
+
+    settled: dict[str, tuple[int, str | None, Any]] = await wait_until(answered, timeout=30)
+    return settled
+
+
+@pytest.mark.usefixtures("pipeline", "orchestrator", "campaign_agent")
+async def test_fk_rebuild_of_what_the_platform_was_sent_answers_as_the_live_store(
+    settings: Settings,
+    store: Store,
+    client: httpx.AsyncClient,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Campaign commands and events through the API, the live workers storing them; then
+    `fk rebuild` into a new database, and the API on it answers every read as on the live one,
+    and the campaigns table holds the same newest versions."""
+
+    async def command(method: str, path: str, version: int | None = None, **body: Any) -> int:
+        headers = {"If-Match": f'"{version}"'} if version else {}
+        response = await client.request(method, path, json=body, headers=headers)
+        assert response.status_code in (200, 201), response.text
+        new_version: int = response.json()["version"]
+        return new_version
+
+    v = await command("POST", "/campaigns", id="cmp_p1", name="Spring", budget=1000)
+    v = await command("PATCH", "/campaigns/cmp_p1", v, name="Spring launch", platforms=["tiktok"])
+    for status in ("scheduled", "live"):
+        v = await command("PATCH", "/campaigns/cmp_p1", v, status=status)
+    v = await command("POST", "/campaigns", id="cmp_p2", name="Autumn", brand="Acme")
+    for status in ("scheduled", "cancelled"):
+        v = await command("PATCH", "/campaigns/cmp_p2", v, status=status)
+    await command("POST", "/campaigns", id="cmp_p3", name="Draft only")
+
+    now_ms = int(time.time() * 1000)
+    events = [
+        make_event(
+            campaignId=f"cmp_p{1 + i % 2}",
+            influencerId=f"inf_p{i % 4}",
+            platform=("tiktok", "instagram")[i % 2],
+            postId=f"post_{i % 7}",
+            # Spread over two days (the hour, day and total windows differ), a second apart.
+            timestamp=now_ms - (i % 5) * 11 * 3600_000 - 60_000 - i * 1000,
+            views=100 + i,
+            likes=i % 13,
+            comments=i % 3,
+            shares=i % 2,
+            followers=1000 + i,
+            hashtags=[("spring", "launch", "acme")[i % 3]],
+        )
+        for i in range(150)
+    ]
+    for batch in (events[:100], events[100:], events[:20]):  # the last 20 again: counted once
+        response = await client.post("/events", json=batch)
+        assert response.status_code == 202, response.text
+
+    def newest(st: Store) -> list[tuple[Any, ...]]:
+        """Each campaign's newest version (the table keeps the newest once its parts merge)."""
+        return st.query_rows_sync(
+            "SELECT org, id, max(version), argMax(status, version), argMax(body, version)"
+            " FROM campaigns GROUP BY org, id ORDER BY org, id"
+        )
+
+    def stored() -> tuple[Any, ...]:
+        ((count,),) = store.query_rows_sync("SELECT count() FROM engagement_events")
+        return count, [(org, id_, version) for org, id_, version, *_ in newest(store)]
+
+    complete = (150, [("acme", "cmp_p1", 4), ("acme", "cmp_p2", 3), ("acme", "cmp_p3", 1)])
+    await wait_until(lambda: stored() == complete, timeout=30)
+    async with api(settings, store, token) as live:
+        expected = await answers(live)
+    assert expected["/campaigns/cmp_p1"][:2] == (200, '"4"')
+    assert expected["/campaigns/cmp_p1/metrics"][2]["total"]["events"] == 75
+    assert expected["/top-performers"][2]["items"]
+    assert expected["/trends/hashtags"][2]["items"]
+
+    target = f"{settings.clickhouse_database}_replayed"
+    # Messages without an `fk-org` header would land in `demo`: the API's carry the header.
+    monkeypatch.setattr(
+        cli, "_settings", lambda: settings.model_copy(update={"default_org": "demo"})
+    )
+    try:
+        # The command runs its own event loop, beside the live workers'.
+        rebuilding = ["rebuild", "--database", target, "--timeout", "60"]
+        assert await asyncio.to_thread(cli.main, rebuilding) == 0
+        out = capsys.readouterr().out
+        printed = orjson.loads(out[out.index("{\n") :])
+        # 8 campaign versions; 150 events sent 170 times (duplicates are counted once).
+        assert (printed["campaignVersions"], printed["engagementRecords"]) == (8, 170)
+        rebuilt_settings = settings.model_copy(update={"clickhouse_database": target})
+        rebuilt = Store.open(settings.store_url, target, migrate=False)
+        try:
+            async with api(rebuilt_settings, rebuilt, token) as replayed:
+                assert await answers(replayed) == expected
+            assert newest(rebuilt) == newest(store)
+        finally:
+            rebuilt.close()
+    finally:
+        Store.open(settings.store_url, target, migrate=False).command_sync(
+            f"DROP DATABASE IF EXISTS `{target}`"
+        )
 
 
 async def test_topics_cut_by_retention_are_refused_unless_partial_is_allowed(
