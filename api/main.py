@@ -42,7 +42,7 @@ from api.routes import (
 )
 from briefs.service import BriefService
 from core.changes import CAMPAIGN_WRITES, ENGAGEMENT_WRITES, engagement_and_campaign_writes
-from core.clickhouse import Store, StoreError, server_tls
+from core.clickhouse import Store, StoreError
 from core.coalesce import Gathered
 from core.kafka import client_security
 from core.ledger import CampaignLedger
@@ -166,19 +166,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
-        st = (
-            store
-            if store is not None
-            else await asyncio.to_thread(
-                Store.open,
-                settings.store_url,
-                settings.clickhouse_database,
-                user=settings.clickhouse_user,
-                password=settings.clickhouse_password,
-                tls=server_tls(settings),
-                default_org=settings.default_org,
-            )
-        )
+        st = store if store is not None else await asyncio.to_thread(Store.from_settings, settings)
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap,
             **client_security(settings),

@@ -238,6 +238,27 @@ class Store:
             store.migrate(default_org=default_org)
         return store
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        url: str | None = None,
+        database: str | None = None,
+        migrate: bool = True,
+    ) -> "Store":
+        """`open` with the settings' store (`FK_CLICKHOUSE_*`), or another `url` / `database`
+        reached with the same credentials and TLS."""
+        return cls.open(
+            url or settings.store_url,
+            database or settings.clickhouse_database,
+            user=settings.clickhouse_user,
+            password=settings.clickhouse_password,
+            tls=server_tls(settings),
+            default_org=settings.default_org,
+            migrate=migrate,
+        )
+
     def migrate(self, directory: Path = MIGRATIONS_DIR, *, default_org: str = "demo") -> list[str]:
         """Apply every numbered `NNNN_*.sql` file not applied yet, in order; return their names.
 

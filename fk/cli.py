@@ -70,7 +70,7 @@ async def _serve(
     from faust.contrib.asgi import faust_app_running
 
     from api.main import create_app
-    from core.clickhouse import Store, StoreError, server_tls
+    from core.clickhouse import Store, StoreError
     from core.kafka import client_security, ensure_topics
     from core.ledger import CampaignLedger
     from core.rollups import EngagementRollups
@@ -80,15 +80,7 @@ async def _serve(
     await ensure_topics(
         settings.bootstrap, platform_topics(settings), security=client_security(settings)
     )
-    store = await asyncio.to_thread(
-        Store.open,
-        settings.store_url,
-        settings.clickhouse_database,
-        user=settings.clickhouse_user,
-        password=settings.clickhouse_password,
-        tls=server_tls(settings),
-        default_org=settings.default_org,
-    )
+    store = await asyncio.to_thread(Store.from_settings, settings)
     # One command client for the API and the worker's clock.
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2, **client_security(settings)
@@ -304,7 +296,7 @@ async def initialise(settings: Settings, *, timeout: float = 60.0) -> Initialise
     """Create the platform's topics with their explicit partition counts, apply pending store
     migrations and, on a ClickHouse server with FK_CLICKHOUSE_READER_PASSWORD set, provision
     the read-only reader Grafana queries as; every step is idempotent."""
-    from core.clickhouse import Store, server_tls
+    from core.clickhouse import Store
     from core.kafka import client_security, ensure_topics
     from core.reader import provision_reader
     from streams.topics import platform_topics
@@ -313,18 +305,10 @@ async def initialise(settings: Settings, *, timeout: float = 60.0) -> Initialise
     await ensure_topics(
         settings.bootstrap, topics, timeout=timeout, security=client_security(settings)
     )
-    store = await asyncio.to_thread(
-        Store.open,
-        settings.store_url,
-        settings.clickhouse_database,
-        user=settings.clickhouse_user,
-        password=settings.clickhouse_password,
-        tls=server_tls(settings),
-        migrate=False,
-    )
+    store = await asyncio.to_thread(Store.from_settings, settings, migrate=False)
     reader = None
     try:
-        applied = await asyncio.to_thread(store.migrate)
+        applied = await asyncio.to_thread(store.migrate, default_org=settings.default_org)
         # chDB (embedded) has no users: it refuses CREATE USER and GRANT.
         if settings.clickhouse_reader_password and not settings.store_url.startswith("chdb://"):
             await asyncio.to_thread(
@@ -393,19 +377,12 @@ def faust_worker(app: "faust.App", log_format: str) -> "faust.Worker":
 def cmd_worker(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
-    from core.clickhouse import Store, server_tls
+    from core.clickhouse import Store
     from core.metrics import watch_event_loop
     from streams.app import create_faust_app
 
     settings = _settings()
-    store = Store.open(
-        settings.store_url,
-        settings.clickhouse_database,
-        user=settings.clickhouse_user,
-        password=settings.clickhouse_password,
-        tls=server_tls(settings),
-        default_org=settings.default_org,
-    )
+    store = Store.from_settings(settings)
     store.warm()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=settings.api_host)
@@ -543,16 +520,9 @@ def cmd_etl(args: argparse.Namespace) -> int:
         print(f"fk etl: loading through the running platform at {base}", file=sys.stderr)
         return _etl_through_api(base, settings, path, outputs, args.org)
 
-    from core.clickhouse import Store, server_tls
+    from core.clickhouse import Store
 
-    store = Store.open(
-        settings.store_url,
-        settings.clickhouse_database,
-        user=settings.clickhouse_user,
-        password=settings.clickhouse_password,
-        tls=server_tls(settings),
-        default_org=settings.default_org,
-    )
+    store = Store.from_settings(settings)
     try:
         report = load_file(
             store,
@@ -573,7 +543,7 @@ def cmd_etl(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     import orjson
 
-    from core.clickhouse import Store, StoreError, server_tls
+    from core.clickhouse import Store, StoreError
     from streams.rebuild import RebuildRefused, rebuild
 
     settings = _settings()
@@ -594,14 +564,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        target = Store.open(
-            url,
-            database,
-            user=settings.clickhouse_user,
-            password=settings.clickhouse_password,
-            tls=server_tls(settings),
-            default_org=settings.default_org,
-        )
+        target = Store.from_settings(settings, url=url, database=database)
     except StoreError as exc:
         print(f"fk rebuild: {exc}", file=sys.stderr)
         return 1
