@@ -6,8 +6,12 @@ Each closed minute, for every scope at once (numpy over all scopes), the recent 
 15 minutes, its last 1 and 2 minutes, and each of the last two minutes alone, for a fast spike
 onset) is compared with a robust baseline: the median and MAD of the same-length windows in the
 2 hours before it, on values divided by the scope's hour-of-day profile once it has two days of
-history, with a Theil-Sen trend over the baseline's 15-minute windows. See docs/insights.md for
-the parameters and why.
+history, with a Theil-Sen trend over the baseline's 15-minute windows. The 2-minute window and
+the persistence rule (each of the last two minutes at z 3.0 and 1.9x expected) expect the mean
+of two levels: the baseline's, moved along its trend, and the recent window's own (its 13
+minutes before the last two), so a level that moved in the last hour is not read from a
+baseline up to 2 hours old. Every alert reports the window's observed and expected counts and
+its z. See docs/insights.md for the parameters and why.
 """
 
 import math
@@ -82,9 +86,13 @@ class DetectorConfig:
     spike_ratio: tuple[float, ...] = (2.1, 1.9, 1.7)
     # Persistence: the last two minutes each at this z and ratio or more (a spike lasts, a
     # noisy minute does not; reported as the 2-minute window). 0 turns it off.
-    spike_pair_z: float = 3.5
+    spike_pair_z: float = 3.0
     spike_pair_ratio: float = 1.9
     spike_min_excess: float = 20.0  # counts above expected, so tiny series do not alert
+    # The level the 2-minute window and the persistence rule expect: this share of
+    # it is the recent window's own level (its 13 minutes before the last two), the rest the
+    # baseline's level moved along its trend. 0: the baseline's alone.
+    recent_weight: float = 0.5
     stall_ratio: float = 0.4  # observed engagements at most this share of expected
     stall_z: float = 4.0
     rate_drop_ratio: float = 0.6  # engagement rate at most this share of its norm
@@ -435,10 +443,14 @@ class Detector:
             x = self._counts[metric, :n][:, columns].astype(np.float64)
             f = self._factors(n, minutes)
             f64 = np.ones_like(x) if f is None else f.astype(np.float64)
+            before = x[:, :-2].sum(axis=1) / np.maximum(f64[:, :-2].sum(axis=1), 1e-9)
+            a = cfg.recent_weight
             for w in sorted({*cfg.spike_windows, recent}):
                 center = minute - (w - 1) / 2
                 trend = np.clip(base.slope * (center - self._center), -base.level / 2, base.level)
                 level = np.maximum(base.level + trend, 0.0)
+                if a and w == 2:
+                    level = (1 - a) * level + a * before
                 fsum = f64[:, -w:].sum(axis=1)
                 exp = level * fsum
                 obs = x[:, -w:].sum(axis=1)
@@ -456,6 +468,8 @@ class Detector:
                     ),
                     0.0,
                 )
+                if a:
+                    level = (1 - a) * level + a * before
                 exp_pair = level[:, None] * f64[:, -2:]
                 obs_pair = x[:, -2:]
                 floor_pair = np.sqrt(exp_pair + 1.0 + (cfg.dispersion * exp_pair) ** 2)

@@ -176,3 +176,23 @@ def test_a_configuration_whose_windows_do_not_tile_the_baseline_is_refused() -> 
         DetectorConfig(spike_windows=(7,), spike_z=(6.0,), spike_ratio=(2.0,))
     with pytest.raises(ValueError, match="same length"):
         DetectorConfig(spike_windows=(1, 2), spike_z=(6.0,), spike_ratio=(2.0,))
+
+
+def test_3x_spikes_soon_after_the_audience_halved_are_flagged_within_2_minutes() -> None:
+    # Views halve 20 minutes before each spike: the 2-hour baseline still expects the old
+    # level, against which the spike is only 1.5x; the recent window's own level (half of what
+    # the 2-minute window expects) sees more of the 3x it is. 8 of these 20 were flagged within
+    # 2 minutes on the baseline's level alone.
+    drop = Injection("stall", 580, 70, 0.5)
+    spike = Injection("spike", 600, 20, 3.0)
+    series = {
+        campaign(f"c{seed}"): campaign_series(seed, 800, STEADY, (drop, spike), START)
+        for seed in range(30, 50)
+    }
+
+    insights = run(Detector(), series, 800)
+
+    onset = range(START + spike.start, START + spike.start + 2)  # its first 2 minutes
+    fast = [i for i in raised(insights, "spike") if i.at in onset]
+    assert len({i.scope for i in fast}) >= 15
+    assert all(i.observed > 1.9 * i.expected for i in fast)
