@@ -434,6 +434,15 @@ def _run_or_explain(main: Coroutine[None, None, None]) -> int:
     return 0
 
 
+def _existing_file(name: str, command: str) -> Path | None:
+    """`name` as a path, or None (said on stderr) when it is not a file."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    print(f"fk {command}: no such file: {path}", file=sys.stderr)
+    return None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -441,9 +450,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.replay import paced, produce, read_file
 
     settings = _settings()
-    path = Path(args.file)
-    if not path.is_file():
-        print(f"fk replay: no such file: {path}", file=sys.stderr)
+    path = _existing_file(args.file, "replay")
+    if path is None:
         return 2
     topic = args.topic or settings.engagement_topic
     with tqdm(unit="ev", desc=f"replay → {topic}", file=sys.stderr) as bar:
@@ -509,9 +517,8 @@ def cmd_etl(args: argparse.Namespace) -> int:
     from etl.loader import LoadRefused, Outputs, load_file
 
     settings = _settings()
-    path = Path(args.file)
-    if not path.is_file():
-        print(f"fk etl: no such file: {path}", file=sys.stderr)
+    path = _existing_file(args.file, "etl")
+    if path is None:
         return 2
     outputs = Outputs.beside(path, Path(args.out) if args.out else None)
     base = None if args.direct else _platform_answers(settings)
