@@ -233,8 +233,9 @@ class InsightsDetector:
 
     async def assign(self, partitions: Iterable[int]) -> None:
         """Judge the scopes of these rollup partitions only: the detector is rebuilt from the
-        store for them (rollups wait meanwhile). What it had learnt from rollups of minutes
-        after the store's last closed minute is read again from the store too."""
+        store for them (rollups wait meanwhile), as at a restart: every minute judged so far
+        is read from the store; rollups already read of the minute that closed in the last
+        seconds (not judged yet) are not read again."""
         async with self._assigning:
             owned = frozenset(partitions)
             if owned == self.owned and self.ready.is_set():
