@@ -7,9 +7,9 @@ Each closed minute, for every scope at once (numpy over all scopes), the recent 
 onset) is compared with a robust baseline: the median and MAD of the same-length windows in the
 2 hours before it, on values divided by the scope's hour-of-day profile once it has two days of
 history, with a Theil-Sen trend over the baseline's 15-minute windows. The 2-minute window and
-the persistence rule (each of the last two minutes at z 3.0 and 1.9x expected) expect the mean
-of two levels: the baseline's, moved along its trend, and the recent window's own (its 13
-minutes before the last two), so a level that moved in the last hour is not read from a
+the persistence rule (each of the last two minutes at z 3.0 and 1.8x expected) expect a blend
+of two levels: 0.3 of the baseline's, moved along its trend, and 0.7 of the recent window's own
+(its 13 minutes before the last two), so a level that moved in the last hour is not read from a
 baseline up to 2 hours old. Every alert reports the window's observed and expected counts and
 its z. See docs/insights.md for the parameters and why.
 """
@@ -87,12 +87,12 @@ class DetectorConfig:
     # Persistence: the last two minutes each at this z and ratio or more (a spike lasts, a
     # noisy minute does not; reported as the 2-minute window). 0 turns it off.
     spike_pair_z: float = 3.0
-    spike_pair_ratio: float = 1.9
+    spike_pair_ratio: float = 1.8
     spike_min_excess: float = 20.0  # counts above expected, so tiny series do not alert
     # The level the 2-minute window and the persistence rule expect: this share of
     # it is the recent window's own level (its 13 minutes before the last two), the rest the
     # baseline's level moved along its trend. 0: the baseline's alone.
-    recent_weight: float = 0.5
+    recent_weight: float = 0.7
     stall_ratio: float = 0.4  # observed engagements at most this share of expected
     stall_z: float = 4.0
     rate_drop_ratio: float = 0.6  # engagement rate at most this share of its norm
