@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from fastapi import FastAPI
 from faust.contrib.asgi import faust_app_running
 
 from api.main import create_app
@@ -270,15 +272,22 @@ def token(settings: Settings) -> str:
 async def client(
     settings: Settings, store: Store, topics: None, token: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, store=store)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
+    async with served(create_app(settings, store=store), token) as c:
+        yield c
+
+
+@asynccontextmanager
+async def served(app: FastAPI, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` started (its lifespan) and called over ASGI with `token`."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
             base_url="http://api",
             headers={"Authorization": f"Bearer {token}"},
-        ) as c:
-            yield c
+        ) as c,
+    ):
+        yield c
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from core.settings import Settings
 from etl.storage import PART_BYTES
 from tests.api.test_etl_uploads import CSV
 from tests.api.test_http import assert_problem
-from tests.conftest import wait_until
+from tests.conftest import served, wait_until
 
 _SERVED_HEADERS = (
     "content-type",
@@ -38,15 +38,7 @@ async def replica(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An API replica on `store` with `data_dir` for its disk, as acme."""
     app = create_app(settings.model_copy(update={"data_dir": data_dir}), store=store)
-    token = issue_token(settings.jwt_secret, org="acme")
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://api",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as client,
-    ):
+    async with served(app, issue_token(settings.jwt_secret, org="acme")) as client:
         yield client
 
 

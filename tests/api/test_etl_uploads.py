@@ -10,6 +10,7 @@ from core.auth import issue_token
 from core.clickhouse import Store
 from core.settings import Settings
 from tests.api.test_http import assert_problem
+from tests.conftest import served
 
 CSV = (
     "\ufeffcampaign_id,influencer_id,platform,post_id,views,likes,comments,shares,mood\r\n"
@@ -86,14 +87,7 @@ async def test_uploads_over_the_limit_are_413(
     settings: Settings, store: Store, topics: None, token: str
 ) -> None:
     app = create_app(settings.model_copy(update={"etl_max_upload_bytes": 1000}), store=store)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://api",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as c,
-    ):
+    async with served(app, token) as c:
         header = "campaignId,influencerId,platform,views,likes,comments,shares\n"
         slightly = header + "c,i,x,1,0,0,0\n" * 80  # ~1.1 kB: passes the body limit
         huge = header + "c,i,x,1,0,0,0\n" * 10_000  # ~140 kB: refused before reading
