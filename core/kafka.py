@@ -1,5 +1,6 @@
 """Kafka plumbing: the embedded Tansu broker as a child process (and how much memory it holds),
-the TLS and SASL options every client connects with, and explicit topic creation."""
+the TLS and SASL options every client connects with, explicit topic creation, and consumers
+that read partitions without holes (`core.contiguous`)."""
 
 import asyncio
 import contextlib
@@ -20,10 +21,15 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from core import contiguous
 from core.metrics import EMBEDDED_BROKER_RESIDENT_BYTES
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# Every consumer of a process that speaks Kafka through this module reads partitions without
+# holes (the embedded broker can answer a fetch with one under concurrent producers).
+contiguous.install()
 
 _PR_SET_PDEATHSIG = 1
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")

@@ -71,6 +71,12 @@ CONSUMER_RECONNECTS = Counter(
     "Times a stalled consumer dropped its broker connections to reconnect.",
     ["consumer"],
 )
+KAFKA_READ_HOLES = Counter(
+    "fk_kafka_read_holes_total",
+    "Holes in a fetched partition of a topic that is not compacted (core/contiguous.py):"
+    " refetched until filled, or skipped as gone after waiting.",
+    ["outcome"],
+)
 EMBEDDED_BROKER_RESIDENT_BYTES = Gauge(
     "fk_embedded_broker_resident_bytes",
     "Resident memory of the embedded broker this process runs (it keeps every message in"

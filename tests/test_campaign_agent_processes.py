@@ -8,12 +8,13 @@ ClickHouse server would be shared): the agents decide from their table, never fr
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -149,13 +150,21 @@ def shape(settings: Settings, topics: None, tmp_path: Path) -> Iterator[Shape]:
             process.stop()
 
 
-def _api(shape: Shape, n: int) -> httpx.AsyncClient:
+@pytest.fixture
+async def apis(shape: Shape) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """A client of each API process (closed whatever the test's outcome)."""
     token = issue_token(JWT_SECRET, org=ORG)
-    return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{shape.api_ports[n]}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                )
+            )
+            for port in shape.api_ports
+        ]
 
 
 def _partition(campaign_id: str, partitions: int) -> int:
@@ -191,9 +200,8 @@ async def _answers(api: httpx.AsyncClient) -> bool:
 
 
 async def test_one_of_a_hundred_concurrent_changes_at_one_version_wins_across_apis(
-    shape: Shape,
+    shape: Shape, apis: list[httpx.AsyncClient]
 ) -> None:
-    apis = [_api(shape, 0), _api(shape, 1)]
     await _ready(shape, apis)
     partitions = shape.settings.campaign_partitions
     ids: list[str] = []
@@ -219,8 +227,6 @@ async def test_one_of_a_hundred_concurrent_changes_at_one_version_wins_across_ap
     # Both workers' agents decided commands: the campaigns' partitions are split between them.
     assert shape.decided(0) > 0
     assert shape.decided(1) > 0
-    for api in apis:
-        await api.aclose()
 
 
 async def _events(settings: Settings, campaign_id: str) -> list[dict[str, Any]]:
@@ -248,9 +254,8 @@ async def _events(settings: Settings, campaign_id: str) -> list[dict[str, Any]]:
 
 
 async def test_a_killed_workers_campaigns_are_taken_over_from_the_changelog(
-    shape: Shape, settings: Settings
+    shape: Shape, settings: Settings, apis: list[httpx.AsyncClient]
 ) -> None:
-    apis = [_api(shape, 0), _api(shape, 1)]
     await _ready(shape, apis)
     campaign_id = f"cmp_kill_{uuid.uuid4().hex[:8]}"
     created = await apis[0].post("/campaigns", json={"name": "Kill", "id": campaign_id})
@@ -316,5 +321,3 @@ async def test_a_killed_workers_campaigns_are_taken_over_from_the_changelog(
     assert again.status_code == 201
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["id"] == keyed.json()["id"]
-    for api in apis:
-        await api.aclose()
