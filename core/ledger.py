@@ -58,7 +58,12 @@ class IdempotencyKeyReused(Exception):
 
 
 class CommandNotPublished(Exception):
-    """The broker did not acknowledge the event: nothing changed."""
+    """The broker did not take the command, or the agent could not decide it: nothing changed."""
+
+
+class CommandUnanswered(CommandNotPublished):
+    """No answer within the command timeout: the command may still be decided, so a retry with
+    the same Idempotency-Key or If-Match is safe."""
 
 
 class RecordedKeys:
@@ -281,9 +286,9 @@ class CampaignLedger:
         body: dict[str, Any],
         **fields: Any,
     ) -> Reply:
-        """Send the command and wait for its answer; `CommandNotPublished` when the broker or
-        the agent does not answer in time (the command may still be decided later: a retry with
-        the same Idempotency-Key or If-Match is safe)."""
+        """Send the command and wait for its answer; `CommandNotPublished` when the broker does
+        not take it, `CommandUnanswered` when no answer comes in time (the command may still be
+        decided later: a retry with the same Idempotency-Key or If-Match is safe)."""
         command = Command(
             id=uuid.uuid4().hex,
             client=self.client_id,
@@ -310,7 +315,9 @@ class CampaignLedger:
             metrics.CAMPAIGN_COMMAND_WAIT_SECONDS.labels("answer").observe(
                 time.perf_counter() - sent
             )
-        except (KafkaError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            raise CommandUnanswered(f"no answer within {self.timeout:g} s") from exc
+        except KafkaError as exc:
             raise CommandNotPublished(type(exc).__name__) from exc
         finally:
             self._waiting.pop(command.id, None)

@@ -20,6 +20,7 @@ from core.ledger import (
     CampaignExists,
     CampaignNotFound,
     CommandNotPublished,
+    CommandUnanswered,
     IdempotencyKeyReused,
     VersionMismatch,
 )
@@ -48,7 +49,20 @@ def _answer(campaign: Campaign, response: Response) -> Campaign:
     return campaign
 
 
+_UNAVAILABLE = (
+    "The broker did not take the command (nothing changed), or the campaign agent gave no"
+    " answer in time (the change may still be applied). Either way a retry with the same"
+    " If-Match or Idempotency-Key is safe; Retry-After says when."
+)
+
+
 def _unavailable(exc: CommandNotPublished) -> ServiceUnavailable:
+    if isinstance(exc, CommandUnanswered):
+        return ServiceUnavailable(
+            f"The campaign agent gave no answer ({exc}); the change may still be applied."
+            " Retrying with the same If-Match or Idempotency-Key is safe.",
+            headers={"Retry-After": "1"},
+        )
     return ServiceUnavailable(
         f"The change was not accepted by the broker ({exc}); nothing changed. Retry.",
         headers={"Retry-After": "1"},
@@ -107,7 +121,7 @@ _CAMPAIGN_LINKS = {
             "an organisation; another organisation's use of an id is never in the way).",
         },
         422: {"model": Problem, "description": "Invalid body, or Idempotency-Key reused."},
-        503: {"model": Problem, "description": "The broker did not accept the event."},
+        503: {"model": Problem, "description": _UNAVAILABLE},
     },
 )
 async def create_campaign(
@@ -192,6 +206,7 @@ async def get_campaign(
         409: {"model": Problem, "description": "Transition not allowed (lists allowed ones)."},
         412: {"model": Problem, "description": "If-Match is not the current version."},
         428: {"model": Problem, "description": "Neither If-Match nor version was sent."},
+        503: {"model": Problem, "description": _UNAVAILABLE},
     },
 )
 async def patch_campaign(
