@@ -66,9 +66,12 @@ class TtlCache(Generic[V]):
         key: object,
         load: Callable[[], Awaitable[V]],
         version: Callable[[], Awaitable[Hashable]] | None = None,
+        cost: Callable[[V], float] | None = None,
     ) -> V:
         """The value for `key`, loading it with `load` when missing or too old. With `version`,
-        a refresh whose version equals the entry's keeps the entry instead of loading."""
+        a refresh whose version equals the entry's keeps the entry instead of loading. With
+        `cost`, a loaded value says what its load costs the share and budget (default: the
+        load's duration), for a value that paces its own expensive part."""
         now = time.monotonic()
         if self.refresh_budget is not None:
             self._read_at[key] = now
@@ -83,20 +86,21 @@ class TtlCache(Generic[V]):
             # refreshes it in the background instead of waiting for a load.
             if age < max(self.max_stale, entry[3] + self.max_stale - self.ttl):
                 _STALE.inc()
-                self._refresh(key, load, version)
+                self._refresh(key, load, version, cost)
                 return entry[1]
         _MISS.inc()
-        return await asyncio.shield(self._refresh(key, load, version))
+        return await asyncio.shield(self._refresh(key, load, version, cost))
 
     def _refresh(
         self,
         key: object,
         load: Callable[[], Awaitable[V]],
         version: Callable[[], Awaitable[Hashable]] | None,
+        cost: Callable[[V], float] | None = None,
     ) -> "asyncio.Task[V]":
         task = self._loading.get(key)
         if task is None:
-            task = asyncio.create_task(self._load(key, load, version))
+            task = asyncio.create_task(self._load(key, load, version, cost))
             self._loading[key] = task
         return task
 
@@ -105,6 +109,7 @@ class TtlCache(Generic[V]):
         key: object,
         load: Callable[[], Awaitable[V]],
         version: Callable[[], Awaitable[Hashable]] | None,
+        cost: Callable[[V], float] | None = None,
     ) -> V:
         try:
             loaded_at = time.monotonic()
@@ -116,11 +121,12 @@ class TtlCache(Generic[V]):
                 return entry[1]
             value = await load()
             done = time.monotonic()
+            spent = done - loaded_at if cost is None else cost(value)
             fresh_for = self.ttl
             if self.load_share:
-                fresh_for = max(fresh_for, (done - loaded_at) / self.load_share)
+                fresh_for = max(fresh_for, spent / self.load_share)
             if self.refresh_budget:
-                turn = (done - loaded_at) * self._keys_read(done) / self.refresh_budget
+                turn = spent * self._keys_read(done) / self.refresh_budget
                 fresh_for = max(fresh_for, turn)
             if len(self._entries) >= self.max_entries:
                 self._evict(done)

@@ -13,6 +13,7 @@ from api.errors import Unauthorized
 from api.ratelimit import RateLimits
 from briefs.service import BriefService
 from core.auth import InvalidToken, Principal, verify_token
+from core.changes import LocalChanges
 from core.clickhouse import Store
 from core.coalesce import Gathered
 from core.ledger import CampaignLedger
@@ -59,6 +60,9 @@ class Services:
     top_version: Callable[[], Awaitable[Hashable]] | None = None
     """What top-performer answers are versioned by: the in-process write counts in the embedded
     platform, else the store's parts metadata."""
+    engagement_writes: LocalChanges | None = None
+    """The in-process engagement writes (embedded platform): which campaigns they touched, so a
+    campaign pass reads only those again (`api.routes.top_performers.campaign_scopes`)."""
     forecast_cache: TtlCache[CampaignForecast | None] = field(
         default_factory=lambda: TtlCache(FORECAST_TTL_SECONDS, max_entries=10_000, load_share=0.25)
     )

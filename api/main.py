@@ -119,10 +119,6 @@ def _document_bearer_auth(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-_SCORING_SHARE = 0.25
-"""At most this share of a thread goes to re-scoring one top-performers scope while its data
-keeps changing (an organisation-wide scoring of a million posts takes ~1.5 s: redone every 6 s
-at most, while a campaign's, in milliseconds, follows the TTL)."""
 _WARM_ORGANISATIONS = 20
 
 
@@ -208,13 +204,14 @@ def create_app(
             events_version=ENGAGEMENT_WRITES.current if writers_in_process else None,
             campaigns_version=CAMPAIGN_WRITES.current if writers_in_process else None,
             top_version=engagement_and_campaign_writes if writers_in_process else None,
+            engagement_writes=ENGAGEMENT_WRITES if writers_in_process else None,
             ack_after_store=ack_after_store,
             rollups=rollups,
             top_cache=TtlCache(
                 settings.top_performers_cache_ttl_seconds,
                 max_stale=settings.top_performers_cache_max_stale_seconds,
                 max_entries=10_000,
-                load_share=_SCORING_SHARE,
+                load_share=top_performers.SCORING_SHARE,
                 refresh_budget=settings.top_performers_refresh_share,
             ),
         )

@@ -8,15 +8,43 @@ live in the same process.
 """
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 
 class LocalChanges:
+    """A count of writes, and for the latest `_KEPT` of them which (organisation, id) pairs each
+    touched, when its writer says (the engagement sink: the campaigns of its batch)."""
+
+    _KEPT = 256
+
     def __init__(self) -> None:
         self.version = 0
+        self._touched: deque[tuple[int, frozenset[tuple[str, str]] | None]] = deque(
+            maxlen=self._KEPT
+        )
 
-    def bump(self) -> None:
+    def bump(self, touched: Iterable[tuple[str, str]] | None = None) -> None:
+        """One more write; `touched`: the (organisation, id) pairs it changed, None when it
+        may have changed anything (a CSV load also writes creator attributes)."""
         self.version += 1
+        self._touched.append((self.version, None if touched is None else frozenset(touched)))
+
+    def touched_since(self, version: int, org: str) -> set[str] | None:
+        """The ids of `org` that the writes after `version` touched; None when that is not
+        known (a write that may have changed anything, or one older than those kept)."""
+        found: set[str] = set()
+        if version >= self.version:
+            return found
+        if not self._touched or self._touched[0][0] > version + 1:
+            return None
+        for written, touched in reversed(self._touched):
+            if written <= version:
+                break
+            if touched is None:
+                return None
+            found.update(key for owner, key in touched if owner == org)
+        return found
 
     async def current(self) -> int:
         """The version as the read cache asks for it (an awaitable, like a store query)."""
@@ -24,8 +52,8 @@ class LocalChanges:
 
 
 ENGAGEMENT_WRITES = LocalChanges()
-"""Bumped by every write of engagement rows: the stream's sink and batch loads (which also write
-the creators table)."""
+"""Bumped by every write of engagement rows: the stream's sink (with the campaigns of its batch)
+and batch loads (which also write the creators table)."""
 ENDPOINT_WRITES = LocalChanges()
 """Bumped by every write of webhook endpoint rows (the API's changes, the dispatcher's
 disabling)."""

@@ -6,7 +6,9 @@ import bisect
 import heapq
 import itertools
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,6 +96,13 @@ _TOP_SQL = {
 # own), its id as the last column.
 _CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
     scope="org = {org:String} AND campaign_id != ''",
+    by="campaign_id, ",
+    by_column=", s.campaign_id",
+    order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",
+)
+# The same pass over some campaigns only: those whose data changed since the previous pass.
+_SOME_CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
+    scope="org = {org:String} AND campaign_id IN {campaigns:Array(String)}",
     by="campaign_id, ",
     by_column=", s.campaign_id",
     order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",
@@ -237,14 +246,42 @@ organisation with more pairs than this has its campaigns scored one by one, on f
 
 
 async def scored_campaigns(
-    store: Store, *, org: str, previous: "CampaignScopes | None" = None
+    store: Store,
+    *,
+    org: str,
+    previous: "CampaignScopes | None" = None,
+    changed: AbstractSet[str] | None = None,
+    writes: int | None = None,
 ) -> "CampaignScopes":
     """Every campaign scope of `org` (no platform or category filter), from one pass over its
     maintained per-post state: the first read of any of its campaigns then costs no query.
     Each campaign's creators are scored when first asked for (`CampaignScopes.ranking`); until
     then, `previous` (the organisation's pass before) answers for campaigns it had scored. The
     pass is held as an Arrow table (compact; rows are made for a campaign when it is scored);
-    past `MAX_CAMPAIGN_PASS_ROWS` it holds no campaign."""
+    past `MAX_CAMPAIGN_PASS_ROWS` it holds no campaign.
+
+    With `changed` (and `previous`), only those campaigns are read again: every other keeps
+    `previous`'s rows and scoring. `writes` is the count of engagement writes the pass read
+    (`core.changes.ENGAGEMENT_WRITES`, read before the query), so the next pass knows what
+    changed since."""
+    started = time.monotonic()
+    if changed is not None and previous is not None:
+        table = None
+        if changed:
+            table = await store.query_arrow(
+                _SOME_CAMPAIGNS_SQL,
+                {
+                    "org": org,
+                    "campaigns": sorted(changed),
+                    "platform": "",
+                    "category": "",
+                    "clip": POST_CLIP,
+                    "limit": MAX_CAMPAIGN_PASS_ROWS + 1,
+                },
+            )
+        if table is None or table.num_rows <= MAX_CAMPAIGN_PASS_ROWS:
+            fresh = await asyncio.to_thread(CampaignRows, table) if table is not None else {}
+            return previous.updated(fresh, changed, writes, time.monotonic() - started)
     table = await store.query_arrow(
         _CAMPAIGNS_SQL,
         {
@@ -255,9 +292,12 @@ async def scored_campaigns(
             "limit": MAX_CAMPAIGN_PASS_ROWS + 1,
         },
     )
-    if table.num_rows > MAX_CAMPAIGN_PASS_ROWS:
-        return CampaignScopes({}, previous)
-    return CampaignScopes(await asyncio.to_thread(CampaignRows, table), previous)
+    rows: Mapping[str, list[tuple[Any, ...]]] = {}
+    if table.num_rows <= MAX_CAMPAIGN_PASS_ROWS:
+        rows = await asyncio.to_thread(CampaignRows, table)
+    return CampaignScopes(
+        rows, previous, writes=writes, full_at=started, full_seconds=time.monotonic() - started
+    )
 
 
 class CampaignRows(Mapping[str, list[tuple[Any, ...]]]):
@@ -293,23 +333,94 @@ class CampaignRows(Mapping[str, list[tuple[Any, ...]]]):
         return len(self._ranges)
 
 
+class ChangedRows(Mapping[str, list[tuple[Any, ...]]]):
+    """A full pass's rows with some campaigns' rows replaced by a later, partial pass (None: the
+    campaign has no rows any more)."""
+
+    def __init__(
+        self,
+        full: Mapping[str, list[tuple[Any, ...]]],
+        changed: Mapping[str, list[tuple[Any, ...]] | None],
+    ) -> None:
+        self.full = full
+        self.changed = changed
+
+    def __getitem__(self, campaign_id: str) -> list[tuple[Any, ...]]:
+        if campaign_id in self.changed:
+            rows = self.changed[campaign_id]
+            if rows is None:
+                raise KeyError(campaign_id)
+            return rows
+        return self.full[campaign_id]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (c for c in self.full if c not in self.changed)
+        yield from (c for c, rows in self.changed.items() if rows is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class CampaignScopes:
     """The rows of every campaign scope of one organisation from one scoring pass; each
     campaign's `ScopeRanking` is made once, on its first read (one scoring task shared by
     concurrent readers), and meanwhile the previous pass's answers, as a stale pass would.
-    A campaign without rows had no data when the pass ran."""
+    A campaign without rows had no data when the pass ran.
+
+    `full_at`, `full_seconds`: when the full pass these rows come from began
+    (`time.monotonic`) and how long it took; a partial pass (`updated`) keeps them and says
+    how long it took in `partial_seconds` (None for a full pass). `writes`: the engagement
+    writes the rows include."""
 
     def __init__(
-        self, rows: Mapping[str, list[tuple[Any, ...]]], previous: "CampaignScopes | None" = None
+        self,
+        rows: Mapping[str, list[tuple[Any, ...]]],
+        previous: "CampaignScopes | None" = None,
+        *,
+        writes: int | None = None,
+        full_at: float | None = None,
+        full_seconds: float = 0.0,
+        partial_seconds: float | None = None,
+        rankings: "dict[str, asyncio.Task[ScopeRanking]] | None" = None,
     ) -> None:
         self._rows = rows
-        self._rankings: dict[str, asyncio.Task[ScopeRanking]] = {}
+        self._rankings: dict[str, asyncio.Task[ScopeRanking]] = rankings or {}
         self._previous = previous
+        self.writes = writes
+        self.full_at = time.monotonic() if full_at is None else full_at
+        self.full_seconds = full_seconds
+        self.partial_seconds = partial_seconds
         if previous is not None:
             previous._previous = None  # one pass back, never a chain
 
     def __contains__(self, campaign_id: object) -> bool:
         return campaign_id in self._rows
+
+    def updated(
+        self,
+        fresh: Mapping[str, list[tuple[Any, ...]]],
+        changed: AbstractSet[str],
+        writes: int | None,
+        seconds: float,
+    ) -> "CampaignScopes":
+        """These scopes with the `changed` campaigns' rows from `fresh` (a partial pass); every
+        other campaign keeps its rows and its scoring."""
+        full = self._rows
+        replaced: dict[str, list[tuple[Any, ...]] | None] = {}
+        if isinstance(self._rows, ChangedRows):
+            full, replaced = self._rows.full, dict(self._rows.changed)
+        for campaign_id in changed:
+            replaced[campaign_id] = fresh.get(campaign_id)
+        kept = {c: task for c, task in self._rankings.items() if c not in changed}
+        return CampaignScopes(
+            ChangedRows(full, replaced),
+            self,
+            writes=writes,
+            full_at=self.full_at,
+            full_seconds=self.full_seconds,
+            partial_seconds=seconds,
+            rankings=kept,
+        )
 
     async def ranking(self, campaign_id: str) -> ScopeRanking:
         task = self._rankings.get(campaign_id)

@@ -300,7 +300,7 @@ class EngagementSink:
         if self.rollups is not None:
             self.rollups.add_rows(_stored_rows(batch, {i for i, _ in refused}), _wall_ms())
         metrics.SINK_BATCH_ROWS.observe(len(batch))
-        ENGAGEMENT_WRITES.bump()
+        ENGAGEMENT_WRITES.bump(set(zip(batch.orgs, (row[3] for row in batch.rows), strict=True)))
         return refused
 
     async def _insert(

@@ -38,7 +38,7 @@ from scoring.queries import (
 from streams.agents.engagement import EngagementConsumer
 from streams.transforms import EVENT_COLUMNS
 from tests.api.test_http import assert_problem
-from tests.conftest import wait_until
+from tests.conftest import served, wait_until
 from tests.factories import encode, make_event
 
 _ids = itertools.count()
@@ -750,3 +750,160 @@ def test_a_campaign_pass_held_as_arrow_gives_each_campaign_its_rows() -> None:
     # A dictionary-encoded campaign column (the store's LowCardinality) is read the same.
     encoded = table.set_column(16, "c16", table.column(16).dictionary_encode())
     assert scoring_queries.CampaignRows(encoded)["cmp_2"] == rows[2:3]
+
+
+# -- partial campaign passes -----------------------------------------------------------------
+
+
+def test_a_partial_pass_replaces_the_changed_campaigns_and_keeps_the_others_scorings() -> None:
+    async def check() -> None:
+        first = CampaignScopes(
+            {
+                "cmp_1": [_scope_row("cmp_1", "inf_a", 10)],
+                "cmp_2": [_scope_row("cmp_2", "inf_b", 20)],
+                "cmp_3": [_scope_row("cmp_3", "inf_c", 30)],
+            },
+            writes=4,
+            full_seconds=2.0,
+        )
+        kept = await first.ranking("cmp_1")
+        await first.ranking("cmp_2")
+        fresh = {
+            "cmp_2": [_scope_row("cmp_2", "inf_b", 20), _scope_row("cmp_2", "inf_d", 5)],
+            "cmp_4": [_scope_row("cmp_4", "inf_e", 1)],
+        }
+        second = first.updated(fresh, {"cmp_2", "cmp_3", "cmp_4"}, writes=7, seconds=0.01)
+        assert (second.writes, second.full_at, second.full_seconds) == (7, first.full_at, 2.0)
+        assert second.partial_seconds == 0.01
+        # cmp_3 had no rows any more; cmp_4 had its first.
+        assert sorted(second._rows) == ["cmp_1", "cmp_2", "cmp_4"]
+        assert "cmp_3" not in second
+        assert "cmp_4" in second
+        # An unchanged campaign keeps its scoring (same generation: no ranking again).
+        assert await second.ranking("cmp_1") is kept
+        # A changed one is scored again, the previous scoring answering meanwhile.
+        await second.ranking("cmp_2")
+        await wait_until(lambda: second._rankings["cmp_2"].done())
+        changed = await second.ranking("cmp_2")
+        assert sorted(c.influencer_id for c in changed.creators) == ["inf_b", "inf_d"]
+        # A partial pass over a partial pass still replaces rows of the full pass only once.
+        third = second.updated({}, {"cmp_1"}, writes=8, seconds=0.01)
+        assert sorted(third._rows) == ["cmp_2", "cmp_4"]
+        assert third._rows.full is first._rows  # type: ignore[attr-defined]
+        assert await third.ranking("cmp_2") is changed
+
+    asyncio.run(check())
+
+
+_CAMPAIGNS = [f"cmp_{n}" for n in range(5)]
+_ROW = st.fixed_dictionaries(
+    {
+        "campaign_id": st.sampled_from(_CAMPAIGNS),
+        "influencer_id": st.sampled_from([f"inf_{n}" for n in range(6)]),
+        "platform": st.sampled_from(["instagram", "tiktok"]),
+        "post_id": st.sampled_from(["", "p1", "p2", "p3"]),
+        "views": st.integers(0, 500),
+        "likes": st.integers(0, 50),
+        "comments": st.integers(0, 5),
+        "shares": st.integers(0, 5),
+    }
+)
+
+
+@given(
+    first=st.lists(_ROW, min_size=1, max_size=12),
+    later=st.lists(st.lists(_ROW, min_size=1, max_size=6), min_size=1, max_size=3),
+    followers=st.dictionaries(
+        st.sampled_from([f"inf_{n}" for n in range(6)]), st.integers(1, 10**6)
+    ),
+)
+@hypothesis.settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+def test_partial_passes_answer_as_a_full_pass_does(
+    store: Store,
+    first: list[dict[str, Any]],
+    later: list[list[dict[str, Any]]],
+    followers: dict[str, int],
+) -> None:
+    """For random streams of batches (repeated posts, late batches for earlier campaigns), the
+    campaign scopes renewed by partial passes over the campaigns each batch touched rank every
+    campaign exactly as a full pass over all of them. (A follower count reported in one campaign
+    also changes a creator's rows in its others: left to the next full pass, so the later
+    batches here report none.)"""
+    org = f"o{next(_ids)}"
+    reported = [{**row, "followers": followers.get(row["influencer_id"])} for row in first]
+
+    async def check() -> None:
+        insert_rows(store, [{**row, "org": org} for row in reported])
+        scopes = await scoring_queries.scored_campaigns(store, org=org, writes=1)
+        for batch in later:
+            insert_rows(store, [{**row, "org": org} for row in batch])
+            touched = {row["campaign_id"] for row in batch}
+            scopes = await scoring_queries.scored_campaigns(
+                store, org=org, previous=scopes, changed=touched, writes=1
+            )
+            assert scopes.partial_seconds is not None
+        full = await scoring_queries.scored_campaigns(store, org=org)
+        assert sorted(scopes._rows) == sorted(full._rows)
+        for campaign_id in _CAMPAIGNS:
+            for sort in ("engagementScore", "engagementRate"):
+                assert rank(
+                    (await scopes.ranking(campaign_id)).creators, sort=sort, limit=100, min_views=0
+                ) == rank(
+                    (await full.ranking(campaign_id)).creators, sort=sort, limit=100, min_views=0
+                ), (campaign_id, sort)
+
+    asyncio.run(check())
+
+
+async def test_a_new_event_reaches_its_campaigns_ranking_through_a_partial_pass(
+    settings: Settings,
+    store: Store,
+    topics: None,
+    token: str,
+    pipeline: EngagementConsumer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the embedded platform (the engagement writers in the API's process) the sink says
+    which campaigns each batch touched, and the next campaign pass reads only those again."""
+    insert_rows(
+        store,
+        [
+            {"influencer_id": f"inf_{n}", "campaign_id": f"cmp_p{n % 3}", "views": 100, "likes": n}
+            for n in range(9)
+        ],
+    )
+    app = create_app(settings, store=store, writers_in_process=True)
+    passes = count_campaign_passes(monkeypatch)
+    async with served(app, token) as client:
+        await app.state.warming
+        before = await top(client, campaignId="cmp_p0")
+        assert [i["influencerId"] for i in before["items"]] == ["inf_6", "inf_3", "inf_0"]
+        response = await client.post(
+            "/events",
+            json=[make_event(influencerId="inf_new", campaignId="cmp_p1", views=10, likes=9)],
+        )
+        assert response.status_code == 202, response.text
+
+        async def ranked_first() -> bool:
+            items = (await top(client, campaignId="cmp_p1"))["items"]
+            return bool(items) and items[0]["influencerId"] == "inf_new"
+
+        await wait_until(ranked_first, timeout=10)
+        # Read through a partial pass over the one campaign the event touched.
+        assert passes[-1].partial_seconds is not None
+        assert sorted(passes[-1]._rows.changed) == ["cmp_p1"]  # type: ignore[attr-defined]
+        for campaign_id in ("cmp_p0", "cmp_p1", "cmp_p2"):
+            alone = rank(
+                await scoring_queries.scored_creators(
+                    store, org="acme", campaign_id=campaign_id, platform=None, category=None
+                ),
+                sort="engagementRate",
+                limit=10,
+                min_views=0,
+            )
+            answer = await top(client, campaignId=campaign_id)
+            assert answer == alone.model_dump(by_alias=True, mode="json")
