@@ -64,7 +64,14 @@ BENCHMARKS: dict[str, Benchmark] = {
         lambda: etl.run(rounds=1, seconds=1, sizes=(500,), latency_rounds=1, smoke=True),
     ),
     "rankings": Benchmark(
-        rankings.run, lambda: rankings.run(sizes=(2000,), seconds=1, rounds=1, smoke=True)
+        rankings.run,
+        lambda: rankings.run(
+            sizes=(2000,),
+            seconds=1,
+            rounds=1,
+            smoke=True,
+            busy={"events": 2000, "campaigns": 50, "samples": 2, "rate": 100.0},
+        ),
     ),
     "mix": Benchmark(mix.run, lambda: mix.run(seconds=3, multiples=(0.05,))),
     "insights": Benchmark(insights.run, lambda: insights.run(smoke=True)),
