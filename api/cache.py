@@ -135,6 +135,11 @@ class TtlCache(Generic[V]):
         finally:
             self._loading.pop(key, None)
 
+    def forget_reads(self) -> None:
+        """Keys read so far no longer share the refresh budget (until read again): for loads
+        that were not reads, such as start-up's scoring of scopes nobody may read."""
+        self._read_at.clear()
+
     def _keys_read(self, now: float) -> int:
         """How many keys were read within `budget_window` (pruned at most once a second)."""
         if now - self._pruned >= 1.0:

@@ -137,6 +137,9 @@ async def _score_organisations(services: Services) -> None:
                 )
     except StoreError as exc:
         log.warning("api.warm_up_failed", error=str(exc))
+    # Scored, not read: a scope nobody reads must not lengthen the refresh turns of those that
+    # are (the first half-minute's rankings would lag for it).
+    services.top_cache.forget_reads()
 
 
 def create_app(

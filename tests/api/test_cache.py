@@ -207,3 +207,32 @@ async def test_an_entry_fresh_past_max_stale_is_refreshed_in_the_background_not_
     await asyncio.sleep(0)
     assert loads == 2  # refreshed in the background
     assert await cache.get("k", load) == 2
+
+
+async def test_keys_whose_reads_are_forgotten_do_not_lengthen_the_others_turns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Start-up scores scopes nobody may read: once their reads are forgotten, a key read alone
+    is refreshed as often as the budget allows one key, not one key in eight."""
+    clock = [1000.0]
+    monkeypatch.setattr("api.cache.time.monotonic", lambda: clock[0])
+
+    async def load() -> float:
+        clock[0] += 0.05
+        return clock[0]
+
+    def fresh_for(cache: TtlCache[float], key: object) -> float:
+        return cache._entries[key][3]
+
+    warmed: TtlCache[float] = TtlCache(ttl=0.0, max_stale=60, refresh_budget=0.25)
+    forgotten: TtlCache[float] = TtlCache(ttl=0.0, max_stale=60, refresh_budget=0.25)
+    for cache in (warmed, forgotten):
+        for key in range(8):
+            await cache.get(key, load)
+    forgotten.forget_reads()
+    for cache in (warmed, forgotten):
+        clock[0] += 1.0
+        await cache.get(0, load)  # a read: served stale while a refresh loads
+        await cache._loading[0]
+    assert fresh_for(warmed, 0) == pytest.approx(0.05 * 8 / 0.25)
+    assert fresh_for(forgotten, 0) == pytest.approx(0.05 / 0.25)
