@@ -1,6 +1,5 @@
 """What routes depend on: the shared clients (built in the lifespan) and the caller's identity."""
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -64,8 +63,6 @@ class Services:
     engagement_writes: LocalChanges | None = None
     """The in-process engagement writes (embedded platform): which campaigns they touched, so a
     campaign pass reads only those again (`api.routes.top_performers.campaign_scopes`)."""
-    full_passes: "dict[str, asyncio.Task[CampaignScopes]]" = field(default_factory=dict)
-    """Per organisation, the full campaign pass running beside the partial ones."""
     forecast_cache: TtlCache[CampaignForecast | None] = field(
         default_factory=lambda: TtlCache(FORECAST_TTL_SECONDS, max_entries=10_000, load_share=0.25)
     )

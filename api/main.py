@@ -231,8 +231,6 @@ def create_app(
         finally:
             warming.cancel()
             watching.cancel()
-            for renewing in app.state.services.full_passes.values():
-                renewing.cancel()
             await app.state.services.briefs.aclose()
             if ledger is None:
                 await commands.stop()

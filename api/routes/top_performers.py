@@ -7,7 +7,6 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,8 +31,6 @@ router = APIRouter(tags=["top performers"])
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "A parameter is out of range or unknown."},
 }
-log = structlog.get_logger(__name__)
-
 MAX_LIMIT = 100
 
 
@@ -205,8 +202,7 @@ async def campaign_scopes(services: Services, org: str) -> CampaignScopes:
 
     In the embedded platform, which knows the campaigns each write of events touched, a pass
     after the first reads only those campaigns again (a new event is ranked without a pass
-    over ten thousand campaigns), and all of them every `FULL_PASS_SECONDS`, in the background
-    (`_renewed`)."""
+    over ten thousand campaigns), and all of them every `FULL_PASS_SECONDS`."""
 
     key = ("top-campaigns", org)
     writes = services.engagement_writes
@@ -216,14 +212,17 @@ async def campaign_scopes(services: Services, org: str) -> CampaignScopes:
         if not isinstance(previous, CampaignScopes):
             previous = None
         version = writes.version if writes is not None else None
-        if writes is None or previous is None or previous.writes is None:
-            return await scored_campaigns(
-                services.store, org=org, previous=previous, writes=version
-            )
-        previous = _renewed(services, org, previous, version)
-        changed = writes.touched_since(previous.writes or 0, org)
-        if changed is not None and len(changed) > MAX_PARTIAL_CAMPAIGNS:
-            changed = None
+        changed = None
+        if (
+            writes is not None
+            and previous is not None
+            and previous.writes is not None
+            and time.monotonic() - previous.full_at
+            < max(FULL_PASS_SECONDS, previous.full_seconds / SCORING_SHARE)
+        ):
+            changed = writes.touched_since(previous.writes, org)
+            if changed is not None and len(changed) > MAX_PARTIAL_CAMPAIGNS:
+                changed = None
         return await scored_campaigns(
             services.store, org=org, previous=previous, changed=changed, writes=version
         )
@@ -238,29 +237,6 @@ async def campaign_scopes(services: Services, org: str) -> CampaignScopes:
     scopes = await services.top_cache.get(key, load, _version(services), cost)
     assert isinstance(scopes, CampaignScopes)  # `load` always answers one
     return scopes
-
-
-def _renewed(
-    services: Services, org: str, previous: CampaignScopes, version: int | None
-) -> CampaignScopes:
-    """The scopes partial passes build on: `previous`, or the full pass run beside them since,
-    once it is done. A full pass is due every `FULL_PASS_SECONDS` (or every four times its own
-    duration, when slower); it runs in the background, so partial passes go on meanwhile and
-    are then made again on top of it (everything its reading began after)."""
-    renewing = services.full_passes.get(org)
-    if renewing is not None and renewing.done():
-        del services.full_passes[org]
-        if renewing.cancelled() or renewing.exception() is not None:
-            log.warning("top_performers.full_pass_failed", org=org, error=repr(renewing))
-        else:
-            return renewing.result()
-    elif renewing is None and time.monotonic() - previous.full_at >= max(
-        FULL_PASS_SECONDS, previous.full_seconds / SCORING_SHARE
-    ):
-        services.full_passes[org] = asyncio.create_task(
-            scored_campaigns(services.store, org=org, previous=previous, writes=version)
-        )
-    return previous
 
 
 def _version(services: Services) -> Callable[[], Awaitable[Hashable]]:

@@ -907,34 +907,3 @@ async def test_a_new_event_reaches_its_campaigns_ranking_through_a_partial_pass(
             )
             answer = await top(client, campaignId=campaign_id)
             assert answer == alone.model_dump(by_alias=True, mode="json")
-
-
-async def test_a_due_full_pass_runs_beside_the_partial_passes_and_is_then_built_on(
-    settings: Settings, store: Store, topics: None, token: str
-) -> None:
-    insert_rows(store, [{"influencer_id": "inf_a", "campaign_id": "cmp_f", "views": 100}])
-    app = create_app(settings, store=store, writers_in_process=True)
-    async with served(app, token):
-        await app.state.warming
-        services = app.state.services
-        current = await scoring_queries.scored_campaigns(store, org="acme", writes=0)
-        assert top_performers_routes._renewed(services, "acme", current, 0) is current
-        assert "acme" not in services.full_passes  # not due yet
-        current.full_at -= top_performers_routes.FULL_PASS_SECONDS
-        # Due: it starts in the background, and the partial passes go on from `current`.
-        assert top_performers_routes._renewed(services, "acme", current, 0) is current
-        renewing = services.full_passes["acme"]
-        assert top_performers_routes._renewed(services, "acme", current, 0) is current
-        assert services.full_passes["acme"] is renewing  # one at a time
-        full = await renewing
-        assert full.partial_seconds is None
-        assert full.full_at > current.full_at
-        assert "cmp_f" in full
-        # Once done, the next pass builds on it.
-        assert top_performers_routes._renewed(services, "acme", current, 0) is full
-        assert "acme" not in services.full_passes
-        # A failed full pass is logged and the partial passes go on from what they had.
-        failed = services.full_passes["acme"] = asyncio.get_running_loop().create_future()
-        failed.set_exception(RuntimeError("store gone"))
-        assert top_performers_routes._renewed(services, "acme", full, 0) is full
-        assert "acme" not in services.full_passes
