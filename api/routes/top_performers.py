@@ -228,11 +228,14 @@ async def campaign_scopes(services: Services, org: str) -> CampaignScopes:
         )
 
     def cost(scopes: CampaignScopes | ScopeRanking | None) -> float:
-        # A full pass paces itself (one every FULL_PASS_SECONDS, or every `full_seconds /
-        # SCORING_SHARE` when slower): only partial passes count against the scopes' budget,
-        # so a slow full pass does not hold the partial passes back.
+        # Where partial passes follow a full pass, the full pass paces itself (one every
+        # FULL_PASS_SECONDS, or every `full_seconds / SCORING_SHARE` when slower) and only
+        # partial passes count against the budget, so a slow full pass does not hold them
+        # back. A standalone API's every pass is a full one, paced like any other load.
         assert isinstance(scopes, CampaignScopes)
-        return scopes.partial_seconds or 0.0
+        if scopes.partial_seconds is not None:
+            return scopes.partial_seconds
+        return 0.0 if writes is not None else scopes.full_seconds
 
     scopes = await services.top_cache.get(key, load, _version(services), cost)
     assert isinstance(scopes, CampaignScopes)  # `load` always answers one

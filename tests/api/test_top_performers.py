@@ -907,3 +907,19 @@ async def test_a_new_event_reaches_its_campaigns_ranking_through_a_partial_pass(
             )
             answer = await top(client, campaignId=campaign_id)
             assert answer == alone.model_dump(by_alias=True, mode="json")
+
+
+async def test_a_standalone_apis_campaign_passes_are_paced_by_their_cost(
+    client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without in-process writers every campaign pass is a full one: it stays fresh for at
+    least its duration over the scoring share, as any expensive load does."""
+    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    await client._transport.app.state.warming  # type: ignore[attr-defined]
+    monkeypatch.setattr(services.top_cache, "ttl", 0.0)
+    insert_rows(store, [{"influencer_id": "inf_a", "campaign_id": "cmp_s", "likes": 5}])
+    services.top_cache.clear()
+    scopes = await top_performers_routes.campaign_scopes(services, "acme")
+    assert scopes.partial_seconds is None
+    fresh_for = services.top_cache._entries[("top-campaigns", "acme")][3]
+    assert fresh_for >= scopes.full_seconds / top_performers_routes.SCORING_SHARE > 0
