@@ -91,21 +91,25 @@ _TOP_SQL = {
     kind: _TOP_TEMPLATE.format(scope=scope, by="", by_column="", order="")
     for kind, scope in SCOPES.items()
 }
-# Every campaign scope of one organisation in one pass: the campaign scope's query with the
-# campaign as one more grouping key (each campaign's posts, clip bounds and creators are its
-# own), its id as the last column.
-_CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
-    scope="org = {org:String} AND campaign_id != ''",
-    by="campaign_id, ",
-    by_column=", s.campaign_id",
-    order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",
-)
-# The same pass over some campaigns only: those whose data changed since the previous pass.
-_SOME_CAMPAIGNS_SQL = _TOP_TEMPLATE.format(
-    scope="org = {org:String} AND campaign_id IN {campaigns:Array(String)}",
-    by="campaign_id, ",
-    by_column=", s.campaign_id",
-    order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",
+
+
+def _campaign_pass(scope: str) -> str:
+    """The campaign scope's query over the campaigns `scope` selects, with the campaign as one
+    more grouping key (each campaign's posts, clip bounds and creators are its own) and its id
+    as the last column."""
+    return _TOP_TEMPLATE.format(
+        scope=scope,
+        by="campaign_id, ",
+        by_column=", s.campaign_id",
+        order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",
+    )
+
+
+# Every campaign scope of one organisation in one pass, and the same pass over some campaigns
+# only: those whose data changed since the previous pass.
+_CAMPAIGNS_SQL = _campaign_pass("org = {org:String} AND campaign_id != ''")
+_SOME_CAMPAIGNS_SQL = _campaign_pass(
+    "org = {org:String} AND campaign_id IN {campaigns:Array(String)}"
 )
 
 # What the top-performers answer is computed from: engagement rows, the per-post totals and
@@ -265,33 +269,23 @@ async def scored_campaigns(
     (`core.changes.ENGAGEMENT_WRITES`, read before the query), so the next pass knows what
     changed since."""
     started = time.monotonic()
+    parameters = {
+        "org": org,
+        "platform": "",
+        "category": "",
+        "clip": POST_CLIP,
+        "limit": MAX_CAMPAIGN_PASS_ROWS + 1,
+    }
     if changed is not None and previous is not None:
         table = None
         if changed:
             table = await store.query_arrow(
-                _SOME_CAMPAIGNS_SQL,
-                {
-                    "org": org,
-                    "campaigns": sorted(changed),
-                    "platform": "",
-                    "category": "",
-                    "clip": POST_CLIP,
-                    "limit": MAX_CAMPAIGN_PASS_ROWS + 1,
-                },
+                _SOME_CAMPAIGNS_SQL, {**parameters, "campaigns": sorted(changed)}
             )
         if table is None or table.num_rows <= MAX_CAMPAIGN_PASS_ROWS:
             fresh = await asyncio.to_thread(CampaignRows, table) if table is not None else {}
             return previous.updated(fresh, changed, writes, time.monotonic() - started)
-    table = await store.query_arrow(
-        _CAMPAIGNS_SQL,
-        {
-            "org": org,
-            "platform": "",
-            "category": "",
-            "clip": POST_CLIP,
-            "limit": MAX_CAMPAIGN_PASS_ROWS + 1,
-        },
-    )
+    table = await store.query_arrow(_CAMPAIGNS_SQL, parameters)
     rows: Mapping[str, list[tuple[Any, ...]]] = {}
     if table.num_rows <= MAX_CAMPAIGN_PASS_ROWS:
         rows = await asyncio.to_thread(CampaignRows, table)
