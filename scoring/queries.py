@@ -28,34 +28,53 @@ SCOPES = {
 
 # Read from the maintained per-post state (`post_totals`, kept by the store as events and CSV
 # rows are inserted), never from raw events: a post's events are already folded together there.
-# CTEs are inlined by ClickHouse, so `creators_in_scope` is referenced once only; the follower
-# and attribute look-ups read their (small, per-creator) answers for every creator instead.
-_TOP_TEMPLATE = """
-WITH
-posts AS (
+# A campaign's post is a row of `post_totals` (campaign id leads its key), read with FINAL: parts
+# are merged as they stream in key order, so the store holds no table of every post (2.5x less
+# memory than grouping them). The organisation's scope groups a post's rows of all campaigns.
+# Each platform's clip bounds (5th and 95th percentile of its posts' rates) come from a window
+# over the per-platform rows, so the posts are read once, not twice with a join.
+# CTEs are inlined by ClickHouse, so `per_platform` and `creators_in_scope` are referenced once
+# only; the follower and attribute look-ups read their (small, per-creator) answers for every
+# creator instead.
+_POSTS_OF_CAMPAIGNS = """
+    SELECT {by}influencer_id, platform, views AS post_views, likes AS post_likes,
+           comments AS post_comments, shares AS post_shares, saves AS post_saves
+    FROM post_totals FINAL
+    WHERE {scope}{filters}"""
+_POSTS_OF_ORGANISATION = """
     SELECT {by}influencer_id, platform, sum(views) AS post_views, sum(likes) AS post_likes,
            sum(comments) AS post_comments, sum(shares) AS post_shares,
-           sum(saves) AS post_saves,
-           log((post_likes + post_comments + post_shares + 0.5) / (post_views + 1)) AS x
+           sum(saves) AS post_saves
     FROM post_totals
-    WHERE {scope}
-      AND ({{platform:String}} = '' OR platform = {{platform:String}})
-      AND ({{category:String}} = '' OR influencer_id IN (
+    WHERE {scope}{filters}
+    GROUP BY {by}influencer_id, platform, post"""
+_FILTERS = """
+      AND ({platform:String} = '' OR platform = {platform:String})
+      AND ({category:String} = '' OR influencer_id IN (
           SELECT influencer_id FROM creators FINAL
-          WHERE org = {{org:String}} AND lower(category) = lower({{category:String}})))
-    GROUP BY {by}influencer_id, platform, post
-),
-bounds AS (
-    SELECT {by}platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
-    FROM posts WHERE post_views > 0 GROUP BY {by}platform
+          WHERE org = {org:String} AND lower(category) = lower({category:String})))"""
+_TOP_TEMPLATE = """
+WITH
+posts AS ({posts}
 ),
 per_platform AS (
     SELECT {by}influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
            sum(post_comments) AS pc, sum(post_shares) AS ps, sum(post_saves) AS psv,
-           count() AS pn, groupArrayIf(least(greatest(x, lo), hi), post_views > 0) AS xs,
-           any(hi - lo) AS width
-    FROM posts LEFT JOIN bounds USING ({by}platform)
+           count() AS pn,
+           groupArrayIf(log((post_likes + post_comments + post_shares + 0.5) / (post_views + 1)),
+                        post_views > 0) AS rates
+    FROM posts
     GROUP BY {by}influencer_id, platform
+),
+clipped AS (
+    SELECT {by}influencer_id, platform, pv, pl, pc, ps, psv, pn,
+           quantileExactArray(0.05)(rates) OVER w AS lo,
+           quantileExactArray(0.95)(rates) OVER w AS hi,
+           arrayMap(v -> least(greatest(v, lo), hi), rates) AS xs,
+           -- NULL for a platform none of whose posts has views (no bounds).
+           if(sum(length(rates)) OVER w = 0, NULL, hi - lo) AS width
+    FROM per_platform
+    WINDOW w AS (PARTITION BY {by}platform)
 ),
 creators_in_scope AS (
     SELECT {by}influencer_id, argMax(platform, (pv, platform)) AS primary,
@@ -68,7 +87,7 @@ creators_in_scope AS (
             + arrayReduce('quantileExactHigh(0.5)', post_values)) / 2 AS centre,
            arrayMap(v -> least(greatest(v, centre - {{clip:Float64}}), centre + {{clip:Float64}}),
                     post_values) AS clipped
-    FROM per_platform GROUP BY {by}influencer_id
+    FROM clipped GROUP BY {by}influencer_id
 )
 SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.shares,
        s.saves, s.posts, length(s.post_values), arraySum(s.clipped),
@@ -87,18 +106,26 @@ LEFT JOIN (
 SETTINGS join_use_nulls = 1
 """
 
-_TOP_SQL = {
-    kind: _TOP_TEMPLATE.format(scope=scope, by="", by_column="", order="")
-    for kind, scope in SCOPES.items()
-}
+
+def _scope_sql(
+    scope: str, *, campaigns: bool, by: str = "", by_column: str = "", order: str = ""
+) -> str:
+    posts = (_POSTS_OF_CAMPAIGNS if campaigns else _POSTS_OF_ORGANISATION).format(
+        by=by, scope=scope, filters=_FILTERS
+    )
+    return _TOP_TEMPLATE.format(posts=posts, by=by, by_column=by_column, order=order)
+
+
+_TOP_SQL = {kind: _scope_sql(scope, campaigns=kind == "campaign") for kind, scope in SCOPES.items()}
 
 
 def _campaign_pass(scope: str) -> str:
     """The campaign scope's query over the campaigns `scope` selects, with the campaign as one
     more grouping key (each campaign's posts, clip bounds and creators are its own) and its id
     as the last column."""
-    return _TOP_TEMPLATE.format(
-        scope=scope,
+    return _scope_sql(
+        scope,
+        campaigns=True,
         by="campaign_id, ",
         by_column=", s.campaign_id",
         order="\nORDER BY s.campaign_id LIMIT {limit:UInt64}",

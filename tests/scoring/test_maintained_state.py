@@ -18,7 +18,6 @@ from core.settings import Settings
 from etl.loader import Outputs, load_file
 from scoring.engagement import POST_CLIP
 from scoring.queries import (
-    _TOP_SQL,
     SCOPES,
     Candidate,
     _candidates,
@@ -30,8 +29,11 @@ from tests.conftest import wait_until
 from tests.factories import clear_events, encode, make_event
 
 # The ranking as it was computed before any state was maintained: straight from raw events,
-# with each post's events summed at read time. The oracle the maintained answers are held to.
-_RAW_POSTS = """
+# with each post's events summed at read time, each platform's clip bounds joined to its posts.
+# The oracle the maintained answers are held to (written apart from `_TOP_SQL`, which reads the
+# maintained tables, merges posts with FINAL and takes the bounds from a window).
+_RAW_SQL = """
+WITH
 posts AS (
     SELECT influencer_id, platform, sum(views) AS post_views, sum(likes) AS post_likes,
            sum(comments) AS post_comments, sum(shares) AS post_shares,
@@ -44,24 +46,53 @@ posts AS (
           SELECT influencer_id FROM creators FINAL
           WHERE org = {{org:String}} AND lower(category) = lower({{category:String}})))
     GROUP BY influencer_id, platform, cityHash64(if(post_id != '', post_id, event_id))
-),"""
-_RAW_FOLLOWERS = """
+),
+bounds AS (
+    SELECT platform, quantileExact(0.05)(x) AS lo, quantileExact(0.95)(x) AS hi
+    FROM posts WHERE post_views > 0 GROUP BY platform
+),
+per_platform AS (
+    SELECT influencer_id, platform, sum(post_views) AS pv, sum(post_likes) AS pl,
+           sum(post_comments) AS pc, sum(post_shares) AS ps, sum(post_saves) AS psv,
+           count() AS pn, groupArrayIf(least(greatest(x, lo), hi), post_views > 0) AS xs,
+           any(hi - lo) AS width
+    FROM posts LEFT JOIN bounds USING (platform)
+    GROUP BY influencer_id, platform
+),
+creators_in_scope AS (
+    SELECT influencer_id, argMax(platform, (pv, platform)) AS primary,
+           arraySort(groupArray(platform)) AS platforms,
+           sum(pv) AS views, sum(pl) AS likes, sum(pc) AS comments,
+           sum(ps) AS shares, sum(psv) AS saves, sum(pn) AS posts,
+           arraySort(arrayFlatten(groupArray(xs))) AS post_values, max(width) AS post_range,
+           (arrayReduce('quantileExactLow(0.5)', post_values)
+            + arrayReduce('quantileExactHigh(0.5)', post_values)) / 2 AS centre,
+           arrayMap(v -> least(greatest(v, centre - {{clip:Float64}}), centre + {{clip:Float64}}),
+                    post_values) AS clipped
+    FROM per_platform GROUP BY influencer_id
+)
+SELECT s.influencer_id, s.primary, s.platforms, s.views, s.likes, s.comments, s.shares,
+       s.saves, s.posts, length(s.post_values), arraySum(s.clipped),
+       arraySum(arrayMap(v -> v * v, s.clipped)), f.latest_followers, c.handle, c.category,
+       s.post_range
+FROM creators_in_scope AS s
+LEFT JOIN (
     SELECT influencer_id,
            argMax(assumeNotNull(followers), (event_time, assumeNotNull(followers)))
                AS latest_followers
     FROM engagement_events
-    WHERE org = {org:String} AND followers IS NOT NULL
-    GROUP BY influencer_id"""
+    WHERE org = {{org:String}} AND followers IS NOT NULL
+    GROUP BY influencer_id
+) AS f ON f.influencer_id = s.influencer_id
+LEFT JOIN (
+    SELECT influencer_id, handle, category FROM creators FINAL WHERE org = {{org:String}}
+) AS c ON c.influencer_id = s.influencer_id
+SETTINGS join_use_nulls = 1
+"""
 
 
 def _raw_sql(kind: str) -> str:
-    sql = _TOP_SQL[kind]
-    start = sql.index("posts AS (")
-    end = sql.index("bounds AS (")
-    sql = sql[:start] + _RAW_POSTS.format(scope=SCOPES[kind]).strip() + "\n" + sql[end:]
-    start = sql.index("    SELECT influencer_id, argMaxMerge(latest)")
-    end = sql.index(") AS f ON")
-    return sql[:start] + _RAW_FOLLOWERS.strip("\n") + "\n" + sql[end:]
+    return _RAW_SQL.format(scope=SCOPES[kind])
 
 
 async def recomputed(
