@@ -341,7 +341,7 @@ def insert_events(table: str) -> str:
         AND event_id IN ({_bucket(table)}))
 ORDER BY rn
 LIMIT 1 BY event_id
-SETTINGS max_partitions_per_insert_block = 0, {_BLOCKS}
+SETTINGS max_partitions_per_insert_block = 0, parallel_view_processing = 1, {_BLOCKS}
 """
 
 
@@ -349,10 +349,12 @@ def insert_new_events(table: str) -> str:
     """Insert every valid row, for a file whose valid rows all have distinct ids into a store
     that holds no `csv:` id of the organisation (so none can be stored already): no existence
     check, no dedupe, one statement; two threads write the parts (sorted twice, for the
-    projection). Parameters: org."""
+    projection), and each block reaches the materialized views in parallel (one after another,
+    the views took 3.9 of the 4.7 s that 1M rows took to insert). Parameters: org."""
     return f"""
 {_INSERT_VALID_ROWS.format(table=table)}
-SETTINGS max_threads = 2, max_insert_threads = 2, max_partitions_per_insert_block = 0, {_BLOCKS}
+SETTINGS max_threads = 2, max_insert_threads = 2, max_partitions_per_insert_block = 0,
+    parallel_view_processing = 1, {_BLOCKS}
 """
 
 
