@@ -54,6 +54,9 @@ class Options:
     healthz_every: float | None = None
     """Sample `GET /healthz` this often (the floor of a route under the same load)."""
     request_timeout: float = 30.0
+    setup_once: bool = False
+    """Register the webhook endpoint, upload a CSV and generate a brief once, before the clock
+    starts, instead of on their periods during the load (a mix of reads and writes alone)."""
 
 
 @dataclass
@@ -132,6 +135,15 @@ class Load:
             connector=connector,
             timeout=timeout,
         ) as self._http:
+            periodic = [
+                (self.options.brief_every, self._brief),
+                (self.options.upload_every, self._upload),
+                (self.options.webhook_every, self._webhook),
+            ]
+            if self.options.setup_once:
+                for _, operation in reversed(periodic):
+                    await operation()
+                periodic = []
             await self._seed()
             self.results.started = time.monotonic()
             stop = asyncio.Event()
@@ -141,9 +153,7 @@ class Load:
                 ),
                 asyncio.create_task(self._every(self.options.lag_every, self._sample_lag, stop)),
                 asyncio.create_task(self._every(self.options.probe_every, self._probe, stop)),
-                asyncio.create_task(self._every(self.options.brief_every, self._brief, stop)),
-                asyncio.create_task(self._every(self.options.upload_every, self._upload, stop)),
-                asyncio.create_task(self._every(self.options.webhook_every, self._webhook, stop)),
+                *(asyncio.create_task(self._every(every, op, stop)) for every, op in periodic),
             ]
             if self.options.healthz_every is not None:
                 samplers.append(
