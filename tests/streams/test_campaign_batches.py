@@ -39,7 +39,8 @@ async def test_a_batch_stored_first_is_marked_after_the_slower_batch_before_it(
     second = asyncio.create_task(consumer._store_in_order({"n": 2, "seconds": 0.0}, first))
     await asyncio.sleep(0.1)
     assert consumer.marked == []  # the second is stored, but waits for the first
-    assert await second and await first
+    assert await second
+    assert await first
     assert consumer.marked == [1, 2]
 
 
