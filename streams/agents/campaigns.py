@@ -6,11 +6,6 @@ Offsets are committed (in the background, while the next batch is fetched) after
 projection and the pending deliveries are stored, so a crash re-reads at most the uncommitted
 events; events that already have deliveries in the store (only
 events published before this worker got the partition are looked up) are not fanned out again.
-
-Two batches are stored at once: the next batch's rows go in while the previous one's finish
-(each batch's deliveries before its campaign rows, as ever). A batch is marked stored, committed
-and handed to the dispatcher only after every batch before it, so a command that waits for its
-event to be stored (and an offset commit) never passes a batch still being written.
 """
 
 import asyncio
@@ -134,9 +129,6 @@ class CampaignConsumer(mode.Service):
         self._to_commit: dict[TopicPartition, int] = {}
         self._committing: asyncio.Task[None] | None = None
         self._consuming: asyncio.Task[Any] | None = None
-        self._storing: asyncio.Task[bool] | None = None
-        """The newest batch being stored (it waits for the one before it)."""
-        self._in_flight: set[asyncio.Task[bool]] = set()
         self.watch = StallWatch(
             "campaigns", lambda: self.consumer, lambda: {"consume_task": awaiting(self._consuming)}
         )
@@ -164,8 +156,6 @@ class CampaignConsumer(mode.Service):
         if self.consumer is not None:
             await self.committed()
             await self.consumer.stop()
-        for storing in self._in_flight:
-            storing.cancel()
 
     def _commit_soon(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit in the background: the next batch is fetched meanwhile (a commit is a broker
@@ -184,10 +174,7 @@ class CampaignConsumer(mode.Service):
                 log.warning("campaigns.commit_failed", error=type(exc).__name__)
 
     async def committed(self) -> None:
-        """Returns once the batches being stored are stored (or given up at stop) and every
-        offset handed to `_commit_soon` was committed (or failed)."""
-        if self._storing is not None and not self.should_stop:
-            await asyncio.shield(self._storing)
+        """Returns once every offset handed to `_commit_soon` was committed (or failed)."""
         if self._committing is not None:
             await self._committing
         if self._to_commit:
@@ -202,46 +189,24 @@ class CampaignConsumer(mode.Service):
             if not batch:
                 continue
             self.watch.read()
-            before = self._storing
-            self._storing = asyncio.create_task(self._store_in_order(batch, before))
-            self._in_flight.add(self._storing)
-            self._storing.add_done_callback(self._in_flight.discard)
-            if before is not None:
-                # At most two batches at once: this one and the one before it.
-                await asyncio.shield(before)
-
-    async def _store_in_order(
-        self,
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        before: "asyncio.Task[bool] | None",
-    ) -> bool:
-        """Store `batch` (retried while the store fails), then, once `before` is done, mark it
-        stored, commit it and hand its deliveries on. False when stopped first (or `before`
-        was): nothing of it or after it is marked or committed."""
-        while True:
-            try:
-                fresh = await self.store_batch(batch)
-                break
-            except StoreError as exc:
-                log.warning("campaigns.store_failed", error=str(exc))
-                if self.should_stop:
-                    return False
-                await asyncio.sleep(0.5)
-        if before is not None and not await asyncio.shield(before):
-            return False
-        self.stored(batch, fresh)
-        return True
+            while True:
+                try:
+                    await self.process(batch)
+                    break
+                except StoreError as exc:
+                    log.warning("campaigns.store_failed", error=str(exc))
+                    if self.should_stop:
+                        return
+                    await asyncio.sleep(0.5)
 
     @mode.Service.task
     async def _watch(self) -> None:
         """Reports a stalled consumer and reconnects it (`streams.stalls`)."""
         await self.watch.run(lambda: self.should_stop, self.sleep)
 
-    async def store_batch(
+    async def process(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> list[Delivery]:
-        """The batch's new pending deliveries, then its campaign versions and insights, in the
-        store; returns the deliveries."""
         assert self.consumer is not None
         events: list[tuple[int, CampaignEvent | CampaignInsight]] = []
         maybe_seen: set[str] = set()
@@ -279,21 +244,13 @@ class CampaignConsumer(mode.Service):
             self.store, [webhook_store.DeliveryState(d, "pending", "", 0) for d in fresh]
         )
         await project(self.store, [e for _, e in events])
-        return fresh
-
-    def stored(
-        self,
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        fresh: list[Delivery],
-    ) -> None:
-        """A stored batch: waiting commands are answered, its offsets committed and its
-        deliveries handed to the dispatcher."""
         STORED.advance(
             self.settings.campaign_topic,
             {tp.partition: rs[-1].offset + 1 for tp, rs in batch.items()},
         )
         self._commit_soon({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
         self.dispatcher.enqueue(fresh)
+        return fresh
 
 
 class CampaignClock(mode.Service):
