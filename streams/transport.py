@@ -44,6 +44,24 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
     async def _pause(self, partitions: list[aiokafka.TopicPartition]) -> None:
         self._ensure_consumer().pause(*partitions)
 
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's check that each assigned partition is fetched and processed; the partitions
+        paused here on purpose are not fetched, which is no fault (Faust logged an error for each
+        recovered changelog partition every few seconds once the worker had run five minutes)."""
+        if not self._stopped_fetching(tp):
+            super().verify_event_path(now, tp)
+
+    def verify_recovery_event_path(self, now: float, tp: TP) -> None:
+        if not self._stopped_fetching(tp):
+            super().verify_recovery_event_path(now, tp)
+
+    def _stopped_fetching(self, tp: TP) -> bool:
+        consumer = self._consumer
+        return (
+            consumer is not None
+            and aiokafka.TopicPartition(tp.topic, tp.partition) in consumer.paused()
+        )
+
 
 class _Recovery(Recovery):
     async def on_recovery_completed(self, generation_id: int = 0) -> None:

@@ -1,13 +1,16 @@
 """The worker's Faust app: where it keeps its files, and how it starts."""
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
 import faust
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer
 from faust.contrib.asgi import faust_app_running
+from faust.types import TP
 
 from core.clickhouse import Store
 from core.settings import Settings
@@ -83,3 +86,27 @@ async def test_the_agents_own_changelog_is_not_fetched_once_recovered(
     assert not changelog & set(consumer._fetcher._records)
     # The campaigns are in the table all the same.
     assert len(list(campaign_agent.table)) == 8
+
+
+async def test_the_paused_changelog_is_no_fault_to_faust_s_fetch_check(
+    campaign_agent: CampaignAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Faust checks that every assigned partition is fetched; past its timeout (five minutes)
+    it logged an error for each paused changelog partition every few seconds. The partitions
+    still fetched are checked as before."""
+    thread = campaign_agent.app.consumer._thread
+    consumer = thread._consumer
+    changelog = {tp for tp in consumer.assignment() if tp.topic.endswith("-changelog")}
+    assert changelog
+    assert changelog <= consumer.paused()
+    later = time.time() + 3600
+    with caplog.at_level(logging.ERROR):
+        for tp in changelog:
+            thread.verify_event_path(later, TP(tp.topic, tp.partition))
+            thread.verify_recovery_event_path(later, TP(tp.topic, tp.partition))
+        assert not [r for r in caplog.records if "Aiokafka" in r.getMessage()]
+        fetched = next(tp for tp in consumer.assignment() if tp not in consumer.paused())
+        thread.verify_recovery_event_path(later, TP(fetched.topic, fetched.partition))
+    # Not vacuous: a partition that is fetched is still checked (an hour from now, its last
+    # fetch is long past).
+    assert [r for r in caplog.records if "Aiokafka" in r.getMessage()]
