@@ -1,6 +1,6 @@
 """`make bench` (or `python -m bench [--smoke] [pipeline|decode|rollups|freshness|api|webhooks|
-briefs|etl|rankings|mix|insights|commands]`): every benchmark, each figure beside its baseline
-from the same run.
+briefs|etl|rankings|scoring|mix|insights|commands]`): every benchmark, each figure beside its
+baseline from the same run.
 
 `--smoke` runs each one in a tiny size, in seconds, so that a benchmark that no longer works is
 seen at once (the test suite runs it: tests/test_bench_smoke.py); its figures mean nothing. A
@@ -27,6 +27,7 @@ from bench import (
     pipeline,
     rankings,
     rollups,
+    scoring,
     webhooks,
 )
 
@@ -73,6 +74,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             busy={"events": 2000, "campaigns": 50, "samples": 2, "rate": 100.0},
         ),
     ),
+    "scoring": Benchmark(scoring.run, lambda: scoring.run(posts=20_000, rounds=1)),
     "mix": Benchmark(mix.run, lambda: mix.run(seconds=3, multiples=(0.05,))),
     "insights": Benchmark(insights.run, lambda: insights.run(smoke=True)),
     "commands": Benchmark(commands.run, lambda: commands.run(commands=5, campaigns=2)),
