@@ -29,8 +29,9 @@ SCOPES = {
 # Read from the maintained per-post state (`post_totals`, kept by the store as events and CSV
 # rows are inserted), never from raw events: a post's events are already folded together there.
 # A campaign's post is a row of `post_totals` (campaign id leads its key), read with FINAL: parts
-# are merged as they stream in key order, so the store holds no table of every post (2.5x less
-# memory than grouping them). The organisation's scope groups a post's rows of all campaigns.
+# are merged as they stream in key order, so the store holds no table of every post (on 1.8M
+# posts a pass over every campaign peaked at ~450 MiB, against ~790 MiB grouping them). The
+# organisation's scope groups a post's rows of all campaigns.
 # Each platform's clip bounds (5th and 95th percentile of its posts' rates) come from a window
 # over the per-platform rows, so the posts are read once, not twice with a join.
 # CTEs are inlined by ClickHouse, so `per_platform` and `creators_in_scope` are referenced once

@@ -136,12 +136,12 @@ class Load:
             timeout=timeout,
         ) as self._http:
             periodic = [
-                (self.options.brief_every, self._brief),
-                (self.options.upload_every, self._upload),
                 (self.options.webhook_every, self._webhook),
+                (self.options.upload_every, self._upload),
+                (self.options.brief_every, self._brief),
             ]
             if self.options.setup_once:
-                for _, operation in reversed(periodic):
+                for _, operation in periodic:
                     await operation()
                 periodic = []
             await self._seed()
