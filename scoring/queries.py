@@ -158,6 +158,37 @@ GROUP BY table ORDER BY table
 """
 
 
+_SEED_POSTS = """
+INSERT INTO post_totals
+SELECT {org:String}, concat('cmp_', toString(rand(1) % {campaigns:UInt64})),
+       concat('inf_', toString(rand(2) % {creators:UInt64})),
+       ['instagram', 'tiktok', 'youtube', 'x', 'facebook'][rand(3) % 5 + 1], rand64(4), 1,
+       rand(5) % 5000 + 1, rand(6) % 300, rand(7) % 30, rand(8) % 20, 0
+FROM numbers({rows:UInt64})
+"""
+_READ_POSTS = """
+SELECT campaign_id, influencer_id, platform, post, views, likes, comments, shares, saves
+FROM post_totals WHERE org = {org:String} FORMAT Null
+"""
+
+
+def seed_posts_sync(
+    store: Store, org: str, *, posts: int, campaigns: int, creators: int, parts: int
+) -> None:
+    """Random posts straight into the per-post state, in `parts` inserts (a benchmark's store:
+    campaigns `cmp_<n>`, creators `inf_<n>`)."""
+    for _ in range(parts):
+        store.command_sync(
+            _SEED_POSTS,
+            {"org": org, "campaigns": campaigns, "creators": creators, "rows": posts // parts},
+        )
+
+
+def read_posts_sync(store: Store, org: str) -> None:
+    """Every post of `org` read and dropped: the floor any scoring pays (a benchmark's baseline)."""
+    store.command_sync(_READ_POSTS, {"org": org})
+
+
 async def top_performers_version(store: Store) -> tuple[tuple[Any, ...], ...]:
     """A value that changes whenever the data behind `scored_creators` may have changed."""
     return tuple(await store.query_rows(_TOP_VERSION_SQL))
