@@ -17,7 +17,7 @@ import orjson
 
 from etl.generate import write_sample
 from schemas.events import PLATFORMS
-from soak.processes import Platform, metric_values, rss_bytes
+from soak.processes import Platform, cpu_seconds, metric_values, rss_bytes
 from soak.receiver import Receiver
 
 CAMPAIGNS = [f"cmp_soak_{i}" for i in range(200)]
@@ -59,6 +59,24 @@ class Options:
     starts, instead of on their periods during the load (a mix of reads and writes alone)."""
 
 
+def cores_per_sample(
+    cpu: list[tuple[float, dict[str, float]]],
+) -> list[tuple[float, dict[str, float]]]:
+    """CPU seconds per process sample -> cores each process used since the sample before."""
+    return [
+        (
+            at,
+            {
+                name: (used - before[name]) / (at - then)
+                for name, used in now.items()
+                if name in before
+            },
+        )
+        for (then, before), (at, now) in itertools.pairwise(cpu)
+        if at > then
+    ]
+
+
 @dataclass
 class Results:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
@@ -68,6 +86,8 @@ class Results:
     error_samples: list[str] = field(default_factory=list)
     memory: list[tuple[float, int, dict[str, int]]] = field(default_factory=list)
     """(seconds since start, events accepted so far, RSS per process)"""
+    cpu: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    """(seconds since start, CPU seconds used so far per process), sampled with `memory`"""
     lag: list[tuple[float, float, float]] = field(default_factory=list)
     """(seconds since start, max partition lag gauge, accepted events not yet read)"""
     probes_ms: list[float] = field(default_factory=list)
@@ -448,12 +468,24 @@ class Load:
         ):
             self.platform.snapshot()  # with the first sample after the warm-up
         self.results.memory.append((at, self.results.events_accepted, sample))
+        used = {
+            f"{name} ({pid})": seconds
+            for pid, name in self.platform.pids().items()
+            if (seconds := cpu_seconds(pid)) is not None
+        }
+        self.results.cpu.append((at, used))
         done = sum(len(v) for v in self.results.latencies_ms.values())
         backlog = self.results.lag[-1][2] if self.results.lag else 0.0
+        cores = cores_per_sample(self.results.cpu[-2:])
         print(
             f"{at:6.0f} s  requests {done:,}  errors {sum(self.results.errors.values())}  "
             f"events {self.results.events_accepted:,}  backlog {backlog:.0f}  RSS MiB "
-            + ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sample.items()),
+            + ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sample.items())
+            + (
+                "  cores " + ", ".join(f"{name} {c:.2f}" for name, c in cores[-1][1].items())
+                if cores
+                else ""
+            ),
             flush=True,
         )
 

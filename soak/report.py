@@ -3,7 +3,7 @@ process from the end of warm-up to the end of the load, consumer lag, freshness,
 
 from dataclasses import dataclass
 
-from soak.load import Options, Results
+from soak.load import Options, Results, cores_per_sample
 from soak.processes import role
 from soak.receiver import Receiver
 
@@ -154,6 +154,16 @@ def render(
             for at, _, sample in results.memory
         )
     )
+
+    cores = cores_per_sample(results.cpu)
+    if cores:
+        lines.append(
+            f"Cores per sample (CPU since the sample before; {' / '.join(names)}): "
+            + "; ".join(
+                f"{at:.0f} s " + ", ".join(f"{v:.2f}" for v in sample.values())
+                for at, sample in cores
+            )
+        )
 
     lag_ok, lag_text = lag_bounded(results, options, warmup)
     gauges = [g for _, g, _ in results.lag]
