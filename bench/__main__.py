@@ -1,5 +1,5 @@
 """`make bench` (or `python -m bench [--smoke] [pipeline|decode|rollups|freshness|api|webhooks|
-briefs|etl|rankings|scoring|mix|insights|commands]`): every benchmark, each figure beside its
+briefs|etl|rankings|scoring|mix|insights|commands|broker]`): every benchmark, each figure beside its
 baseline from the same run.
 
 `--smoke` runs each one in a tiny size, in seconds, so that a benchmark that no longer works is
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from bench import (
     api,
     briefs,
+    broker,
     commands,
     decode,
     etl,
@@ -78,6 +79,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "mix": Benchmark(mix.run, lambda: mix.run(seconds=3, multiples=(0.05,))),
     "insights": Benchmark(insights.run, lambda: insights.run(smoke=True)),
     "commands": Benchmark(commands.run, lambda: commands.run(commands=5, campaigns=2)),
+    "broker": Benchmark(
+        lambda: asyncio.run(broker.run()), lambda: asyncio.run(broker.run((200,), produced=20))
+    ),
 }
 
 
