@@ -14,7 +14,6 @@ and the broker's CPU seconds for the workload; and the ratio of small batches to
 """
 
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -24,16 +23,18 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import free_port, percentile
 from core.kafka import EmbeddedBroker
+from soak.processes import cpu_seconds
 
 TOPIC = "stored"
 BASELINE_BATCH = 500
 FILLERS = 8
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def broker_cpu(pid: int) -> float:
+    seconds = cpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError(f"the broker (pid {pid}) exited during the benchmark")
+    return seconds
 
 
 async def fill(bootstrap: str, records: int, batch: int) -> None:
@@ -85,7 +86,7 @@ async def workload(bootstrap: str, pid: int, stored: int, produced: int) -> dict
             received_at.update((r.offset, now) for r in got.get(tp, []) if r.offset >= stored)
 
     following = asyncio.create_task(follow())
-    used = cpu_seconds(pid)
+    used = broker_cpu(pid)
     round_trips = []
     try:
         for _ in range(produced):
@@ -103,7 +104,7 @@ async def workload(bootstrap: str, pid: int, stored: int, produced: int) -> dict
         "produce_p50": statistics.median(round_trips),
         "produce_p99": percentile(round_trips, 99),
         "delivery_p50": statistics.median(received_at[o] - sent_at[o] for o in sent_at) * 1000,
-        "cpu": cpu_seconds(pid) - used,
+        "cpu": broker_cpu(pid) - used,
     }
 
 
