@@ -67,8 +67,9 @@ async def fill(bootstrap: str, records: int, batch: int) -> None:
 
 
 async def workload(bootstrap: str, pid: int, stored: int, produced: int) -> dict[str, float]:
-    """The records stored so far have offsets 0..stored-1 (the broker's ListOffsets does not
-    always say so: it counts batches), so the consumer starts at `stored`."""
+    """The records stored so far have offsets 0..stored-1, so the consumer starts at `stored`
+    (the broker answers a ListOffsets for the end with its last batch's base offset plus one:
+    1 after a single batch of 500 records)."""
     tp = TopicPartition(TOPIC, 0)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=20)
     await consumer.start()

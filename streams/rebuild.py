@@ -155,7 +155,7 @@ async def _high_watermarks(
     consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout: float = 30.0
 ) -> dict[TopicPartition, int]:
     """Each partition's end as a fetch reports it. The embedded broker (Tansu 0.6) answers a
-    ListOffsets for the end with a count of batches rather than of records (`end_offsets` gave
+    ListOffsets for the end with its last batch's base offset plus one (`end_offsets` gave
     1 for a partition of five records sent in one batch), so the fetch's high watermark is
     taken too, and the larger one kept."""
     listed = await consumer.end_offsets(tps)
