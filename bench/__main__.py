@@ -1,6 +1,6 @@
 """`make bench` (or `python -m bench [--smoke] [pipeline|decode|rollups|freshness|api|webhooks|
-briefs|etl|rankings|scoring|mix|insights|commands|broker]`): every benchmark, each figure beside its
-baseline from the same run.
+briefs|etl|rankings|scoring|mix|insights|commands|broker|rowinserts]`): every benchmark, each
+figure beside its baseline from the same run.
 
 `--smoke` runs each one in a tiny size, in seconds, so that a benchmark that no longer works is
 seen at once (the test suite runs it: tests/test_bench_smoke.py); its figures mean nothing. A
@@ -28,6 +28,7 @@ from bench import (
     pipeline,
     rankings,
     rollups,
+    rowinserts,
     scoring,
     webhooks,
 )
@@ -82,6 +83,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "broker": Benchmark(
         lambda: asyncio.run(broker.run()), lambda: asyncio.run(broker.run((200,), produced=20))
     ),
+    "rowinserts": Benchmark(rowinserts.run, lambda: rowinserts.run(inserts=3, rounds=1)),
 }
 
 
