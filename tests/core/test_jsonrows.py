@@ -117,3 +117,14 @@ def test_datetimes_become_utc_text_truncated_to_the_columns_precision() -> None:
     to_s = jsonrows.converter("DateTime('UTC')")
     assert to_s is not None
     assert to_s(datetime(1970, 1, 1, 0, 0, 2, 500_000, tzinfo=UTC)) == "1970-01-01 00:00:02"
+
+
+def test_warming_reads_every_tables_column_types_at_once(store: Store) -> None:
+    """The first row insert into each table after a start needs no look-up of its columns."""
+    store.warm()
+    assert store._column_types["campaigns"]["created_at"] == "DateTime64(3, 'UTC')"
+    assert store._column_types["webhook_deliveries"]["due_at"] == "DateTime64(3, 'UTC')"
+    assert store._converters(store.client, "campaign_idempotency_keys", ("org", "key")) == [
+        None,
+        None,
+    ]
