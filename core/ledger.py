@@ -34,7 +34,7 @@ from schemas.campaigns import (
     CampaignPatch,
     CampaignStatus,
 )
-from schemas.commands import Command, Outcome, Reply
+from schemas.commands import Command, Outcome, Reply, reply_client
 
 log = structlog.get_logger(__name__)
 
@@ -166,15 +166,21 @@ class CampaignLedger:
                 **client_security(self.settings),
             )
             await consumer.start()
-            replies = TopicPartition(self.settings.campaign_replies_topic, 0)
-            consumer.assign([replies])
-            await consumer.seek_to_end(replies)
-            await consumer.position(replies)  # fixed before any command is sent
+            topic = self.settings.campaign_replies_topic
+            # Answers are spread over the topic's partitions (by command): a fetch of the
+            # embedded broker lists every message a partition holds that has new ones.
+            replies = [
+                TopicPartition(topic, p) for p in sorted(await self.producer.partitions_for(topic))
+            ]
+            consumer.assign(replies)
+            await consumer.seek_to_end(*replies)
+            for tp in replies:
+                await consumer.position(tp)  # fixed before any command is sent
             # The commands topic's partitions known before the first command (a send would
             # fetch them first).
             await self.producer.partitions_for(self.settings.campaign_commands_topic)
             self._consumer = consumer
-            self._reading = asyncio.create_task(self._read(consumer))
+            self._reading = asyncio.create_task(self._read(consumer, replies))
 
     async def stop(self) -> None:
         if self._reading is not None:
@@ -188,17 +194,16 @@ class CampaignLedger:
         for waiting in self._waiting.values():
             waiting.cancel()
 
-    async def _read(self, consumer: AIOKafkaConsumer) -> None:
-        """Answers while commands wait for them. With none waiting the partition is paused, so
-        an idle client sends the broker no fetches; it resumes from the same position."""
+    async def _read(self, consumer: AIOKafkaConsumer, replies: list[TopicPartition]) -> None:
+        """Answers while commands wait for them. With none waiting the partitions are paused,
+        so an idle client sends the broker no fetches; it resumes from the same positions."""
         mine = self.client_id.encode()
-        replies = TopicPartition(self.settings.campaign_replies_topic, 0)
         while True:
             if not self._waiting:
-                consumer.pause(replies)
+                consumer.pause(*replies)
                 self._asked.clear()
                 await self._asked.wait()
-                consumer.resume(replies)
+                consumer.resume(*replies)
             try:
                 batch = await consumer.getmany(timeout_ms=100)
             except KafkaError as exc:
@@ -207,7 +212,7 @@ class CampaignLedger:
                 continue
             for records in batch.values():
                 for record in records:
-                    if record.key != mine or record.value is None:
+                    if record.value is None or reply_client(record.key) != mine:
                         continue
                     reply = Reply.model_validate_json(record.value)
                     waiting = self._waiting.pop(reply.id, None)

@@ -3,8 +3,9 @@ the campaign agent that owns the campaign (`streams/agents/commands.py`).
 
 A command goes to `campaign-commands` keyed by the campaign id, so one agent (the owner of
 the id's partition) decides every command of a campaign in order; its answer goes to
-`campaign-command-replies`, where the client that sent it (`client`) picks it up by `id`.
-Internal topics: not part of the public contract.
+`campaign-command-replies`, keyed by the client and the command (`reply_key`, which spreads
+the answers over the topic's partitions), where the client that sent it (`client`) picks it up
+by `id`. Internal topics: not part of the public contract.
 """
 
 from enum import StrEnum
@@ -60,3 +61,14 @@ class Reply(BaseModel):
     error: str | None = None
     event: tuple[str, int, int] | None = None
     """Where the campaign event went (topic, partition, offset), for a wait on its storage."""
+
+
+def reply_key(client: str, command_id: str) -> bytes:
+    """The key of an answer: its client, then the command."""
+    return f"{client}/{command_id}".encode()
+
+
+def reply_client(key: bytes | None) -> bytes | None:
+    """The client of an answer's key (also of one keyed by its client alone, as answers were
+    before they were spread)."""
+    return None if key is None else key.split(b"/", 1)[0]

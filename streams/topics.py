@@ -21,7 +21,9 @@ def platform_topics(settings: Settings) -> list[TopicSpec]:
         # Every campaign version and insight, kept forever: `fk rebuild` replays them all.
         spec(settings.campaign_topic, settings.campaign_partitions, retention_ms=-1),
         spec(settings.campaign_commands_topic, settings.campaign_partitions),
-        spec(settings.campaign_replies_topic, 1),
+        # Answers spread by command: one partition would hold every answer, and each fetch of
+        # the embedded broker lists all a partition holds (BENCHMARKS.md).
+        spec(settings.campaign_replies_topic, settings.campaign_partitions),
         spec(settings.rollup_topic, settings.engagement_partitions),
         spec(settings.webhook_commands_topic, 1),
         spec(settings.webhook_dlq_topic, 1),

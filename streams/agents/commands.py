@@ -36,7 +36,7 @@ from core.ledger import RecordedKeys
 from core.repositories import campaigns as campaign_store
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignCreate, CampaignEvent, CampaignPatch
-from schemas.commands import Command, Outcome, Reply
+from schemas.commands import Command, Outcome, Reply, reply_key
 
 log = structlog.get_logger(__name__)
 
@@ -266,9 +266,9 @@ def add_campaign_agent(
             # answer is a timeout for the client, whose retry is safe).
             await app.producer.send(
                 replies,
-                key=command.client.encode(),
+                key=reply_key(command.client, command.id),
                 value=orjson.dumps(reply.model_dump(exclude_none=True)),
-                partition=0,
+                partition=None,
                 timestamp=None,
                 headers=None,
             )

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 
 from core.clickhouse import Store
@@ -21,7 +21,7 @@ from core.ledger import (
 from core.repositories import campaigns as campaign_store
 from core.settings import Settings
 from schemas.campaigns import Campaign, CampaignCreate, CampaignPatch, CampaignStatus
-from schemas.commands import Command, Outcome
+from schemas.commands import Command, Outcome, reply_client
 from streams.agents.commands import CampaignAgent
 
 # Campaign commands are answered by the campaign agent.
@@ -234,3 +234,35 @@ async def test_each_stage_of_a_commands_wait_is_measured(ledger: CampaignLedger)
         "answer": 1,
         "store": 1,
     }
+
+
+async def test_one_clients_answers_spread_over_the_replies_partitions(
+    settings: Settings, ledger: CampaignLedger
+) -> None:
+    """The embedded broker lists every message of a partition on each fetch that finds new
+    ones there, so answers go to every partition of the replies topic (by command), and the
+    client reads them all."""
+    created = await asyncio.gather(
+        *(ledger.create("acme", CampaignCreate(name=f"Spread {i}")) for i in range(24))
+    )
+    assert len({c.id for c, _ in created}) == 24
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topic = settings.campaign_replies_topic
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        assert len(partitions) == settings.campaign_partitions > 1
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        mine: dict[int, int] = {}
+        for _ in range(20):
+            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                for record in records:
+                    if reply_client(record.key) == ledger.client_id.encode():
+                        mine[tp.partition] = mine.get(tp.partition, 0) + 1
+            if sum(mine.values()) >= 24:
+                break
+    finally:
+        await consumer.stop()
+    assert sum(mine.values()) == 24
+    assert len(mine) > 1, f"every answer on one partition: {mine}"
