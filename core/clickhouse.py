@@ -297,14 +297,7 @@ class Store:
         opens its client, so the first requests after a start paid for that (on the embedded
         engine 9 ms a client, 110 ms the first), and the first row insert into each table for
         a look-up of its columns."""
-        found = self.client.query(
-            "SELECT table, name, type FROM system.columns WHERE database = {database:String}",
-            parameters={"database": self.database},
-        )
-        tables: dict[str, dict[str, str]] = {}
-        for table, name, type_name in found.result_rows:
-            tables.setdefault(str(table), {})[str(name)] = str(type_name)
-        self._column_types.update(tables)
+        self._read_column_types(self.client)
         for executor, size in self._sizes.items():
             everyone = threading.Barrier(size)
 
@@ -389,20 +382,26 @@ class Store:
         """How each column's values are written, from the table's column types (read once
         per table: the schema changes only by migrations, before any insert); None when a
         column is not known (the driver's insert then reports what is wrong)."""
+        if table not in self._column_types:
+            self._read_column_types(client, table)
         types = self._column_types.get(table)
-        if types is None:
-            found = client.query(
-                "SELECT name, type FROM system.columns"
-                " WHERE database = {database:String} AND table = {table:String}",
-                parameters={"database": self.database, "table": table},
-            )
-            types = {str(name): str(type_name) for name, type_name in found.result_rows}
-            if not types:
-                return None
-            self._column_types[table] = types
-        if any(name not in types for name in names):
+        if types is None or any(name not in types for name in names):
             return None
         return [jsonrows.converter(types[name]) for name in names]
+
+    def _read_column_types(self, client: Client, table: str | None = None) -> None:
+        """Read the column types of one table, or of every table of the database, into
+        `_column_types` (a table that does not exist stays out of it)."""
+        sql = "SELECT table, name, type FROM system.columns WHERE database = {database:String}"
+        parameters = {"database": self.database}
+        if table is not None:
+            sql += " AND table = {table:String}"
+            parameters["table"] = table
+        found = client.query(sql, parameters=parameters)
+        tables: dict[str, dict[str, str]] = {}
+        for found_table, name, type_name in found.result_rows:
+            tables.setdefault(str(found_table), {})[str(name)] = str(type_name)
+        self._column_types.update(tables)
 
     def insert_arrow_sync(
         self, table: str, data: pa.Table, settings: dict[str, Any] | None = None
