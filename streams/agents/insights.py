@@ -305,6 +305,10 @@ class InsightsDetector:
                     open_now[insight_id] = found
                 else:
                     open_now.pop(insight_id, None)
+            # Each minute closes over every scope (tens of milliseconds at 60,000 scopes, more
+            # when the baseline is refreshed): the loop serves the API and the other agents
+            # between minutes rather than after all of them.
+            await asyncio.sleep(0)
         self.restored_through = until
         await self._refresh_live(force=True)
         await self._send([f for f in open_now.values() if self._keep(f)])

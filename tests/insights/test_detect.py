@@ -136,6 +136,38 @@ def test_a_scope_without_a_baseline_is_not_judged() -> None:
     assert run(Detector(), series, 120) == []
 
 
+def test_new_scopes_every_minute_do_not_refresh_the_baseline_every_minute() -> None:
+    # A pass over every scope's baseline costs ~0.5 s at 60,000 scopes, so it runs every
+    # `baseline_every` minutes (and after each hour's profile update), not each minute a new
+    # scope appears; before any scope has a baseline's worth of history it does not run at all.
+    # A spike is still flagged on time meanwhile.
+    spike = Injection("spike", 600, 20, 3.0)
+    series = {campaign("c"): campaign_series(11, 800, STEADY, (spike,), START)}
+    detector = Detector()
+    refreshes: list[int] = []
+    refresh = detector._refresh_baseline
+
+    def counted(minute: int, n: int) -> None:
+        refreshes.append(minute)
+        refresh(minute, n)
+
+    detector._refresh_baseline = counted  # type: ignore[method-assign]
+    out: list[Insight] = []
+    for i in range(800):
+        for scope, s in series.items():
+            detector.observe(scope, START + i, float(s.views[i]), float(s.engagements[i]))
+        detector.observe(Scope("org_a", "creator", f"new_{i}"), START + i, 10.0, 1.0)
+        out.extend(detector.tick(START + i + 1))
+
+    cfg = detector.config
+    judged_from = cfg.baseline_minutes + cfg.recent_minutes - 1
+    assert min(refreshes) == START + judged_from
+    assert len(refreshes) <= (800 - judged_from) / cfg.baseline_every + 800 / 60 + 1
+    first = min(raised(out, "spike"), key=lambda i: i.at)
+    assert first.scope == campaign("c")
+    assert first.at - (START + spike.start) + 1 <= 2
+
+
 def test_silent_scopes_are_forgotten_and_their_memory_reused() -> None:
     detector = Detector(DetectorConfig(idle_minutes=30), capacity=64)
     per_scope = detector.bytes_per_scope

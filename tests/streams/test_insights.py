@@ -4,6 +4,8 @@ stalls only for live campaigns, and a `CampaignInsight` on `campaign-events` rea
 webhooks that subscribed to it, Slack, the delivery log and the insights table, with no
 campaign version change."""
 
+import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -221,8 +223,22 @@ async def test_restart_sends_open_episodes_once_and_stalls_only_of_live_campaign
     await live_campaign(store, "stalled")
 
     first = InsightsDetector(settings, store, clock=lambda: now)
+    seen: list[int | None] = []
+
+    async def watch() -> None:
+        while True:
+            seen.append(first.detector._next)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
     await first.start()
+    watcher.cancel()
     await first.stop()
+    # The restore replays the ring's minutes one at a time and lets the loop (the API's and
+    # the other agents') run between them, not only once all are replayed.
+    replayed = sorted({m for m in seen if m is not None})
+    assert len(replayed) >= first.detector.config.ring_minutes - 1
+    assert max(b - a for a, b in itertools.pairwise(replayed)) == 1
     records = await read_topic(settings, settings.campaign_topic, 3)
     sent = [INSIGHT_EVENT.validate_json(r.value) for r in records]
     found = {(e.scope.kind, e.scope.id, e.kind, e.metric, e.status) for e in sent}
