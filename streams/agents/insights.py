@@ -206,7 +206,7 @@ class InsightsDetector:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.detector = detector or Detector()
+        self.detector = detector if detector is not None else Detector()
         self.restored_through = 0
         """Rollups of minutes before this were read from the store at start: skipped."""
         self.live: set[tuple[str, str]] = set()
@@ -221,6 +221,9 @@ class InsightsDetector:
         self._assigning = asyncio.Lock()
         self._assignment: frozenset[int] | None = None
         self._assigned: asyncio.Task[None] | None = None
+        self._ticking = False
+        self._held: list[EngagementRollup] = []
+        """Rollups observed while a tick runs in its thread: added once it is done."""
 
     def judged_before(self) -> int:
         """The minute `tick` closes up to (exclusive) now."""
@@ -299,16 +302,15 @@ class InsightsDetector:
                 if self.owns(org, kind, scope_id):
                     self.detector.observe(Scope(org, kind, scope_id), minute, views, engagements)  # type: ignore[arg-type]
                 i += 1
-            for found in self.detector.tick(minute + 1):
+            # Each minute closes over every scope (tens of milliseconds at 60,000 scopes, half
+            # a second when the baseline is refreshed), in a thread: the loop serves the API
+            # and the other agents meanwhile.
+            for found in await asyncio.to_thread(self.detector.tick, minute + 1):
                 insight_id = insight_event(found).insight_id
                 if found.status == "raised":
                     open_now[insight_id] = found
                 else:
                     open_now.pop(insight_id, None)
-            # Each minute closes over every scope (tens of milliseconds at 60,000 scopes, more
-            # when the baseline is refreshed): the loop serves the API and the other agents
-            # between minutes rather than after all of them.
-            await asyncio.sleep(0)
         self.restored_through = until
         await self._refresh_live(force=True)
         await self._send([f for f in open_now.values() if self._keep(f)])
@@ -316,6 +318,9 @@ class InsightsDetector:
         return len(stored)
 
     def observe(self, rollup: EngagementRollup) -> None:
+        if self._ticking:
+            self._held.append(rollup)
+            return
         if rollup.minute < self.restored_through or not self.owns(
             rollup.org, rollup.kind, rollup.id
         ):
@@ -328,8 +333,17 @@ class InsightsDetector:
         )
 
     async def tick(self) -> list[CampaignInsight]:
-        """Close the minutes due and send their insights; the events sent."""
-        found = self.detector.tick(self.judged_before())
+        """Close the minutes due and send their insights; the events sent. The minutes close
+        in a thread (see `restore`); rollups that arrive meanwhile are held and added after, as
+        if they had come just after the tick."""
+        self._ticking = True
+        try:
+            found = await asyncio.to_thread(self.detector.tick, self.judged_before())
+        finally:
+            self._ticking = False
+            held, self._held = self._held, []
+            for rollup in held:
+                self.observe(rollup)
         if not found:
             return []
         await self._refresh_live()

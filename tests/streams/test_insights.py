@@ -6,6 +6,7 @@ campaign version change."""
 
 import asyncio
 import itertools
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from core.repositories import campaigns as campaign_store
 from core.repositories.insights import insert_insights
 from core.rollups import MINUTE_MS, MinuteRollups
 from core.settings import Settings
+from insights.detect import Detector, Insight
 from schemas.campaigns import Campaign, CampaignStatus
 from schemas.insights import INSIGHT_EVENT, ROLLUPS, CampaignInsight, EngagementRollup
 from streams.agents.insights import (
@@ -259,6 +261,30 @@ async def test_restart_sends_open_episodes_once_and_stalls_only_of_live_campaign
     await again.start()
     await again.stop()
     assert len(await read_topic(settings, settings.campaign_topic, len(sent))) == len(sent)
+
+
+async def test_rollups_that_arrive_while_minutes_close_in_a_thread_are_added_after(
+    settings: Settings, store: Store
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(Detector):
+        def tick(self, now: int) -> list[Insight]:
+            entered.set()
+            release.wait(10)
+            return super().tick(now)
+
+    brain = InsightsDetector(settings, store, detector=Slow(), clock=time.time)
+    ticking = asyncio.create_task(brain.tick())
+    assert await asyncio.to_thread(entered.wait, 10)
+    # The loop runs while the minutes close; what arrives meanwhile waits for the tick.
+    brain.observe(
+        EngagementRollup(org="o", kind="campaign", id="c", minute=1, views=5, engagements=1)
+    )
+    assert len(brain.detector) == 0
+    release.set()
+    assert await ticking == []
+    assert len(brain.detector) == 1
 
 
 async def test_each_worker_judges_only_the_scopes_of_its_rollup_partitions(
