@@ -182,6 +182,16 @@ async def scope_ranking(
     return ranking
 
 
+async def warm_organisation(services: Services, org: str) -> None:
+    """Score `org`'s whole-organisation scope and rank it by the default sort, as its first
+    `GET /top-performers?limit=...` would (at start, so that request waits for neither)."""
+    scored = await scope_ranking(services, org, None, None, None)
+    await _ranked(services.top_ranked, (org, None, None, None), scored, _DEFAULT_QUERY)
+
+
+_DEFAULT_QUERY = TopPerformersQuery.model_validate({})
+
+
 FULL_PASS_SECONDS = 30.0
 """How long a campaign pass may be renewed by partial passes (over the campaigns that new
 events touched) before all campaigns are read again: what a partial pass leaves out (a

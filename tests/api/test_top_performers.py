@@ -344,6 +344,35 @@ async def test_the_data_version_changes_with_inserts_not_with_merges(store: Stor
     assert await top_performers_version(store) != after_post_totals
 
 
+async def test_the_first_organisation_wide_request_after_a_start_waits_for_no_scoring(
+    settings: Settings, store: Store, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start scores the organisation's whole scope and ranks it by the default sort (at
+    10M events each takes seconds), so its first request finds both done."""
+    insert_rows(store, [{"influencer_id": f"inf_{n}", "views": 100, "likes": n} for n in range(5)])
+    app = create_app(settings, store=store)
+    async with served(app, token) as client:
+        await app.state.warming
+        work: list[str] = []
+        scored, ranked = top_performers_routes.scored_creators, RankedScope.of
+
+        async def scoring(*args: Any, **kwargs: Any) -> Any:
+            work.append("scoring")
+            return await scored(*args, **kwargs)
+
+        def ranking(cls: type[RankedScope], *args: Any) -> RankedScope:
+            work.append("ranking")
+            return ranked(*args)
+
+        monkeypatch.setattr(top_performers_routes, "scored_creators", scoring)
+        monkeypatch.setattr(RankedScope, "of", classmethod(ranking))
+        body = await top(client, limit=3)
+        assert [i["influencerId"] for i in body["items"]] == ["inf_4", "inf_3", "inf_2"]
+        assert work == []
+        await top(client, limit=3, sort="views")  # another sort is ranked on first use
+        assert work == ["ranking"]
+
+
 async def test_cached_answers_follow_new_rows_and_are_kept_while_nothing_changes(
     client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
