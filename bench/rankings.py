@@ -5,8 +5,9 @@ posts per creator: events are engagement increments on posts), `fk up` starts on
 same run:
 - the first organisation-wide `/top-performers` request after the start, for the organisation
   `fk up` prints a token for (`demo`, whose ranking the API scores in the background at start);
-- `hey -c 50 -q 10` (500 requests/s) on `/healthz` and on three scopes of `/top-performers`
-  (the organisation, one campaign, a platform with the score as sort), alternated, p99 medians;
+- from `SETTLE_SECONDS` after it (the start's background work done), `hey -c 50 -q 10` (500
+  requests/s) on `/healthz` and on three scopes of `/top-performers` (the organisation, one
+  campaign, a platform with the score as sort), alternated, p99 medians;
 - how long a new event, posted through the API, takes to reach each ranking (a creator with the
   highest engagement rate, read until it ranks first).
 
@@ -16,6 +17,7 @@ stream in, and how long a new event takes to be ranked first in its campaign.
 """
 
 import itertools
+import math
 import random
 import sys
 import threading
@@ -30,6 +32,7 @@ from core.auth import issue_token
 from core.settings import DEV_JWT_SECRET
 
 SIZES = (1_000_000, 10_000_000)
+SETTLE_SECONDS = 60
 POSTS_PER_CREATOR = 20
 SCOPES = {
     "organisation": "limit=10",
@@ -40,7 +43,7 @@ SCOPES = {
 
 def reaches_top(base: str, token: str, scope: str, query: str, tag: str, rank: int) -> float:
     """Seconds from a 202 for a new top creator's event until `query` ranks it first (the
-    `rank`-th new creator of a run beats the ones before it)."""
+    `rank`-th new creator of a run beats the ones before it); infinite past 120 s."""
     headers = {"Authorization": f"Bearer {token}"}
     creator = f"inf_new_{scope.replace('+', '_')}_{tag}"
     event = {
@@ -64,7 +67,9 @@ def reaches_top(base: str, token: str, scope: str, query: str, tag: str, rank: i
                 return time.perf_counter() - started
             time.sleep(0.02)
     leaders = [(i["influencerId"], i["engagementRate"]) for i in items[:3]]
-    raise TimeoutError(f"{creator} not ranked first by {query} within 120 s: {leaders}")
+    # Reported in the table ("> 120 s") rather than ending the run: the other figures stand.
+    print(f"  {creator} not ranked first by {query} within 120 s: {leaders}", flush=True)
+    return math.inf
 
 
 def measure(events: int, seconds: int, rounds: int, *, latency: bool = True) -> dict[str, float]:
@@ -79,6 +84,11 @@ def measure(events: int, seconds: int, rounds: int, *, latency: bool = True) -> 
         )
         first_ms = (time.perf_counter() - t) * 1000
         assert first.status_code == 200, first.text
+        if latency:
+            # The start's work (scoring every scope, the insights replay) goes on after /readyz
+            # answers: at 10M events /healthz p99 settles 20-40 s after it. Latency is steady
+            # state's; the first request above is the start's.
+            time.sleep(SETTLE_SECONDS)
         health: list[float] = []
         scoped: dict[str, list[float]] = {name: [] for name in SCOPES}
         for _ in range(rounds if latency else 0):
@@ -197,8 +207,12 @@ def run(
         row += "".join(
             f" {r[f'{n}_p99_ms']:.1f} ms ({r[f'{n}_p99_ms'] / h:.2f}x) |" for n in SCOPES
         )
-        row += "".join(f" {r[f'{n}_fresh_s']:.2f} s |" for n in SCOPES)
+        row += "".join(f" {_seconds(r[f'{n}_fresh_s'])} |" for n in SCOPES)
         print(row, flush=True)
+
+
+def _seconds(value: float) -> str:
+    return "> 120 s" if math.isinf(value) else f"{value:.2f} s"
 
 
 if __name__ == "__main__":
