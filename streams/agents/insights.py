@@ -224,6 +224,7 @@ class InsightsDetector:
         self._ticking = False
         self._held: list[EngagementRollup] = []
         """Rollups observed while a tick runs in its thread: added once it is done."""
+        self._waiting: set[asyncio.Future[None]] = set()
 
     def judged_before(self) -> int:
         """The minute `tick` closes up to (exclusive) now."""
@@ -332,19 +333,39 @@ class InsightsDetector:
             rollup.engagements,
         )
 
+    def _observe_when_ready(self, rollups: list[EngagementRollup]) -> None:
+        """Add `rollups` now, or once a rebuild that began meanwhile is done (a rebuild's
+        replay closes minutes in threads: nothing may be added to its detector before)."""
+        if self.ready.is_set():
+            for rollup in rollups:
+                self.observe(rollup)
+            return
+
+        async def later() -> None:
+            await self.ready.wait()
+            for rollup in rollups:
+                self.observe(rollup)
+
+        task = asyncio.ensure_future(later())
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
     async def tick(self) -> list[CampaignInsight]:
         """Close the minutes due and send their insights; the events sent. The minutes close
         in a thread (see `restore`); rollups that arrive meanwhile are held and added after, as
         if they had come just after the tick."""
         self._ticking = True
+        detector = self.detector
         try:
-            found = await asyncio.to_thread(self.detector.tick, self.judged_before())
+            found = await asyncio.to_thread(detector.tick, self.judged_before())
         finally:
             self._ticking = False
             held, self._held = self._held, []
-            for rollup in held:
-                self.observe(rollup)
-        if not found:
+            if held:
+                self._observe_when_ready(held)
+        if not found or detector is not self.detector:
+            # Rebuilt meanwhile (a new assignment): the rebuild decides from the store what is
+            # open, and this detector's findings are dropped with it.
             return []
         await self._refresh_live()
         return await self._send([f for f in found if self._keep(f)])

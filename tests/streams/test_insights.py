@@ -275,16 +275,36 @@ async def test_rollups_that_arrive_while_minutes_close_in_a_thread_are_added_aft
             return super().tick(now)
 
     brain = InsightsDetector(settings, store, detector=Slow(), clock=time.time)
+    brain.ready.set()  # restored
+
+    def rollup(n: int) -> EngagementRollup:
+        minute = brain.judged_before() - 1  # the minute the next tick closes
+        return EngagementRollup(
+            org="o", kind="campaign", id=f"c{n}", minute=minute, views=5, engagements=1
+        )
+
     ticking = asyncio.create_task(brain.tick())
     assert await asyncio.to_thread(entered.wait, 10)
     # The loop runs while the minutes close; what arrives meanwhile waits for the tick.
-    brain.observe(
-        EngagementRollup(org="o", kind="campaign", id="c", minute=1, views=5, engagements=1)
-    )
+    brain.observe(rollup(1))
     assert len(brain.detector) == 0
     release.set()
     assert await ticking == []
     assert len(brain.detector) == 1
+
+    # A rebuild that begins during a tick (its replay closes minutes in threads too): what
+    # arrived meanwhile is added once the rebuild is done, not into its replay.
+    entered.clear()
+    release.clear()
+    ticking = asyncio.create_task(brain.tick())
+    assert await asyncio.to_thread(entered.wait, 10)
+    brain.observe(rollup(2))
+    brain.ready.clear()
+    release.set()
+    assert await ticking == []
+    assert len(brain.detector) == 1
+    brain.ready.set()
+    await wait_until(lambda: len(brain.detector) == 2, timeout=5)
 
 
 async def test_each_worker_judges_only_the_scopes_of_its_rollup_partitions(
