@@ -142,7 +142,7 @@ async def top_performers(
     campaign_id, category = query.campaign_id, query.category
     platform_name = query.platform.value if query.platform else None
     scored = await scope_ranking(services, org, campaign_id, platform_name, category)
-    scope = (org, campaign_id, platform_name, category and category.lower())
+    scope = _ranked_scope(org, campaign_id, platform_name, category)
     body = await _ranked(services.top_ranked, scope, scored, query)
     return Response(body, media_type="application/json")
 
@@ -186,7 +186,7 @@ async def warm_organisation(services: Services, org: str) -> None:
     """Score `org`'s whole-organisation scope and rank it by the default sort, as its first
     `GET /top-performers?limit=...` would (at start, so that request waits for neither)."""
     scored = await scope_ranking(services, org, None, None, None)
-    await _ranked(services.top_ranked, (org, None, None, None), scored, _DEFAULT_QUERY)
+    await _ranked(services.top_ranked, _ranked_scope(org, None, None, None), scored, _DEFAULT_QUERY)
 
 
 _DEFAULT_QUERY = TopPerformersQuery.model_validate({})
@@ -263,6 +263,14 @@ def _version(services: Services) -> Callable[[], Awaitable[Hashable]]:
 
 
 _RANKED_MAX = 4096
+
+
+def _ranked_scope(
+    org: str, campaign_id: str | None, platform: str | None, category: str | None
+) -> Hashable:
+    """The key a scope's rankings are kept under in `services.top_ranked` (a request's and the
+    start's warm-up alike)."""
+    return (org, campaign_id, platform, category and category.lower())
 
 
 async def _ranked(
